@@ -1,0 +1,157 @@
+//! Where pixels come from: the [`Screens`] a share can pick from, the [`Source`] it captures, and the
+//! capture thread that turns grabs into published frames.
+
+mod pacing;
+mod thread;
+pub mod synthetic;
+pub mod xcap;
+
+use image::RgbaImage;
+use serde::Serialize;
+
+use crate::settings::MonitorChoice;
+
+pub use pacing::{Backoff, Pacer};
+pub(crate) use thread::{CaptureContext, spawn_capture_thread};
+
+/// One monitor as `screenshare list` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MonitorInfo {
+    /// Position in the list; what `--monitor N` names.
+    pub index: usize,
+    /// The platform's own id, stable while the monitor stays plugged in.
+    pub id: u32,
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub x: i32,
+    pub y: i32,
+    pub scale_factor: f32,
+    pub is_primary: bool,
+}
+
+/// The monitors of a machine (or a stand-in for tests).
+///
+/// Both calls block: they run on the capture thread or under `spawn_blocking`.
+pub trait Screens: Send + Sync + 'static {
+    /// Every monitor, in a stable order.
+    fn list(&self) -> Result<Vec<MonitorInfo>, CaptureError>;
+    /// Opens the chosen monitor (`None`: the primary one) for capture.
+    fn open(&self, choice: Option<&MonitorChoice>) -> Result<Box<dyn Source>, CaptureError>;
+}
+
+/// An opened monitor. It never leaves the capture thread, so it need not be `Send`.
+pub trait Source {
+    fn info(&self) -> &MonitorInfo;
+    /// The monitor's pixels right now.
+    fn grab(&mut self) -> Result<RgbaImage, CaptureError>;
+}
+
+/// Picks the chosen monitor out of a list, with an error that lists what there is.
+pub fn resolve(
+    monitors: &[MonitorInfo],
+    choice: Option<&MonitorChoice>,
+) -> Result<MonitorInfo, CaptureError> {
+    if monitors.is_empty() {
+        return Err(CaptureError::NoMonitors);
+    }
+    let found = match choice {
+        None => monitors
+            .iter()
+            .find(|monitor| monitor.is_primary)
+            .or_else(|| monitors.first()),
+        Some(MonitorChoice::Index(index)) => monitors.iter().find(|m| m.index == *index),
+        Some(MonitorChoice::Name(name)) => monitors
+            .iter()
+            .find(|m| m.name == *name)
+            .or_else(|| monitors.iter().find(|m| m.name.eq_ignore_ascii_case(name))),
+    };
+    found.cloned().ok_or_else(|| CaptureError::UnknownMonitor {
+        wanted: choice.map(ToString::to_string).unwrap_or_default(),
+        available: monitors
+            .iter()
+            .map(|m| format!("#{} \"{}\"", m.index, m.name))
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+/// Why a monitor could not be listed, opened or captured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaptureError {
+    #[error("no display to capture: {0}")]
+    NoDisplay(String),
+    #[error("no monitor {wanted}; the monitors are: {available} (see `screenshare list`)")]
+    UnknownMonitor { wanted: String, available: String },
+    #[error("the display reports no monitors")]
+    NoMonitors,
+    #[error("screen capture failed: {reason}{}", platform_hint())]
+    Failed { reason: String },
+}
+
+/// What to do about a failed capture on this platform, for the error message.
+fn platform_hint() -> &'static str {
+    if cfg!(target_os = "macos") {
+        " (on macOS, allow screenshare under System Settings > Privacy & Security > Screen Recording, then restart it)"
+    } else if cfg!(target_os = "linux") && std::env::var_os("WAYLAND_DISPLAY").is_some() {
+        " (on Wayland, capture goes through the desktop portal: accept its prompt, and check that xdg-desktop-portal and PipeWire are running)"
+    } else {
+        ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn monitor(index: usize, name: &str, is_primary: bool) -> MonitorInfo {
+        MonitorInfo {
+            index,
+            id: 100 + index as u32,
+            name: name.to_owned(),
+            width: 640,
+            height: 480,
+            x: 0,
+            y: 0,
+            scale_factor: 1.0,
+            is_primary,
+        }
+    }
+
+    #[test]
+    fn resolve_prefers_primary_by_default() {
+        let monitors = [monitor(0, "left", false), monitor(1, "main", true)];
+        let chosen = resolve(&monitors, None).expect("a monitor");
+        assert_eq!(chosen.name, "main");
+    }
+
+    #[test]
+    fn resolve_falls_back_to_first_without_primary() {
+        let monitors = [monitor(0, "left", false), monitor(1, "right", false)];
+        assert_eq!(resolve(&monitors, None).expect("a monitor").index, 0);
+    }
+
+    #[test]
+    fn resolve_by_index_and_name() {
+        let monitors = [monitor(0, "DP-1", true), monitor(1, "HDMI-1", false)];
+        let by_index = resolve(&monitors, Some(&MonitorChoice::Index(1))).expect("index 1");
+        assert_eq!(by_index.name, "HDMI-1");
+        let by_name = resolve(&monitors, Some(&MonitorChoice::Name("hdmi-1".into())))
+            .expect("name, any case");
+        assert_eq!(by_name.index, 1);
+    }
+
+    #[test]
+    fn unknown_monitor_lists_the_real_ones() {
+        let monitors = [monitor(0, "DP-1", true)];
+        let error = resolve(&monitors, Some(&MonitorChoice::Index(3))).expect_err("no #3");
+        let message = error.to_string();
+        assert!(message.contains("#3"), "{message}");
+        assert!(message.contains("DP-1"), "{message}");
+    }
+
+    #[test]
+    fn no_monitors_is_its_own_error() {
+        assert_eq!(resolve(&[], None), Err(CaptureError::NoMonitors));
+    }
+}

@@ -1,0 +1,136 @@
+//! Whether anyone is watching, told by the server to the capture thread, and the thread's doorbell.
+//!
+//! Viewers that poll (`<img>` reloads) leave no connection open, so "watching" is: a frame was asked
+//! for in the last few seconds, or someone holds a [`WatchGuard`] (a request waiting for a frame,
+//! the presenter's preview).
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+/// After this long without a frame request, the share counts as unwatched and capture stops.
+pub const IDLE_AFTER: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Default)]
+pub struct Demand {
+    inner: Mutex<Inner>,
+    bell: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    watchers: usize,
+    last_request: Option<Instant>,
+    rung: bool,
+}
+
+impl Demand {
+    /// Counts as a watcher until the guard is dropped.
+    pub fn watch(self: &Arc<Self>) -> WatchGuard {
+        let mut inner = self.lock();
+        inner.watchers += 1;
+        inner.rung = true;
+        self.bell.notify_all();
+        WatchGuard {
+            demand: self.clone(),
+        }
+    }
+
+    /// Whether the capture loop should be grabbing at `now`.
+    pub fn is_wanted(&self, now: Instant) -> bool {
+        let inner = self.lock();
+        inner.watchers > 0
+            || inner
+                .last_request
+                .is_some_and(|at| now.saturating_duration_since(at) < IDLE_AFTER)
+    }
+
+    /// Wakes the capture thread (settings changed, shutting down).
+    pub fn ring(&self) {
+        self.lock().rung = true;
+        self.bell.notify_all();
+    }
+
+    /// Sleeps up to `timeout`, or until rung. Returns whether it was rung.
+    pub fn sleep(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut inner = self.lock();
+        while !inner.rung {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            inner = self
+                .bell
+                .wait_timeout(inner, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        inner.rung = false;
+        true
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Keeps the share watched while held.
+#[derive(Debug)]
+pub struct WatchGuard {
+    demand: Arc<Demand>,
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        let mut inner = self.demand.lock();
+        inner.watchers = inner.watchers.saturating_sub(1);
+        inner.last_request = Some(Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nobody_watching_at_first() {
+        assert!(!Demand::default().is_wanted(Instant::now()));
+    }
+
+    #[test]
+    fn a_request_keeps_it_wanted_for_a_while() {
+        let demand = Arc::new(Demand::default());
+        drop(demand.watch());
+        let now = Instant::now();
+        assert!(demand.is_wanted(now));
+        assert!(!demand.is_wanted(now + IDLE_AFTER + Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn a_guard_keeps_it_wanted_until_dropped() {
+        let demand = Arc::new(Demand::default());
+        let guard = demand.watch();
+        let later = Instant::now() + IDLE_AFTER * 3;
+        assert!(demand.is_wanted(later));
+        drop(guard);
+        assert!(!demand.is_wanted(later));
+    }
+
+    #[test]
+    fn ring_wakes_a_sleeper() {
+        let demand = Arc::new(Demand::default());
+        let sleeper = {
+            let demand = demand.clone();
+            std::thread::spawn(move || demand.sleep(Duration::from_secs(30)))
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        demand.ring();
+        assert!(sleeper.join().expect("sleeper thread"));
+    }
+
+    #[test]
+    fn sleep_times_out_unrung() {
+        let demand = Demand::default();
+        assert!(!demand.sleep(Duration::from_millis(10)));
+    }
+}

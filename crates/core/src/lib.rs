@@ -1,0 +1,25 @@
+//! screenshare's engine: capture a monitor once, encode each frame once, serve it to every viewer.
+//!
+//! Pixels flow one way, from the capture thread ([`capture`]) through [`Frame`]s to the HTTP
+//! server ([`server`]); settings flow the other way, from a [`Share`] handle to the capture thread.
+
+pub mod capture;
+mod demand;
+pub mod encode;
+mod error;
+pub mod frame;
+pub mod net;
+pub mod server;
+pub mod settings;
+mod share;
+pub mod state;
+pub mod viewers;
+
+pub use capture::{CaptureError, MonitorInfo};
+pub use demand::WatchGuard;
+pub use encode::Format;
+pub use error::Error;
+pub use frame::Frame;
+pub use settings::{MonitorChoice, Settings, SettingsError, SettingsPatch};
+pub use share::{DEFAULT_PORT, Share, ShareOptions, sources};
+pub use state::{Phase, Status};

@@ -1,0 +1,44 @@
+//! The presenter's routes, behind the control secret: read and change settings, see who watches.
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+
+use super::AppState;
+use super::error::ServerError;
+use crate::capture::MonitorInfo;
+use crate::settings::{Settings, SettingsPatch};
+use crate::state::Status;
+use crate::viewers::ViewerInfo;
+
+pub async fn settings(State(state): State<AppState>) -> Json<Settings> {
+    Json(state.share.settings())
+}
+
+/// `PATCH` with a JSON object of the fields to change; answers with the settings now in force.
+pub async fn update_settings(
+    State(state): State<AppState>,
+    patch: Result<Json<SettingsPatch>, JsonRejection>,
+) -> Result<Json<Settings>, ServerError> {
+    let Json(patch) = patch.map_err(|rejection| ServerError::BadRequest(rejection.body_text()))?;
+    let settings = state.share.update_settings(&patch).await?;
+    tracing::info!(?patch, "settings changed");
+    Ok(Json(settings))
+}
+
+pub async fn status(State(state): State<AppState>) -> Json<Status> {
+    Json(state.share.status())
+}
+
+pub async fn viewers(State(state): State<AppState>) -> Json<Vec<ViewerInfo>> {
+    Json(state.share.viewers.list())
+}
+
+pub async fn monitors(State(state): State<AppState>) -> Result<Json<Vec<MonitorInfo>>, ServerError> {
+    let screens = state.share.screens.clone();
+    let monitors = tokio::task::spawn_blocking(move || screens.list())
+        .await
+        .map_err(|error| ServerError::Internal(error.to_string()))?
+        .map_err(|error| ServerError::Engine(error.into()))?;
+    Ok(Json(monitors))
+}

@@ -1,0 +1,299 @@
+//! What the presenter controls: which monitor, how often, how sharp. Every range lives here, and
+//! every change (CLI flags, the control endpoint, the desktop app) is checked by [`Settings::validate`].
+
+use std::fmt;
+use std::ops::RangeInclusive;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Frames per second the capture loop may be asked for.
+pub const FPS_RANGE: RangeInclusive<u32> = 1..=60;
+/// JPEG quality, as a percentage; below 10 a screen is unreadable.
+pub const QUALITY_RANGE: RangeInclusive<u32> = 10..=100;
+/// Widths the frame may be scaled down to; narrower than this is a thumbnail, not a share.
+pub const MAX_WIDTH_RANGE: RangeInclusive<u32> = 160..=16_384;
+
+/// The share's settings, carried to the capture loop in a watch channel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Which monitor to capture; `None` is the primary one.
+    pub monitor: Option<MonitorChoice>,
+    /// Frames per second to capture while someone watches.
+    pub fps: u32,
+    /// JPEG quality (10 to 100) for the fast path; PNG is always lossless.
+    pub quality: u32,
+    /// Scale frames down to at most this width (aspect kept); `None` keeps the monitor's width.
+    pub max_width: Option<u32>,
+    /// Paused: viewers keep the last frame and the loop captures nothing.
+    pub paused: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            monitor: None,
+            fps: 10,
+            quality: 80,
+            max_width: None,
+            paused: false,
+        }
+    }
+}
+
+impl Settings {
+    /// Checks every range; the first value out of range is named in the error.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if !FPS_RANGE.contains(&self.fps) {
+            return Err(SettingsError::Fps(self.fps));
+        }
+        if !QUALITY_RANGE.contains(&self.quality) {
+            return Err(SettingsError::Quality(self.quality));
+        }
+        if let Some(width) = self.max_width
+            && !MAX_WIDTH_RANGE.contains(&width)
+        {
+            return Err(SettingsError::MaxWidth(width));
+        }
+        if let Some(MonitorChoice::Name(name)) = &self.monitor
+            && name.trim().is_empty()
+        {
+            return Err(SettingsError::EmptyMonitorName);
+        }
+        Ok(())
+    }
+
+    /// These settings with `patch` applied, validated as a whole.
+    pub fn patched(&self, patch: &SettingsPatch) -> Result<Settings, SettingsError> {
+        let mut next = self.clone();
+        if let Some(monitor) = &patch.monitor {
+            next.monitor = monitor.clone();
+        }
+        if let Some(fps) = patch.fps {
+            next.fps = fps;
+        }
+        if let Some(quality) = patch.quality {
+            next.quality = quality;
+        }
+        if let Some(max_width) = patch.max_width {
+            next.max_width = max_width;
+        }
+        if let Some(paused) = patch.paused {
+            next.paused = paused;
+        }
+        next.validate()?;
+        Ok(next)
+    }
+
+    /// Time between two frames at this frame rate.
+    pub fn frame_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1) / self.fps.clamp(*FPS_RANGE.start(), *FPS_RANGE.end())
+    }
+}
+
+/// A change to some settings; absent fields stay as they are. For `monitor` and `max_width`,
+/// an explicit `null` goes back to the default (primary monitor, full width).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsPatch {
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<Option<MonitorChoice>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fps: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<u32>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub max_width: Option<Option<u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+}
+
+impl SettingsPatch {
+    /// Whether applying this patch needs the monitor list (to check a new monitor exists).
+    pub fn changes_monitor(&self) -> bool {
+        self.monitor.is_some()
+    }
+}
+
+/// Tells a field given as `null` (Some(None)) from a field left out (None, via `default`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A monitor, by its index in `screenshare list` or by its name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MonitorChoice {
+    Index(usize),
+    Name(String),
+}
+
+impl FromStr for MonitorChoice {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(match text.trim().parse::<usize>() {
+            Ok(index) => MonitorChoice::Index(index),
+            Err(_) => MonitorChoice::Name(text.trim().to_owned()),
+        })
+    }
+}
+
+impl fmt::Display for MonitorChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MonitorChoice::Index(index) => write!(f, "#{index}"),
+            MonitorChoice::Name(name) => write!(f, "\"{name}\""),
+        }
+    }
+}
+
+/// A setting out of its range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("frame rate must be from {min} to {max} fps, not {0}", min = FPS_RANGE.start(), max = FPS_RANGE.end())]
+    Fps(u32),
+    #[error("quality must be from {min} to {max}, not {0}", min = QUALITY_RANGE.start(), max = QUALITY_RANGE.end())]
+    Quality(u32),
+    #[error(
+        "max width must be from {min} to {max} pixels, not {0}",
+        min = MAX_WIDTH_RANGE.start(),
+        max = MAX_WIDTH_RANGE.end()
+    )]
+    MaxWidth(u32),
+    #[error("monitor name must not be empty")]
+    EmptyMonitorName,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Settings::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn fps_out_of_range_is_named() {
+        for fps in [0, 61, u32::MAX] {
+            let settings = Settings {
+                fps,
+                ..Settings::default()
+            };
+            assert_eq!(settings.validate(), Err(SettingsError::Fps(fps)));
+        }
+        for fps in [1, 30, 60] {
+            let settings = Settings {
+                fps,
+                ..Settings::default()
+            };
+            assert_eq!(settings.validate(), Ok(()));
+        }
+    }
+
+    #[test]
+    fn quality_out_of_range_is_named() {
+        let error = Settings {
+            quality: 101,
+            ..Settings::default()
+        }
+        .validate()
+        .expect_err("101 is out of range");
+        assert_eq!(error, SettingsError::Quality(101));
+        assert_eq!(error.to_string(), "quality must be from 10 to 100, not 101");
+        assert!(
+            Settings {
+                quality: 9,
+                ..Settings::default()
+            }
+            .validate()
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn max_width_is_bounded_or_absent() {
+        let mut settings = Settings::default();
+        settings.max_width = Some(100);
+        assert_eq!(settings.validate(), Err(SettingsError::MaxWidth(100)));
+        settings.max_width = Some(1280);
+        assert_eq!(settings.validate(), Ok(()));
+        settings.max_width = None;
+        assert_eq!(settings.validate(), Ok(()));
+    }
+
+    #[test]
+    fn patch_changes_only_named_fields() {
+        let base = Settings {
+            max_width: Some(1280),
+            monitor: Some(MonitorChoice::Index(1)),
+            ..Settings::default()
+        };
+        let patch: SettingsPatch =
+            serde_json::from_str(r#"{"fps": 30}"#).expect("valid patch JSON");
+        let next = base.patched(&patch).expect("valid patch");
+        assert_eq!(next.fps, 30);
+        assert_eq!(next.max_width, Some(1280));
+        assert_eq!(next.monitor, Some(MonitorChoice::Index(1)));
+    }
+
+    #[test]
+    fn patch_null_resets_to_default() {
+        let base = Settings {
+            max_width: Some(1280),
+            monitor: Some(MonitorChoice::Name("HDMI-1".into())),
+            ..Settings::default()
+        };
+        let patch: SettingsPatch = serde_json::from_str(r#"{"max_width": null, "monitor": null}"#)
+            .expect("valid patch JSON");
+        let next = base.patched(&patch).expect("valid patch");
+        assert_eq!(next.max_width, None);
+        assert_eq!(next.monitor, None);
+    }
+
+    #[test]
+    fn invalid_patch_leaves_settings_alone() {
+        let base = Settings::default();
+        let patch = SettingsPatch {
+            quality: Some(0),
+            ..SettingsPatch::default()
+        };
+        assert_eq!(base.patched(&patch), Err(SettingsError::Quality(0)));
+        assert_eq!(base, Settings::default());
+    }
+
+    #[test]
+    fn unknown_patch_field_is_rejected() {
+        let error = serde_json::from_str::<SettingsPatch>(r#"{"fsp": 3}"#)
+            .expect_err("typo must not pass silently");
+        assert!(error.to_string().contains("fsp"), "{error}");
+    }
+
+    #[test]
+    fn monitor_choice_parses_index_or_name() {
+        assert_eq!("2".parse(), Ok(MonitorChoice::Index(2)));
+        assert_eq!(
+            "DP-1".parse(),
+            Ok(MonitorChoice::Name("DP-1".to_owned()))
+        );
+        let from_json: MonitorChoice = serde_json::from_str("1").expect("index");
+        assert_eq!(from_json, MonitorChoice::Index(1));
+        let from_json: MonitorChoice = serde_json::from_str(r#""screen""#).expect("name");
+        assert_eq!(from_json, MonitorChoice::Name("screen".into()));
+    }
+
+    #[test]
+    fn frame_interval_follows_fps() {
+        let settings = Settings {
+            fps: 20,
+            ..Settings::default()
+        };
+        assert_eq!(settings.frame_interval(), std::time::Duration::from_millis(50));
+    }
+}

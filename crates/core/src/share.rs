@@ -1,0 +1,258 @@
+//! [`Share`]: the handle a front end (the CLI, the desktop app) starts, steers and stops.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::capture::xcap::XcapScreens;
+use crate::capture::{CaptureContext, MonitorInfo, Screens, spawn_capture_thread};
+use crate::demand::WatchGuard;
+use crate::frame::Frame;
+use crate::server::{self, Access, AppState};
+use crate::settings::{Settings, SettingsPatch};
+use crate::state::{Phase, ShareState, Status};
+use crate::viewers::ViewerInfo;
+use crate::{Error, net};
+
+/// The port a share listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 5000;
+/// How often the share logs its figures while someone watches.
+const STATS_EVERY: Duration = Duration::from_secs(10);
+
+/// How to start a share.
+#[derive(Clone, Debug)]
+pub struct ShareOptions {
+    pub settings: Settings,
+    /// Where to listen; port 0 picks a free one.
+    pub bind: SocketAddr,
+    /// Serve viewers at the root too, without the token.
+    pub open: bool,
+}
+
+impl Default for ShareOptions {
+    fn default() -> Self {
+        Self {
+            settings: Settings::default(),
+            bind: SocketAddr::from((Ipv4Addr::UNSPECIFIED, DEFAULT_PORT)),
+            open: false,
+        }
+    }
+}
+
+/// A running share: a capture thread and an HTTP server. Dropping it stops both.
+#[derive(Debug)]
+pub struct Share {
+    state: Arc<ShareState>,
+    app: AppState,
+    local_addr: SocketAddr,
+    viewer_urls: Vec<String>,
+    control_url: String,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+    capture: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Share {
+    /// Shares a real monitor (see [`crate::sources`]).
+    pub async fn start(options: ShareOptions) -> Result<Self, Error> {
+        Self::start_with(options, Arc::new(XcapScreens)).await
+    }
+
+    /// Shares a monitor of `screens`. Start-up errors (bad settings, no display, an unknown
+    /// monitor, a port in use) come back here, before anything runs.
+    pub async fn start_with(options: ShareOptions, screens: Arc<dyn Screens>) -> Result<Self, Error> {
+        options.settings.validate()?;
+        let monitor = {
+            let screens = screens.clone();
+            let choice = options.settings.monitor.clone();
+            tokio::task::spawn_blocking(move || {
+                screens
+                    .open(choice.as_ref())
+                    .map(|source| source.info().clone())
+            })
+            .await
+            .map_err(|error| Error::Internal(error.to_string()))??
+        };
+        let listener = TcpListener::bind(options.bind)
+            .await
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::AddrInUse => Error::AddrInUse { addr: options.bind },
+                _ => Error::Bind {
+                    addr: options.bind,
+                    source,
+                },
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: options.bind,
+            source,
+        })?;
+        let access = Access::generate(options.open)
+            .map_err(|error| Error::Internal(format!("no randomness for the share's token: {error}")))?;
+        let epoch = Access::generate(false)
+            .map_err(|error| Error::Internal(error.to_string()))?
+            .viewer_path()
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .take(8)
+            .collect();
+
+        let viewer_path = if options.open {
+            "/".to_owned()
+        } else {
+            access.viewer_path()
+        };
+        let viewer_urls = net::urls_for(local_addr, &viewer_path);
+        let control_host = if local_addr.ip().is_unspecified() {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, local_addr.port()))
+        } else {
+            local_addr
+        };
+        let control_url = net::url(control_host, &format!("{}settings", access.control_path()));
+
+        let state = Arc::new(ShareState::new(options.settings, screens));
+        state
+            .capture
+            .send_modify(|status| status.monitor = Some(monitor));
+        let app = AppState::new(state.clone(), access, epoch);
+        let capture = spawn_capture_thread(CaptureContext {
+            state: state.clone(),
+        })
+        .map_err(|error| Error::Internal(format!("cannot start the capture thread: {error}")))?;
+        let router = server::router(app.clone());
+        let shutdown = state.cancel.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+        });
+        tokio::spawn(log_stats(state.clone()));
+        tracing::info!(%local_addr, open = options.open, "sharing");
+        Ok(Self {
+            state,
+            app,
+            local_addr,
+            viewer_urls,
+            control_url,
+            server: Some(server),
+            capture: Some(capture),
+        })
+    }
+
+    /// Where the server listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// URLs for viewers, best first.
+    pub fn viewer_urls(&self) -> &[String] {
+        &self.viewer_urls
+    }
+
+    /// The presenter's settings URL (GET to read, PATCH with JSON to change).
+    pub fn control_url(&self) -> &str {
+        &self.control_url
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.state.settings()
+    }
+
+    /// Changes settings while viewers watch; they see the change within one frame interval.
+    pub async fn update(&self, patch: &SettingsPatch) -> Result<Settings, Error> {
+        self.state.update_settings(patch).await
+    }
+
+    pub fn status(&self) -> Status {
+        self.state.status()
+    }
+
+    pub fn viewers(&self) -> Vec<ViewerInfo> {
+        self.state.viewers.list()
+    }
+
+    /// The frame viewers see now.
+    pub fn latest_frame(&self) -> Option<Arc<Frame>> {
+        self.state.latest_frame()
+    }
+
+    /// Keeps capture running while held, as a viewer would (for the presenter's own preview).
+    pub fn watch(&self) -> WatchGuard {
+        self.state.demand.watch()
+    }
+
+    /// The routes, for serving elsewhere or testing without a socket.
+    pub fn router(&self) -> Router {
+        server::router(self.app.clone())
+    }
+
+    /// Cancelled when the share stops.
+    pub fn stopped(&self) -> CancellationToken {
+        self.state.cancel.clone()
+    }
+
+    /// Stops capture and the server, waiting for both.
+    pub async fn stop(mut self) -> Result<(), Error> {
+        self.signal_stop();
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .map_err(|error| Error::Internal(error.to_string()))?
+                .map_err(|error| Error::Internal(format!("server failed: {error}")))?;
+        }
+        if let Some(capture) = self.capture.take() {
+            tokio::task::spawn_blocking(move || capture.join())
+                .await
+                .map_err(|error| Error::Internal(error.to_string()))?
+                .map_err(|_| Error::Internal("the capture thread panicked".to_owned()))?;
+        }
+        tracing::info!("share stopped");
+        Ok(())
+    }
+
+    fn signal_stop(&self) {
+        self.state.cancel.cancel();
+        self.state.demand.ring();
+    }
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        self.signal_stop();
+    }
+}
+
+/// The monitors of this machine.
+pub fn sources() -> Result<Vec<MonitorInfo>, crate::capture::CaptureError> {
+    XcapScreens.list()
+}
+
+async fn log_stats(state: Arc<ShareState>) {
+    let mut ticker = tokio::time::interval(STATS_EVERY);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = state.cancel.cancelled() => return,
+        }
+        let status = state.status();
+        if status.viewers > 0 || status.state == Phase::Live {
+            tracing::info!(
+                viewers = status.viewers,
+                achieved_fps = format_args!("{:.1}", status.achieved_fps),
+                grab_ms = format_args!("{:.1}", status.grab_ms),
+                frame = status.frame,
+                png_encodes = status.encodes.png,
+                jpeg_encodes = status.encodes.jpeg,
+                jpeg_bytes = status.jpeg_bytes,
+                "stats"
+            );
+        }
+    }
+}

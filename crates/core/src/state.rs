@@ -1,0 +1,222 @@
+//! The live state both paths meet in: settings flowing to the capture thread, frames and capture
+//! status flowing from it, and who is watching.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::Error;
+use crate::capture::{MonitorInfo, Screens, resolve};
+use crate::demand::Demand;
+use crate::encode::Format;
+use crate::frame::{EncodeCounters, EncodeCounts, Frame};
+use crate::settings::{Settings, SettingsPatch};
+use crate::viewers::Viewers;
+
+/// How long a request for a frame with none captured yet (or capture idle) waits for a grab.
+const FIRST_FRAME_WAIT: Duration = Duration::from_secs(3);
+/// How long a viewer asking for "the frame after N" waits for one before hearing "nothing new".
+pub const LONG_POLL: Duration = Duration::from_secs(8);
+
+/// What the capture loop is doing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Not yet grabbed anything.
+    #[default]
+    Starting,
+    /// Grabbing at the set frame rate.
+    Live,
+    /// Nobody watching: no grabs until someone asks.
+    Idle,
+    /// The presenter paused: viewers keep the last frame.
+    Paused,
+    /// The monitor cannot be captured; retrying.
+    SourceLost,
+}
+
+/// The capture thread's report, updated after every grab.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CaptureStatus {
+    pub phase: Phase,
+    pub monitor: Option<MonitorInfo>,
+    /// The last capture error while the source is lost, in words for the presenter.
+    pub error: Option<String>,
+    /// Grabs so far, whether or not the pixels changed.
+    pub grabs: u64,
+    /// Grabs per second over the last few seconds.
+    pub achieved_fps: f64,
+    /// Time one grab takes, smoothed, in milliseconds.
+    pub grab_ms: f64,
+}
+
+/// Everything a viewer's page or the presenter wants to show about the share.
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    pub state: Phase,
+    pub paused: bool,
+    pub source_lost: bool,
+    pub error: Option<String>,
+    pub monitor: Option<MonitorInfo>,
+    /// Size of the frames served (after any downscale).
+    pub width: u32,
+    pub height: u32,
+    /// Number of the latest frame.
+    pub frame: u64,
+    pub fps: u32,
+    pub quality: u32,
+    pub max_width: Option<u32>,
+    pub viewers: usize,
+    /// Grabs so far, changed or not: what the frame rate is measured on.
+    pub grabs: u64,
+    pub achieved_fps: f64,
+    pub grab_ms: f64,
+    pub encodes: EncodeCounts,
+    /// Bytes of the latest frame in each format already encoded.
+    pub png_bytes: Option<usize>,
+    pub jpeg_bytes: Option<usize>,
+}
+
+/// The share's shared state. Handlers and the `Share` handle hold it in an `Arc`.
+pub struct ShareState {
+    pub(crate) settings: watch::Sender<Settings>,
+    pub(crate) frames: watch::Sender<Option<Arc<Frame>>>,
+    pub(crate) capture: watch::Sender<CaptureStatus>,
+    pub(crate) demand: Arc<Demand>,
+    pub(crate) counters: Arc<EncodeCounters>,
+    pub(crate) viewers: Arc<Viewers>,
+    pub(crate) screens: Arc<dyn Screens>,
+    pub(crate) cancel: CancellationToken,
+}
+
+impl std::fmt::Debug for ShareState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShareState")
+            .field("settings", &*self.settings.borrow())
+            .field("capture", &*self.capture.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ShareState {
+    pub(crate) fn new(settings: Settings, screens: Arc<dyn Screens>) -> Self {
+        Self {
+            settings: watch::Sender::new(settings),
+            frames: watch::Sender::new(None),
+            capture: watch::Sender::new(CaptureStatus::default()),
+            demand: Arc::new(Demand::default()),
+            counters: Arc::new(EncodeCounters::default()),
+            viewers: Arc::new(Viewers::default()),
+            screens,
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.settings.borrow().clone()
+    }
+
+    /// Validates and applies a change; the capture loop picks it up within one frame interval.
+    pub async fn update_settings(&self, patch: &SettingsPatch) -> Result<Settings, Error> {
+        let next = self.settings().patched(patch)?;
+        if patch.changes_monitor() {
+            // Refuse an unknown monitor here, where the presenter sees the error, rather than
+            // letting the capture loop fail on it.
+            let screens = self.screens.clone();
+            let choice = next.monitor.clone();
+            tokio::task::spawn_blocking(move || resolve(&screens.list()?, choice.as_ref()))
+                .await
+                .map_err(|error| Error::Internal(error.to_string()))??;
+        }
+        self.settings.send_replace(next.clone());
+        self.demand.ring();
+        Ok(next)
+    }
+
+    /// The newest frame, if any was captured.
+    pub fn latest_frame(&self) -> Option<Arc<Frame>> {
+        self.frames.borrow().clone()
+    }
+
+    /// A frame for a viewer: with `after`, the first frame other than number `after` (`None` when
+    /// none comes within [`LONG_POLL`]); without, the current frame, grabbing one first if capture
+    /// was idle.
+    pub async fn frame_for_viewer(&self, after: Option<u64>) -> Option<Arc<Frame>> {
+        let _watching = self.demand.watch();
+        let mut frames = self.frames.subscribe();
+        let mut capture = self.capture.subscribe();
+        let (entry_phase, entry_grabs) = {
+            let status = capture.borrow_and_update();
+            (status.phase, status.grabs)
+        };
+        let wait = if after.is_some() {
+            LONG_POLL
+        } else {
+            FIRST_FRAME_WAIT
+        };
+        let deadline = Instant::now() + wait;
+        loop {
+            let latest = frames.borrow_and_update().clone();
+            let grabbed_since = capture.borrow_and_update().grabs > entry_grabs;
+            if let Some(frame) = &latest {
+                let ready = match after {
+                    // Any other number: newer, or a restarted share counting from 1 again.
+                    Some(after) => frame.seq() != after,
+                    // Live, paused or lost: the latest frame is what there is to see.
+                    None => {
+                        grabbed_since
+                            || matches!(entry_phase, Phase::Live | Phase::Paused | Phase::SourceLost)
+                    }
+                };
+                if ready {
+                    return latest;
+                }
+            }
+            tokio::select! {
+                changed = frames.changed() => if changed.is_err() { return None },
+                changed = capture.changed() => if changed.is_err() { return None },
+                () = tokio::time::sleep_until(deadline) => {
+                    return if after.is_some() { None } else { latest };
+                }
+                () = self.cancel.cancelled() => return None,
+            }
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        let settings = self.settings();
+        let capture = self.capture.borrow().clone();
+        let frame = self.latest_frame();
+        let encoded_len = |format| {
+            frame
+                .as_ref()
+                .and_then(|frame| frame.encoded_if_ready(format))
+                .and_then(Result::ok)
+                .map(|bytes| bytes.len())
+        };
+        Status {
+            state: capture.phase,
+            paused: settings.paused,
+            source_lost: capture.phase == Phase::SourceLost,
+            error: capture.error.clone(),
+            monitor: capture.monitor.clone(),
+            width: frame.as_ref().map_or(0, |frame| frame.width()),
+            height: frame.as_ref().map_or(0, |frame| frame.height()),
+            frame: frame.as_ref().map_or(0, |frame| frame.seq()),
+            fps: settings.fps,
+            quality: settings.quality,
+            max_width: settings.max_width,
+            viewers: self.viewers.count(),
+            grabs: capture.grabs,
+            achieved_fps: capture.achieved_fps,
+            grab_ms: capture.grab_ms,
+            encodes: self.counters.snapshot(),
+            png_bytes: encoded_len(Format::Png),
+            jpeg_bytes: encoded_len(Format::Jpeg),
+        }
+    }
+}

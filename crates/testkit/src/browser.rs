@@ -1,0 +1,109 @@
+//! Headless Chromium driven through chromedriver.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use fantoccini::{Client, ClientBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use image::RgbaImage;
+
+/// A headless Chromium session; chromedriver is killed and the profile removed on drop.
+#[derive(Debug)]
+pub struct Browser {
+    driver: Child,
+    client: Client,
+    profile: PathBuf,
+}
+
+impl Browser {
+    /// Starts chromedriver on a free loopback port and opens a 1024x768 headless window.
+    pub async fn start() -> anyhow::Result<Self> {
+        static PROFILES: AtomicU32 = AtomicU32::new(0);
+        let port = crate::free_port()?;
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start chromedriver (apt-get install chromium-driver, or run `cargo xtask test`)")?;
+        let profile = std::env::temp_dir().join(format!(
+            "screenshare-chromium-{}-{}",
+            std::process::id(),
+            PROFILES.fetch_add(1, Ordering::Relaxed)
+        ));
+        // The flags keep Chromium off the network (this machine has none) and quiet.
+        let capabilities = serde_json::json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--window-size=1024,768", "--hide-scrollbars", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--disable-quic", "--disable-extensions",
+                    "--force-device-scale-factor=1",
+                    format!("--user-data-dir={}", profile.display()),
+                ]
+            }
+        });
+        let serde_json::Value::Object(capabilities) = capabilities else {
+            anyhow::bail!("capabilities are not an object");
+        };
+        let webdriver = format!("http://127.0.0.1:{port}");
+        let mut last_error = None;
+        for _ in 0..100 {
+            match ClientBuilder::new(HttpConnector::new())
+                .capabilities(capabilities.clone())
+                .connect(&webdriver)
+                .await
+            {
+                Ok(client) => {
+                    return Ok(Self {
+                        driver,
+                        client,
+                        profile,
+                    });
+                }
+                Err(error) => last_error = Some(error),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::bail!("chromedriver did not start a Chromium session: {last_error:?}")
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// A screenshot of the viewport.
+    pub async fn screenshot(&self) -> anyhow::Result<RgbaImage> {
+        let png = self.client.screenshot().await?;
+        Ok(image::load_from_memory(&png)?.to_rgba8())
+    }
+
+    /// The colour at (x, y) of the viewport, as a person would see it.
+    pub async fn pixel_at(&self, x: u32, y: u32) -> anyhow::Result<[u8; 3]> {
+        let shot = self.screenshot().await?;
+        let pixel = shot
+            .get_pixel_checked(x, y)
+            .with_context(|| format!("({x}, {y}) is outside the {}x{} screenshot", shot.width(), shot.height()))?;
+        Ok([pixel[0], pixel[1], pixel[2]])
+    }
+
+    /// Ends the session cleanly (Chromium exits), then chromedriver.
+    pub async fn close(self) -> anyhow::Result<()> {
+        self.client.clone().close().await?;
+        Ok(())
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}

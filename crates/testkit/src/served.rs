@@ -1,0 +1,109 @@
+//! The real `screenshare serve`, spawned on a private X server, its URLs read off stdout.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::Xvfb;
+
+/// A running `screenshare serve`, killed on drop.
+#[derive(Debug)]
+pub struct Served {
+    child: Child,
+    /// Viewer URLs in the order printed (best first).
+    pub viewer_urls: Vec<String>,
+    pub control_url: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Served {
+    /// Starts `binary serve --bind 127.0.0.1 --port 0 <args>` on `xvfb`'s display.
+    pub fn start(binary: &str, xvfb: &Xvfb, args: &[&str]) -> anyhow::Result<Self> {
+        let mut command = xvfb.command(binary);
+        command
+            .args(["serve", "--bind", "127.0.0.1", "--port", "0"])
+            .args(args)
+            .env("RUST_LOG", "screenshare=debug,screenshare_core=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().with_context(|| format!("cannot start {binary}"))?;
+        let stderr = Arc::new(Mutex::new(String::new()));
+        if let Some(mut pipe) = child.stderr.take() {
+            let sink = stderr.clone();
+            std::thread::spawn(move || {
+                let mut buffer = [0u8; 4096];
+                while let Ok(read @ 1..) = pipe.read(&mut buffer) {
+                    sink.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push_str(&String::from_utf8_lossy(&buffer[..read]));
+                }
+            });
+        }
+        let stdout = child.stdout.take().context("child stdout")?;
+        let (lines_tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut served = Self {
+            child,
+            viewer_urls: Vec::new(),
+            control_url: String::new(),
+            stderr,
+        };
+        loop {
+            let line = match lines.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) => line,
+                Err(_) => bail!(
+                    "screenshare printed no control URL; its stderr:\n{}",
+                    served.stderr()
+                ),
+            };
+            if let Some(url) = line.strip_prefix("viewer ") {
+                served.viewer_urls.push(url.trim().to_owned());
+            } else if let Some(url) = line.strip_prefix("control ") {
+                served.control_url = url.trim().to_owned();
+                break;
+            }
+        }
+        Ok(served)
+    }
+
+    /// The first (best) viewer URL.
+    pub fn viewer_url(&self) -> &str {
+        self.viewer_urls.first().map_or("", String::as_str)
+    }
+
+    /// A URL next to the viewer page, like `screen.png`.
+    pub fn viewer(&self, relative: &str) -> String {
+        format!("{}{relative}", self.viewer_url())
+    }
+
+    /// What the process wrote to stderr so far (its logs), for failure messages.
+    pub fn stderr(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Sends SIGTERM-equivalent shutdown (kill) and waits.
+    pub fn stop(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        self.child.kill().ok();
+        Ok(self.child.wait()?)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,96 @@
+//! System packages: what each command needs on Debian/Ubuntu, installed when missing, said aloud.
+
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+
+/// Building the engine: xcap's X11, PipeWire and Wayland back ends (PipeWire's bindings need clang).
+const BUILD: &[&str] = &[
+    "pkg-config",
+    "libxcb1-dev",
+    "libpipewire-0.3-dev",
+    "libwayland-dev",
+    "libegl-dev",
+    "libgbm-dev",
+    "libclang-dev",
+];
+
+/// `cargo xtask run`: the build, plus a virtual screen and something live to show on it.
+pub const RUN: &[&[&str]] = &[BUILD, &["xvfb", "x11-xserver-utils", "x11-apps", "xterm"]];
+
+/// `cargo xtask test`: the build, private X servers to capture, and a real browser.
+pub const TEST: &[&[&str]] = &[
+    BUILD,
+    &["xvfb", "x11-xserver-utils", "chromium", "chromium-driver"],
+];
+
+/// `cargo xtask bench`: a virtual screen with live content, an HTTP load generator and a client.
+pub const BENCH: &[&[&str]] = &[
+    BUILD,
+    &["xvfb", "x11-xserver-utils", "x11-apps", "xterm", "wrk", "curl"],
+];
+
+/// Installs whichever of `groups`' packages are missing (apt-get; sudo when not root).
+pub fn ensure(groups: &[&[&str]]) -> anyhow::Result<()> {
+    let wanted: Vec<&str> = groups.iter().flat_map(|group| group.iter().copied()).collect();
+    if !has("dpkg-query") || !has("apt-get") {
+        eprintln!(
+            "xtask: not a Debian/Ubuntu system; make sure these (or your system's equivalents) are installed: {}",
+            wanted.join(" ")
+        );
+        return Ok(());
+    }
+    let missing: Vec<&str> = wanted
+        .iter()
+        .copied()
+        .filter(|package| !installed(package))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing system packages: {}", missing.join(" "));
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| output.stdout.starts_with(b"0"));
+    let apt = |args: &[&str]| -> anyhow::Result<()> {
+        let mut command = if root {
+            Command::new("apt-get")
+        } else {
+            let mut sudo = Command::new("sudo");
+            sudo.arg("apt-get");
+            sudo
+        };
+        let status = command
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .context("cannot run apt-get")?;
+        if !status.success() {
+            bail!("apt-get {} failed ({status})", args.join(" "));
+        }
+        Ok(())
+    };
+    apt(&["update", "-q"])?;
+    let mut install = vec!["install", "-y", "-q"];
+    install.extend(&missing);
+    apt(&install)
+}
+
+fn installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|output| {
+            output.status.success() && output.stdout.ends_with(b"install ok installed")
+        })
+}
+
+fn has(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
