@@ -150,7 +150,11 @@ fn run_wrk(url: &str, connections: u32, seconds: u32) -> anyhow::Result<WrkResul
         .with_context(|| format!("unexpected wrk output:\n{text}"))?;
     let mut words = line.split_whitespace();
     let requests = words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
-    let read = line.rsplit(", ").next().unwrap_or("").trim_end_matches(" read");
+    let read = line
+        .rsplit(", ")
+        .next()
+        .unwrap_or("")
+        .trim_end_matches(" read");
     Ok(WrkResult {
         requests,
         bytes: parse_size(read),
@@ -158,7 +162,10 @@ fn run_wrk(url: &str, connections: u32, seconds: u32) -> anyhow::Result<WrkResul
 }
 
 fn parse_size(text: &str) -> u64 {
-    let (number, unit) = text.split_at(text.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.len()));
+    let (number, unit) = text.split_at(
+        text.find(|c: char| c.is_ascii_alphabetic())
+            .unwrap_or(text.len()),
+    );
     let number: f64 = number.parse().unwrap_or(0.0);
     let scale = match unit {
         "KB" => 1024.0,
@@ -185,7 +192,12 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
         .arg("CLK_TCK")
         .output()
         .ok()
-        .and_then(|output| String::from_utf8_lossy(&output.stdout).trim().parse::<f64>().ok())
+        .and_then(|output| {
+            String::from_utf8_lossy(&output.stdout)
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
         .unwrap_or(100.0);
     Ok(ticks / per_second)
 }
@@ -247,7 +259,13 @@ fn machine() -> String {
     let memory = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|info| {
-            let kb: f64 = info.lines().next()?.split_whitespace().nth(1)?.parse().ok()?;
+            let kb: f64 = info
+                .lines()
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
             Some(format!("{:.0} GiB", kb / 1024.0 / 1024.0))
         })
         .unwrap_or_default();

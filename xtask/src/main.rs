@@ -15,7 +15,8 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, bail};
 
-const USAGE: &str = "usage: cargo xtask <run [screenshare serve flags] | test [cargo test args] | bench>";
+const USAGE: &str =
+    "usage: cargo xtask <run [screenshare serve flags] | test [cargo test args] | bench>";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -58,7 +59,9 @@ fn run(serve_args: &[String]) -> anyhow::Result<()> {
     let mut serve = Command::new(&binary);
     serve.arg("serve").args(serve_args);
     if let Some(screen) = &_virtual_screen {
-        serve.env("DISPLAY", screen.display()).env_remove("WAYLAND_DISPLAY");
+        serve
+            .env("DISPLAY", screen.display())
+            .env_remove("WAYLAND_DISPLAY");
     }
     let status = serve
         .status()

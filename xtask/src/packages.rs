@@ -27,12 +27,22 @@ pub const TEST: &[&[&str]] = &[
 /// `cargo xtask bench`: a virtual screen with live content, an HTTP load generator and a client.
 pub const BENCH: &[&[&str]] = &[
     BUILD,
-    &["xvfb", "x11-xserver-utils", "x11-apps", "xterm", "wrk", "curl"],
+    &[
+        "xvfb",
+        "x11-xserver-utils",
+        "x11-apps",
+        "xterm",
+        "wrk",
+        "curl",
+    ],
 ];
 
 /// Installs whichever of `groups`' packages are missing (apt-get; sudo when not root).
 pub fn ensure(groups: &[&[&str]]) -> anyhow::Result<()> {
-    let wanted: Vec<&str> = groups.iter().flat_map(|group| group.iter().copied()).collect();
+    let wanted: Vec<&str> = groups
+        .iter()
+        .flat_map(|group| group.iter().copied())
+        .collect();
     if !has("dpkg-query") || !has("apt-get") {
         eprintln!(
             "xtask: not a Debian/Ubuntu system; make sure these (or your system's equivalents) are installed: {}",

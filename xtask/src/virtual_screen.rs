@@ -33,7 +33,9 @@ impl Drop for VirtualScreen {
 pub fn offer() -> anyhow::Result<VirtualScreen> {
     eprintln!("xtask: no display found (DISPLAY and WAYLAND_DISPLAY are unset).");
     if std::io::stdin().is_terminal() {
-        eprint!("xtask: share a virtual 1280x720 screen with a clock and a terminal instead? [Y/n] ");
+        eprint!(
+            "xtask: share a virtual 1280x720 screen with a clock and a terminal instead? [Y/n] "
+        );
         std::io::stderr().flush().ok();
         let mut answer = String::new();
         std::io::stdin().read_line(&mut answer)?;
@@ -47,55 +49,67 @@ pub fn offer() -> anyhow::Result<VirtualScreen> {
 }
 
 impl VirtualScreen {
-/// Starts an Xvfb of this size with a clock and a terminal running `top` on it.
-pub fn start_sized(width: u32, height: u32) -> anyhow::Result<VirtualScreen> {
-    let size = format!("{width}x{height}x24");
-    let mut xvfb = Command::new("Xvfb")
-        .args(["-displayfd", "1", "-screen", "0", &size, "-noreset", "-nolisten", "tcp"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("cannot start Xvfb")?;
-    let mut line = String::new();
-    if let Some(stdout) = xvfb.stdout.take() {
-        BufReader::new(stdout).read_line(&mut line)?;
-    }
-    let display = format!(":{}", line.trim());
-    let mut screen = VirtualScreen {
-        display,
-        children: vec![xvfb],
-    };
-    if line.trim().is_empty() {
-        bail!("Xvfb did not start");
-    }
-    let x_command = |program: &str| {
-        let mut command = Command::new(program);
-        command
-            .env("DISPLAY", &screen.display)
-            .env_remove("WAYLAND_DISPLAY")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        command
-    };
-    x_command("xrandr")
-        .args(["--output", "screen", "--primary"])
-        .status()?;
-    x_command("xsetroot").args(["-solid", "#1f3b57"]).status()?;
-    let mut clients = Vec::new();
-    clients.push(
-        x_command("xclock")
-            .args(["-digital", "-update", "1", "-geometry", "420x60+60+60", "-face", "DejaVu Sans Mono-28"])
+    /// Starts an Xvfb of this size with a clock and a terminal running `top` on it.
+    pub fn start_sized(width: u32, height: u32) -> anyhow::Result<VirtualScreen> {
+        let size = format!("{width}x{height}x24");
+        let mut xvfb = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                &size,
+                "-noreset",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
-            .context("cannot start xclock (apt-get install x11-apps)")?,
-    );
-    clients.push(
-        x_command("xterm")
+            .context("cannot start Xvfb")?;
+        let mut line = String::new();
+        if let Some(stdout) = xvfb.stdout.take() {
+            BufReader::new(stdout).read_line(&mut line)?;
+        }
+        let display = format!(":{}", line.trim());
+        let mut screen = VirtualScreen {
+            display,
+            children: vec![xvfb],
+        };
+        if line.trim().is_empty() {
+            bail!("Xvfb did not start");
+        }
+        let x_command = |program: &str| {
+            let mut command = Command::new(program);
+            command
+                .env("DISPLAY", &screen.display)
+                .env_remove("WAYLAND_DISPLAY")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            command
+        };
+        x_command("xrandr")
+            .args(["--output", "screen", "--primary"])
+            .status()?;
+        x_command("xsetroot").args(["-solid", "#1f3b57"]).status()?;
+        let clock = x_command("xclock")
+            .args([
+                "-digital",
+                "-update",
+                "1",
+                "-geometry",
+                "420x60+60+60",
+                "-face",
+                "DejaVu Sans Mono-28",
+            ])
+            .spawn()
+            .context("cannot start xclock (apt-get install x11-apps)")?;
+        let terminal = x_command("xterm")
             .args(["-geometry", "100x30+60+160", "-e", "top"])
             .spawn()
-            .context("cannot start xterm")?,
-    );
-    screen.children.extend(clients);
-    eprintln!("xtask: virtual screen on DISPLAY={}", screen.display);
-    Ok(screen)
-}
+            .context("cannot start xterm")?;
+        screen.children.extend([clock, terminal]);
+        eprintln!("xtask: virtual screen on DISPLAY={}", screen.display);
+        Ok(screen)
+    }
 }

@@ -13,7 +13,11 @@ use screenshare_core::{
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser, Debug)]
-#[command(name = "screenshare", version, about = "Show your screen to anyone on the network: they just open a URL")]
+#[command(
+    name = "screenshare",
+    version,
+    about = "Show your screen to anyone on the network: they just open a URL"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -93,7 +97,10 @@ fn list(json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&monitors)?);
         return Ok(());
     }
-    println!("{:<6} {:<20} {:>11} {:>12} {:>6}  primary", "index", "name", "size", "position", "scale");
+    println!(
+        "{:<6} {:<20} {:>11} {:>12} {:>6}  primary",
+        "index", "name", "size", "position", "scale"
+    );
     for monitor in monitors {
         println!(
             "{:<6} {:<20} {:>11} {:>12} {:>6}  {}",

@@ -44,7 +44,12 @@ fn main() -> anyhow::Result<()> {
         let mut out = Vec::new();
         let rgb = image::DynamicImage::ImageRgba8(frame.clone()).to_rgb8();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
-            .write_image(rgb.as_raw(), rgb.width(), rgb.height(), image::ExtendedColorType::Rgb8)
+            .write_image(
+                rgb.as_raw(),
+                rgb.width(),
+                rgb.height(),
+                image::ExtendedColorType::Rgb8,
+            )
             .ok();
     });
     println!("grab (xcap, X11)\t{grab}");

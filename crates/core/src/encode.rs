@@ -62,12 +62,7 @@ pub fn encode_jpeg(image: &RgbaImage, quality: u8) -> Result<Vec<u8>, EncodeErro
     let (width, height) = jpeg_dimensions(image)?;
     let mut out = Vec::with_capacity(image.as_raw().len() / 10);
     jpeg_encoder::Encoder::new(&mut out, quality.clamp(1, 100))
-        .encode(
-            image.as_raw(),
-            width,
-            height,
-            jpeg_encoder::ColorType::Rgba,
-        )
+        .encode(image.as_raw(), width, height, jpeg_encoder::ColorType::Rgba)
         .map_err(|error| EncodeError::Jpeg(error.to_string()))?;
     Ok(out)
 }
@@ -102,11 +97,10 @@ pub fn scale_to_width(
     if image.width() <= max_width || max_width == 0 {
         return Ok(None);
     }
-    let height = (u64::from(image.height()) * u64::from(max_width) / u64::from(image.width()))
-        .max(1) as u32;
+    let height =
+        (u64::from(image.height()) * u64::from(max_width) / u64::from(image.width())).max(1) as u32;
     let mut scaled = RgbaImage::new(max_width, height);
-    let options =
-        ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
     resizer
         .resize(image, &mut scaled, &options)
         .map_err(|error| EncodeError::Scale(error.to_string()))?;
@@ -158,7 +152,9 @@ mod tests {
 
     #[test]
     fn lower_jpeg_quality_is_smaller() {
-        let image = RgbaImage::from_fn(256, 256, |x, y| Rgba([(x ^ y) as u8, x as u8, y as u8, 255]));
+        let image = RgbaImage::from_fn(256, 256, |x, y| {
+            Rgba([(x ^ y) as u8, x as u8, y as u8, 255])
+        });
         let high = encode_jpeg(&image, 95).expect("encodes").len();
         let low = encode_jpeg(&image, 20).expect("encodes").len();
         assert!(low < high, "q20 {low} bytes, q95 {high} bytes");

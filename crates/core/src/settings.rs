@@ -97,13 +97,21 @@ impl Settings {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub monitor: Option<Option<MonitorChoice>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fps: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<u32>,
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_width: Option<Option<u32>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<bool>,
@@ -219,8 +227,10 @@ mod tests {
 
     #[test]
     fn max_width_is_bounded_or_absent() {
-        let mut settings = Settings::default();
-        settings.max_width = Some(100);
+        let mut settings = Settings {
+            max_width: Some(100),
+            ..Settings::default()
+        };
         assert_eq!(settings.validate(), Err(SettingsError::MaxWidth(100)));
         settings.max_width = Some(1280);
         assert_eq!(settings.validate(), Ok(()));
@@ -278,10 +288,7 @@ mod tests {
     #[test]
     fn monitor_choice_parses_index_or_name() {
         assert_eq!("2".parse(), Ok(MonitorChoice::Index(2)));
-        assert_eq!(
-            "DP-1".parse(),
-            Ok(MonitorChoice::Name("DP-1".to_owned()))
-        );
+        assert_eq!("DP-1".parse(), Ok(MonitorChoice::Name("DP-1".to_owned())));
         let from_json: MonitorChoice = serde_json::from_str("1").expect("index");
         assert_eq!(from_json, MonitorChoice::Index(1));
         let from_json: MonitorChoice = serde_json::from_str(r#""screen""#).expect("name");
@@ -294,6 +301,9 @@ mod tests {
             fps: 20,
             ..Settings::default()
         };
-        assert_eq!(settings.frame_interval(), std::time::Duration::from_millis(50));
+        assert_eq!(
+            settings.frame_interval(),
+            std::time::Duration::from_millis(50)
+        );
     }
 }

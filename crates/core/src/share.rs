@@ -64,7 +64,10 @@ impl Share {
 
     /// Shares a monitor of `screens`. Start-up errors (bad settings, no display, an unknown
     /// monitor, a port in use) come back here, before anything runs.
-    pub async fn start_with(options: ShareOptions, screens: Arc<dyn Screens>) -> Result<Self, Error> {
+    pub async fn start_with(
+        options: ShareOptions,
+        screens: Arc<dyn Screens>,
+    ) -> Result<Self, Error> {
         options.settings.validate()?;
         let monitor = {
             let screens = screens.clone();
@@ -77,21 +80,23 @@ impl Share {
             .await
             .map_err(|error| Error::Internal(error.to_string()))??
         };
-        let listener = TcpListener::bind(options.bind)
-            .await
-            .map_err(|source| match source.kind() {
-                std::io::ErrorKind::AddrInUse => Error::AddrInUse { addr: options.bind },
-                _ => Error::Bind {
-                    addr: options.bind,
-                    source,
-                },
-            })?;
+        let listener =
+            TcpListener::bind(options.bind)
+                .await
+                .map_err(|source| match source.kind() {
+                    std::io::ErrorKind::AddrInUse => Error::AddrInUse { addr: options.bind },
+                    _ => Error::Bind {
+                        addr: options.bind,
+                        source,
+                    },
+                })?;
         let local_addr = listener.local_addr().map_err(|source| Error::Bind {
             addr: options.bind,
             source,
         })?;
-        let access = Access::generate(options.open)
-            .map_err(|error| Error::Internal(format!("no randomness for the share's token: {error}")))?;
+        let access = Access::generate(options.open).map_err(|error| {
+            Error::Internal(format!("no randomness for the share's token: {error}"))
+        })?;
         let epoch = Access::generate(false)
             .map_err(|error| Error::Internal(error.to_string()))?
             .viewer_path()

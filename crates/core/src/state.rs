@@ -169,7 +169,10 @@ impl ShareState {
                     // Live, paused or lost: the latest frame is what there is to see.
                     None => {
                         grabbed_since
-                            || matches!(entry_phase, Phase::Live | Phase::Paused | Phase::SourceLost)
+                            || matches!(
+                                entry_phase,
+                                Phase::Live | Phase::Paused | Phase::SourceLost
+                            )
                     }
                 };
                 if ready {

@@ -141,7 +141,10 @@ mod tests {
         drop((first, second, other));
         let list = viewers.list();
         assert_eq!(list.len(), 2);
-        let tab_a = list.iter().find(|v| v.bytes == 150).expect("tab-a's bytes add up");
+        let tab_a = list
+            .iter()
+            .find(|v| v.bytes == 150)
+            .expect("tab-a's bytes add up");
         assert_eq!(tab_a.frames, 2);
         assert_eq!(tab_a.address, "127.0.0.1");
     }

@@ -72,7 +72,13 @@ impl Reply {
     }
 }
 
-async fn send(router: &Router, method: Method, uri: &str, headers: &[(&str, &str)], body: Option<Value>) -> Reply {
+async fn send(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> Reply {
     let mut request = Request::builder().method(method).uri(uri);
     for (name, value) in headers {
         request = request.header(*name, *value);
@@ -109,9 +115,7 @@ fn centre(png_or_jpeg: &[u8]) -> [u8; 3] {
     let image = image::load_from_memory(png_or_jpeg)
         .expect("a decodable image")
         .to_rgb8();
-    image
-        .get_pixel(image.width() / 2, image.height() / 2)
-        .0
+    image.get_pixel(image.width() / 2, image.height() / 2).0
 }
 
 #[tokio::test]
@@ -120,9 +124,15 @@ async fn viewer_page_is_served_under_the_token() {
     let page = get(&fx.router, &fx.viewer).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.header("content-type").starts_with("text/html"));
-    assert!(page.header("content-security-policy").contains("default-src 'none'"));
+    assert!(
+        page.header("content-security-policy")
+            .contains("default-src 'none'")
+    );
     let html = String::from_utf8_lossy(&page.body);
-    assert!(html.contains("screen.${format}"), "page fetches relative frame URLs");
+    assert!(
+        html.contains("screen.${format}"),
+        "page fetches relative frame URLs"
+    );
     // Without the trailing slash, relative URLs would lose the token: redirect.
     let bare = get(&fx.router, fx.viewer.trim_end_matches('/')).await;
     assert_eq!(bare.status, StatusCode::PERMANENT_REDIRECT);
@@ -142,7 +152,10 @@ async fn frame_is_the_screen_and_ignores_cache_busters() {
     let jpeg = get(&fx.router, &format!("{}screen.jpg?random=7", fx.viewer)).await;
     assert_eq!(jpeg.header("content-type"), "image/jpeg");
     let [r, g, b] = centre(&jpeg.body);
-    assert!(r > 180 && g < 70 && b < 70, "JPEG close to the screen: {r},{g},{b}");
+    assert!(
+        r > 180 && g < 70 && b < 70,
+        "JPEG close to the screen: {r},{g},{b}"
+    );
 }
 
 #[tokio::test]
@@ -168,9 +181,20 @@ async fn control_needs_its_own_secret() {
     let fx = start(Settings::default(), false).await;
     let token = fx.viewer.trim_start_matches("/s/").trim_end_matches('/');
     let with_viewer_token = format!("/control/{token}/settings");
-    let reply = send(&fx.router, Method::PATCH, &with_viewer_token, &[], Some(json!({"fps": 30}))).await;
+    let reply = send(
+        &fx.router,
+        Method::PATCH,
+        &with_viewer_token,
+        &[],
+        Some(json!({"fps": 30})),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
-    assert_eq!(fx.share.settings().fps, Settings::default().fps, "viewers cannot change the share");
+    assert_eq!(
+        fx.share.settings().fps,
+        Settings::default().fps,
+        "viewers cannot change the share"
+    );
     let reply = get(&fx.router, &format!("{}settings", fx.control)).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.json()["fps"], 10);
@@ -197,7 +221,14 @@ async fn repeated_etag_gets_304() {
 
 #[tokio::test]
 async fn colour_change_reaches_the_next_frame() {
-    let fx = start(Settings { fps: 30, ..Settings::default() }, false).await;
+    let fx = start(
+        Settings {
+            fps: 30,
+            ..Settings::default()
+        },
+        false,
+    )
+    .await;
     let first = get(&fx.router, &format!("{}screen.png", fx.viewer)).await;
     let seq = first.header("x-frame-seq").to_owned();
     fx.screens.paint(0, [10, 200, 60]);
@@ -209,13 +240,23 @@ async fn colour_change_reaches_the_next_frame() {
 
 #[tokio::test]
 async fn long_poll_says_nothing_new_when_the_screen_is_still() {
-    let fx = start(Settings { fps: 30, ..Settings::default() }, false).await;
+    let fx = start(
+        Settings {
+            fps: 30,
+            ..Settings::default()
+        },
+        false,
+    )
+    .await;
     let first = get(&fx.router, &format!("{}screen.jpg", fx.viewer)).await;
     let seq = first.header("x-frame-seq");
     let started = std::time::Instant::now();
     let next = get(&fx.router, &format!("{}screen.jpg?after={seq}", fx.viewer)).await;
     assert_eq!(next.status, StatusCode::NO_CONTENT);
-    assert!(started.elapsed() >= Duration::from_secs(5), "it waited for a change");
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "it waited for a change"
+    );
     let bad = get(&fx.router, &format!("{}screen.jpg?after=soon", fx.viewer)).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.json()["error"].as_str().unwrap_or("").contains("after"));
@@ -238,7 +279,9 @@ async fn concurrent_viewers_cause_one_encode_per_frame_and_format() {
     while let Some(status) = requests.join_next().await {
         assert_eq!(status.expect("request task"), StatusCode::OK);
     }
-    let status = get(&fx.router, &format!("{}status", fx.control)).await.json();
+    let status = get(&fx.router, &format!("{}status", fx.control))
+        .await
+        .json();
     let frames = status["frame"].as_u64().expect("frame number");
     assert_eq!(frames, 1, "the screen did not change");
     assert_eq!(status["encodes"], json!({"png": 1, "jpeg": 1}));
@@ -250,25 +293,53 @@ async fn settings_change_live_and_reach_the_frames() {
     let fx = start(Settings::default(), false).await;
     let settings = format!("{}settings", fx.control);
     let big = get(&fx.router, &format!("{}screen.jpg", fx.viewer)).await;
-    let reply = send(&fx.router, Method::PATCH, &settings, &[], Some(json!({"max_width": 160, "quality": 30}))).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", String::from_utf8_lossy(&reply.body));
+    let reply = send(
+        &fx.router,
+        Method::PATCH,
+        &settings,
+        &[],
+        Some(json!({"max_width": 160, "quality": 30})),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
     assert_eq!(reply.json()["max_width"], 160);
     let seq = big.header("x-frame-seq");
     let small = get(&fx.router, &format!("{}screen.jpg?after={seq}", fx.viewer)).await;
     assert_eq!(small.status, StatusCode::OK);
     assert_eq!(small.header("x-frame-width"), "160");
     assert_eq!(small.header("x-frame-height"), "100");
-    let status = get(&fx.router, &format!("{}status", fx.viewer)).await.json();
+    let status = get(&fx.router, &format!("{}status", fx.viewer))
+        .await
+        .json();
     assert_eq!(status["quality"], 30);
     assert_eq!(status["width"], 160);
 }
 
 #[tokio::test]
 async fn switching_monitor_switches_what_viewers_see() {
-    let fx = start(Settings { fps: 30, ..Settings::default() }, false).await;
+    let fx = start(
+        Settings {
+            fps: 30,
+            ..Settings::default()
+        },
+        false,
+    )
+    .await;
     fx.screens.paint(1, [30, 30, 220]);
     let first = get(&fx.router, &format!("{}screen.png", fx.viewer)).await;
-    let reply = send(&fx.router, Method::PATCH, &format!("{}settings", fx.control), &[], Some(json!({"monitor": 1}))).await;
+    let reply = send(
+        &fx.router,
+        Method::PATCH,
+        &format!("{}settings", fx.control),
+        &[],
+        Some(json!({"monitor": 1})),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK);
     let seq = first.header("x-frame-seq");
     let next = get(&fx.router, &format!("{}screen.png?after={seq}", fx.viewer)).await;
@@ -281,26 +352,66 @@ async fn bad_settings_are_refused_with_the_reason() {
     let fx = start(Settings::default(), false).await;
     let settings = format!("{}settings", fx.control);
     let cases = [
-        (json!({"fps": 0}), StatusCode::UNPROCESSABLE_ENTITY, "frame rate"),
-        (json!({"quality": 101}), StatusCode::UNPROCESSABLE_ENTITY, "quality"),
-        (json!({"monitor": 9}), StatusCode::UNPROCESSABLE_ENTITY, "no monitor #9"),
-        (json!({"monitor": "nope"}), StatusCode::UNPROCESSABLE_ENTITY, "synthetic-0"),
+        (
+            json!({"fps": 0}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "frame rate",
+        ),
+        (
+            json!({"quality": 101}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "quality",
+        ),
+        (
+            json!({"monitor": 9}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no monitor #9",
+        ),
+        (
+            json!({"monitor": "nope"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "synthetic-0",
+        ),
         (json!({"fsp": 3}), StatusCode::BAD_REQUEST, "fsp"),
     ];
     for (body, status, words) in cases {
-        let reply = send(&fx.router, Method::PATCH, &settings, &[], Some(body.clone())).await;
+        let reply = send(
+            &fx.router,
+            Method::PATCH,
+            &settings,
+            &[],
+            Some(body.clone()),
+        )
+        .await;
         assert_eq!(reply.status, status, "{body}");
-        let error = reply.json()["error"].as_str().unwrap_or_default().to_owned();
+        let error = reply.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         assert!(error.contains(words), "{body}: {error}");
     }
-    let garbage = send(&fx.router, Method::PATCH, &settings, &[("content-type", "application/json")], None).await;
+    let garbage = send(
+        &fx.router,
+        Method::PATCH,
+        &settings,
+        &[("content-type", "application/json")],
+        None,
+    )
+    .await;
     assert_eq!(garbage.status, StatusCode::BAD_REQUEST);
     assert_eq!(fx.share.settings(), Settings::default(), "nothing changed");
 }
 
 #[tokio::test]
 async fn no_capture_while_nobody_watches() {
-    let fx = start(Settings { fps: 30, ..Settings::default() }, false).await;
+    let fx = start(
+        Settings {
+            fps: 30,
+            ..Settings::default()
+        },
+        false,
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(fx.share.status().grabs, 0, "no viewer, no grabs");
     get(&fx.router, &format!("{}screen.jpg", fx.viewer)).await;
@@ -309,7 +420,14 @@ async fn no_capture_while_nobody_watches() {
 
 #[tokio::test]
 async fn paused_share_keeps_the_last_frame() {
-    let fx = start(Settings { fps: 30, ..Settings::default() }, false).await;
+    let fx = start(
+        Settings {
+            fps: 30,
+            ..Settings::default()
+        },
+        false,
+    )
+    .await;
     get(&fx.router, &format!("{}screen.png", fx.viewer)).await;
     fx.share
         .update(&serde_json::from_value(json!({"paused": true})).expect("patch"))
@@ -318,20 +436,36 @@ async fn paused_share_keeps_the_last_frame() {
     fx.screens.paint(0, [0, 0, 0]);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let frame = get(&fx.router, &format!("{}screen.png", fx.viewer)).await;
-    assert_eq!(centre(&frame.body), [200, 40, 40], "viewers keep the last frame");
-    let status = get(&fx.router, &format!("{}status", fx.viewer)).await.json();
+    assert_eq!(
+        centre(&frame.body),
+        [200, 40, 40],
+        "viewers keep the last frame"
+    );
+    let status = get(&fx.router, &format!("{}status", fx.viewer))
+        .await
+        .json();
     assert_eq!(status["paused"], true);
     assert_eq!(status["state"], "paused");
 }
 
 #[tokio::test]
 async fn lost_source_keeps_last_frame_and_recovers() {
-    let fx = start(Settings { fps: 30, ..Settings::default() }, false).await;
+    let fx = start(
+        Settings {
+            fps: 30,
+            ..Settings::default()
+        },
+        false,
+    )
+    .await;
     get(&fx.router, &format!("{}screen.png", fx.viewer)).await;
     fx.screens.set_failing(0, true);
     let _keep_watching = fx.share.watch();
     let lost = wait_for_state(&fx, "source_lost").await;
-    assert!(lost["error"].as_str().unwrap_or("").contains("unplugged"), "{lost}");
+    assert!(
+        lost["error"].as_str().unwrap_or("").contains("unplugged"),
+        "{lost}"
+    );
     let frame = get(&fx.router, &format!("{}screen.png", fx.viewer)).await;
     assert_eq!(frame.status, StatusCode::OK, "the last frame stays up");
     assert_eq!(centre(&frame.body), [200, 40, 40]);
@@ -344,7 +478,9 @@ async fn lost_source_keeps_last_frame_and_recovers() {
 
 async fn wait_for_state(fx: &Fixture, state: &str) -> Value {
     for _ in 0..200 {
-        let status = get(&fx.router, &format!("{}status", fx.viewer)).await.json();
+        let status = get(&fx.router, &format!("{}status", fx.viewer))
+            .await
+            .json();
         if status["state"] == state {
             return status;
         }
@@ -359,9 +495,17 @@ async fn open_share_serves_the_root_too() {
     assert_eq!(get(&fx.router, "/").await.status, StatusCode::OK);
     let frame = get(&fx.router, "/screen.png?random=1").await;
     assert_eq!(frame.status, StatusCode::OK);
-    assert_eq!(get(&fx.router, &format!("{}screen.png", fx.viewer)).await.status, StatusCode::OK);
+    assert_eq!(
+        get(&fx.router, &format!("{}screen.png", fx.viewer))
+            .await
+            .status,
+        StatusCode::OK
+    );
     assert!(
-        fx.share.viewer_urls().iter().all(|url| !url.contains("/s/")),
+        fx.share
+            .viewer_urls()
+            .iter()
+            .all(|url| !url.contains("/s/")),
         "an open share hands out URLs without the token"
     );
 }

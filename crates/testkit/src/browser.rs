@@ -87,9 +87,13 @@ impl Browser {
     /// The colour at (x, y) of the viewport, as a person would see it.
     pub async fn pixel_at(&self, x: u32, y: u32) -> anyhow::Result<[u8; 3]> {
         let shot = self.screenshot().await?;
-        let pixel = shot
-            .get_pixel_checked(x, y)
-            .with_context(|| format!("({x}, {y}) is outside the {}x{} screenshot", shot.width(), shot.height()))?;
+        let pixel = shot.get_pixel_checked(x, y).with_context(|| {
+            format!(
+                "({x}, {y}) is outside the {}x{} screenshot",
+                shot.width(),
+                shot.height()
+            )
+        })?;
         Ok([pixel[0], pixel[1], pixel[2]])
     }
 

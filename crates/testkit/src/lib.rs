@@ -3,10 +3,12 @@
 //! sharing a screen or a port.
 
 mod browser;
+mod proxy;
 mod served;
 mod xvfb;
 
 pub use browser::Browser;
+pub use proxy::Relay;
 pub use served::Served;
 pub use xvfb::{Xvfb, shared_display};
 
@@ -32,7 +34,9 @@ where
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// Parses `#rrggbb`.

@@ -30,7 +30,9 @@ impl Served {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = command.spawn().with_context(|| format!("cannot start {binary}"))?;
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot start {binary}"))?;
         let stderr = Arc::new(Mutex::new(String::new()));
         if let Some(mut pipe) = child.stderr.take() {
             let sink = stderr.clone();
@@ -94,10 +96,13 @@ impl Served {
             .clone()
     }
 
-    /// Sends SIGTERM-equivalent shutdown (kill) and waits.
-    pub fn stop(&mut self) -> anyhow::Result<std::process::ExitStatus> {
-        self.child.kill().ok();
-        Ok(self.child.wait()?)
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit status, if the process has exited.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 }
 

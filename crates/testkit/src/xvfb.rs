@@ -43,7 +43,9 @@ impl Xvfb {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .context("cannot start Xvfb (install it: apt-get install xvfb, or run `cargo xtask test`)")?;
+            .context(
+                "cannot start Xvfb (install it: apt-get install xvfb, or run `cargo xtask test`)",
+            )?;
         let stdin = watchdog.stdin.take().context("Xvfb watchdog stdin")?;
         let stdout = watchdog.stdout.take().context("Xvfb stdout")?;
         let mut line = String::new();

@@ -2,8 +2,8 @@
 //! capture thread that turns grabs into published frames.
 
 mod pacing;
-mod thread;
 pub mod synthetic;
+mod thread;
 pub mod xcap;
 
 use image::RgbaImage;

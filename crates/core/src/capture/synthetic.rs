@@ -50,7 +50,9 @@ impl SyntheticScreens {
 
     /// Paints screen `index` in one colour.
     pub fn paint(&self, index: usize, rgb: [u8; 3]) {
-        self.with(index, |screen| screen.colour = [rgb[0], rgb[1], rgb[2], 255]);
+        self.with(index, |screen| {
+            screen.colour = [rgb[0], rgb[1], rgb[2], 255]
+        });
     }
 
     /// Makes every grab of screen `index` fail (unplugged), or work again.

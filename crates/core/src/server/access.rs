@@ -21,7 +21,9 @@ pub struct Access {
 impl std::fmt::Debug for Access {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never log the secrets themselves.
-        f.debug_struct("Access").field("open", &self.open).finish_non_exhaustive()
+        f.debug_struct("Access")
+            .field("open", &self.open)
+            .finish_non_exhaustive()
     }
 }
 
@@ -122,7 +124,11 @@ mod tests {
     fn viewer_and_control_secrets_are_distinct() {
         let access = Access::generate(false).expect("randomness");
         assert_ne!(access.viewer_path(), access.control_path());
-        let token = access.viewer_path().trim_matches('/').trim_start_matches("s/").to_owned();
+        let token = access
+            .viewer_path()
+            .trim_matches('/')
+            .trim_start_matches("s/")
+            .to_owned();
         assert!(access.is_viewer_token(&token));
         assert!(!access.is_control_secret(&token));
     }

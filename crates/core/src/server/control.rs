@@ -34,7 +34,9 @@ pub async fn viewers(State(state): State<AppState>) -> Json<Vec<ViewerInfo>> {
     Json(state.share.viewers.list())
 }
 
-pub async fn monitors(State(state): State<AppState>) -> Result<Json<Vec<MonitorInfo>>, ServerError> {
+pub async fn monitors(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<MonitorInfo>>, ServerError> {
     let screens = state.share.screens.clone();
     let monitors = tokio::task::spawn_blocking(move || screens.list())
         .await

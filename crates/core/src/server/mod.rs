@@ -52,7 +52,10 @@ pub fn router(state: AppState) -> Router {
         .route("/s/{token}/screen.png", get(viewer::png))
         .route("/s/{token}/screen.jpg", get(viewer::jpeg))
         .route("/s/{token}/status", get(viewer::status))
-        .route_layer(from_fn_with_state(state.clone(), access::require_viewer_token));
+        .route_layer(from_fn_with_state(
+            state.clone(),
+            access::require_viewer_token,
+        ));
     let control_routes = Router::new()
         .route(
             "/control/{secret}/settings",
@@ -61,7 +64,10 @@ pub fn router(state: AppState) -> Router {
         .route("/control/{secret}/status", get(control::status))
         .route("/control/{secret}/viewers", get(control::viewers))
         .route("/control/{secret}/monitors", get(control::monitors))
-        .route_layer(from_fn_with_state(state.clone(), access::require_control_secret));
+        .route_layer(from_fn_with_state(
+            state.clone(),
+            access::require_control_secret,
+        ));
     let mut app = viewer_routes.merge(control_routes);
     if state.access.open {
         app = app.merge(

@@ -24,7 +24,10 @@ const VIEWER_PAGE: &str = include_str!("../../web/viewer.html");
 const FRAME_CACHE_CONTROL: &str = "no-cache, private";
 
 pub async fn page() -> Response {
-    let mut response = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], VIEWER_PAGE)
+    let mut response = (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        VIEWER_PAGE,
+    )
         .into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -36,7 +39,10 @@ pub async fn page() -> Response {
              form-action 'none'; frame-ancestors 'none'",
         ),
     );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -135,9 +141,18 @@ async fn serve_frame(
     );
     for (name, value) in [
         (header::ETAG, etag),
-        ("x-frame-seq".parse().map_err(internal)?, frame.seq().to_string()),
-        ("x-frame-width".parse().map_err(internal)?, frame.width().to_string()),
-        ("x-frame-height".parse().map_err(internal)?, frame.height().to_string()),
+        (
+            "x-frame-seq".parse().map_err(internal)?,
+            frame.seq().to_string(),
+        ),
+        (
+            "x-frame-width".parse().map_err(internal)?,
+            frame.width().to_string(),
+        ),
+        (
+            "x-frame-height".parse().map_err(internal)?,
+            frame.height().to_string(),
+        ),
     ] {
         headers.insert(name, HeaderValue::from_str(&value).map_err(internal)?);
     }

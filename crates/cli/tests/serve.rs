@@ -1,0 +1,287 @@
+//! The real `screenshare` binary on a private Xvfb each, talked to over 127.0.0.1.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use screenshare_testkit::{Served, Xvfb, eventually};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_screenshare");
+
+fn screen(colour: &str) -> Xvfb {
+    let xvfb = Xvfb::start().expect("Xvfb (run `cargo xtask test` to install it)");
+    xvfb.paint(colour).expect("paint");
+    xvfb
+}
+
+async fn get_json(url: &str) -> Value {
+    reqwest::get(url)
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+fn control(served: &Served, what: &str) -> String {
+    served.control_url.replace("/settings", &format!("/{what}"))
+}
+
+async fn frame(url: &str) -> (u64, image::RgbImage) {
+    let response = reqwest::get(url).await.expect("frame request");
+    assert_eq!(response.status(), 200, "{url}");
+    let seq = response.headers()["x-frame-seq"]
+        .to_str()
+        .ok()
+        .and_then(|seq| seq.parse().ok())
+        .expect("frame number");
+    let body = response.bytes().await.expect("frame body");
+    (
+        seq,
+        image::load_from_memory(&body).expect("an image").to_rgb8(),
+    )
+}
+
+#[tokio::test]
+async fn prints_urls_and_viewer_sees_colour_change() {
+    let xvfb = screen("#8020c0");
+    let served = Served::start(BIN, &xvfb, &[]).expect("serve");
+    assert_eq!(served.viewer_urls.len(), 1, "bound to 127.0.0.1 only");
+    assert!(served.viewer_url().starts_with("http://127.0.0.1:"));
+    assert!(served.viewer_url().contains("/s/"));
+    assert!(served.control_url.contains("/control/"));
+    assert!(
+        !served
+            .control_url
+            .contains(served.viewer_url().split("/s/").nth(1).unwrap_or("?"))
+    );
+
+    let (seq, image) = frame(&served.viewer("screen.png?random=42")).await;
+    assert_eq!(image.get_pixel(10, 10).0, [0x80, 0x20, 0xc0]);
+    xvfb.paint("#20c080").expect("paint");
+    let (next, image) = frame(&served.viewer(&format!("screen.png?after={seq}"))).await;
+    assert!(next > seq);
+    assert_eq!(image.get_pixel(600, 400).0, [0x20, 0xc0, 0x80]);
+}
+
+#[tokio::test]
+async fn wrong_token_gets_404() {
+    let xvfb = screen("#000000");
+    let served = Served::start(BIN, &xvfb, &[]).expect("serve");
+    let origin = served
+        .viewer_url()
+        .split("/s/")
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    for path in [
+        "screen.png",
+        "s/0123456789abcdef0123456789abcdef/screen.png",
+        "status",
+    ] {
+        let response = reqwest::get(format!("{origin}/{path}"))
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 404, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn frame_rate_changes_live() {
+    let xvfb = screen("#101010");
+    let served = Served::start(BIN, &xvfb, &["--fps", "4"]).expect("serve");
+    let status_url = control(&served, "status");
+    let settings_url = served.control_url.clone();
+    // Hold a viewer: a long poll keeps capture running.
+    let viewer = served.viewer("screen.jpg");
+    let watching = tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let mut after = 0u64;
+        loop {
+            let Ok(response) = client.get(format!("{viewer}?after={after}")).send().await else {
+                return;
+            };
+            if let Some(seq) = response.headers().get("x-frame-seq") {
+                after = seq
+                    .to_str()
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(after);
+            }
+            let _ = response.bytes().await;
+        }
+    });
+    let grabs_per_second = |status_url: String| async move {
+        let before = get_json(&status_url).await["grabs"].as_u64().unwrap_or(0);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after = get_json(&status_url).await["grabs"].as_u64().unwrap_or(0);
+        (after - before) as f64 / 2.0
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let slow = grabs_per_second(status_url.clone()).await;
+    let response = reqwest::Client::new()
+        .patch(&settings_url)
+        .json(&json!({"fps": 20}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(response.status(), 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fast = grabs_per_second(status_url).await;
+    watching.abort();
+    assert!((2.0..=6.0).contains(&slow), "at 4 fps: {slow} grabs/s");
+    assert!(
+        fast >= slow * 2.5,
+        "at 20 fps: {fast} grabs/s against {slow}"
+    );
+}
+
+#[tokio::test]
+async fn ten_viewers_cost_one_encode_per_frame() {
+    let xvfb = screen("#406080");
+    let served = Served::start(BIN, &xvfb, &["--fps", "30"]).expect("serve");
+    let mut viewers = tokio::task::JoinSet::new();
+    for viewer in 0..10 {
+        let url = served.viewer("screen.jpg");
+        viewers.spawn(async move {
+            let client = reqwest::Client::new();
+            let mut served_frames = 0u32;
+            for _ in 0..15 {
+                let response = client
+                    .get(format!("{url}?v=viewer-{viewer}"))
+                    .send()
+                    .await
+                    .expect("frame");
+                assert_eq!(response.status(), 200);
+                response.bytes().await.expect("body");
+                served_frames += 1;
+            }
+            served_frames
+        });
+    }
+    // Meanwhile the screen changes a few times: each change is one new frame.
+    for colour in ["#406081", "#406082", "#406083"] {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        xvfb.paint(colour).expect("paint");
+    }
+    let mut total = 0;
+    while let Some(count) = viewers.join_next().await {
+        total += count.expect("viewer task");
+    }
+    assert_eq!(total, 150);
+    let status = get_json(&control(&served, "status")).await;
+    let frames = status["frame"].as_u64().expect("frame");
+    let jpeg_encodes = status["encodes"]["jpeg"].as_u64().expect("count");
+    assert!(
+        jpeg_encodes <= frames,
+        "{jpeg_encodes} encodes for {frames} frames"
+    );
+    assert_eq!(status["encodes"]["png"], 0);
+    assert_eq!(status["viewers"], 10, "{status}");
+    let listed = get_json(&control(&served, "viewers")).await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(10));
+    assert_eq!(listed[0]["address"], "127.0.0.1");
+}
+
+#[test]
+fn list_shows_the_monitor() {
+    let xvfb = screen("#000000");
+    let output = xvfb.command(BIN).arg("list").output().expect("list");
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("640x480") && text.contains("yes"), "{text}");
+    let json = xvfb
+        .command(BIN)
+        .args(["list", "--json"])
+        .output()
+        .expect("list");
+    let monitors: Value = serde_json::from_slice(&json.stdout).expect("JSON list");
+    assert_eq!(monitors[0]["width"], 640);
+}
+
+/// Runs `screenshare serve` expecting it to refuse: exit code 2 and one line on stderr.
+fn refused(command: &mut Command) -> String {
+    let output = command
+        .stdin(Stdio::null())
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "no URL printed for a refused share"
+    );
+    stderr
+}
+
+#[test]
+fn bad_input_gets_a_one_line_error_and_exit_2() {
+    let xvfb = screen("#000000");
+    let serve = |args: &[&str]| {
+        let mut command = xvfb.command(BIN);
+        command
+            .args(["serve", "--bind", "127.0.0.1", "--port", "0"])
+            .args(args);
+        command
+    };
+    assert!(
+        refused(&mut serve(&["--fps", "0"])).contains("frame rate must be from 1 to 60 fps, not 0")
+    );
+    assert!(
+        refused(&mut serve(&["--quality", "101"]))
+            .contains("quality must be from 10 to 100, not 101")
+    );
+    let unknown = refused(&mut serve(&["--monitor", "3"]));
+    assert!(
+        unknown.contains("no monitor #3") && unknown.contains("\"screen\""),
+        "{unknown}"
+    );
+    let mut no_display = Command::new(BIN);
+    no_display
+        .args(["serve", "--port", "0"])
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY");
+    assert!(refused(&mut no_display).contains("no display"));
+}
+
+#[test]
+fn port_in_use_is_a_clear_error() {
+    let xvfb = screen("#000000");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = taken.local_addr().expect("address").port().to_string();
+    let message =
+        refused(
+            xvfb.command(BIN)
+                .args(["serve", "--bind", "127.0.0.1", "--port", &port]),
+        );
+    assert!(
+        message.contains("already in use") && message.contains(&port),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn interrupt_shuts_down_gracefully() {
+    let xvfb = screen("#000000");
+    let mut served = Served::start(BIN, &xvfb, &[]).expect("serve");
+    let viewer = served.viewer("screen.png");
+    reqwest::get(&viewer).await.expect("a frame first");
+    let status = Command::new("kill")
+        .args(["-INT", &served.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = eventually(Duration::from_secs(10), "screenshare to exit", || {
+        let exited = served.try_wait();
+        async move { exited }
+    })
+    .await
+    .expect("exits after Ctrl-C");
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        reqwest::get(&viewer).await.is_err(),
+        "nothing listens any more"
+    );
+}
