@@ -20,7 +20,8 @@ const WRK_SECONDS: u32 = 10;
 pub fn bench(_args: &[String]) -> anyhow::Result<()> {
     packages::ensure(packages::BENCH)?;
     cargo(&["build", "--release", "--package", "screenshare-cli"])?;
-    let screen = VirtualScreen::start_sized(1920, 1080)?;
+    // `top` redraws five times a second: a screen that keeps changing, like a demo would.
+    let screen = VirtualScreen::start_sized(1920, 1080, "0.2")?;
     std::thread::sleep(Duration::from_secs(1));
 
     eprintln!("xtask: measuring the frame pipeline…");
@@ -28,8 +29,11 @@ pub fn bench(_args: &[String]) -> anyhow::Result<()> {
     eprintln!("xtask: measuring serving with wrk…");
     let one = serve_under_load(&screen, 1)?;
     let ten = serve_under_load(&screen, 10)?;
+    eprintln!("xtask: measuring paced viewers…");
+    let paced_one = paced_viewers(&screen, 1)?;
+    let paced_ten = paced_viewers(&screen, 10)?;
 
-    let report = report(&pipeline, &one, &ten);
+    let report = report(&pipeline, &one, &ten, &paced_one, &paced_ten);
     let path = workspace_root().join("docs/BENCHMARKS.md");
     std::fs::create_dir_all(path.parent().context("docs folder")?)?;
     std::fs::write(&path, &report)?;
@@ -74,9 +78,16 @@ struct Load {
     achieved_fps: f64,
 }
 
-fn serve_under_load(screen: &VirtualScreen, connections: u32) -> anyhow::Result<Load> {
+/// The release binary sharing `screen` at 30 fps on 127.0.0.1, with its viewer and status URLs.
+struct Server {
+    child: ChildGuard,
+    viewer: String,
+    status: String,
+}
+
+fn start_server(screen: &VirtualScreen) -> anyhow::Result<Server> {
     let binary = workspace_root().join("target/release/screenshare");
-    let mut server = ChildGuard(
+    let mut child = ChildGuard(
         Command::new(&binary)
             .args(["serve", "--bind", "127.0.0.1", "--port", "0", "--fps", "30"])
             .env("DISPLAY", screen.display())
@@ -87,30 +98,40 @@ fn serve_under_load(screen: &VirtualScreen, connections: u32) -> anyhow::Result<
             .spawn()
             .context("cannot start screenshare")?,
     );
-    let stdout = server.0.stdout.take().context("server stdout")?;
+    let stdout = child.0.stdout.take().context("server stdout")?;
     let mut viewer = String::new();
-    let mut control = String::new();
+    let mut status = String::new();
     for line in BufReader::new(stdout).lines() {
         let line = line?;
         if let Some(url) = line.strip_prefix("viewer ") {
             viewer = url.trim().to_owned();
         } else if let Some(url) = line.strip_prefix("control ") {
-            control = url.trim().replace("/settings", "/status");
+            status = url.trim().replace("/settings", "/status");
             break;
         }
     }
-    if viewer.is_empty() || control.is_empty() {
+    if viewer.is_empty() || status.is_empty() {
         bail!("screenshare printed no URLs");
     }
+    Ok(Server {
+        child,
+        viewer,
+        status,
+    })
+}
+
+fn serve_under_load(screen: &VirtualScreen, connections: u32) -> anyhow::Result<Load> {
+    let server = start_server(screen)?;
+    let (viewer, control) = (server.viewer.clone(), server.status.clone());
     let frame_url = format!("{viewer}screen.jpg");
     // Warm up: the first request starts capture.
     run_wrk(&frame_url, connections, 2)?;
     let before_status = fetch_json(&control)?;
-    let before_cpu = cpu_seconds(server.0.id())?;
+    let before_cpu = cpu_seconds(server.child.0.id())?;
     let started = Instant::now();
     let wrk = run_wrk(&frame_url, connections, WRK_SECONDS)?;
     let elapsed = started.elapsed().as_secs_f64();
-    let after_cpu = cpu_seconds(server.0.id())?;
+    let after_cpu = cpu_seconds(server.child.0.id())?;
     let after_status = fetch_json(&control)?;
     let encodes = |status: &serde_json_lite::Value| status.jpeg_encodes;
     Ok(Load {
@@ -122,6 +143,104 @@ fn serve_under_load(screen: &VirtualScreen, connections: u32) -> anyhow::Result<
         requests: wrk.requests,
         achieved_fps: after_status.achieved_fps,
     })
+}
+
+/// What paced viewers got: each asks for the frame after the one it has (`?after=N`), as the
+/// viewer page does, so each receives every new frame once and nothing more.
+struct Paced {
+    viewers: u32,
+    frames_per_viewer_per_second: f64,
+    cpu_percent: f64,
+    megabytes_per_second: f64,
+    frames_captured: u64,
+    jpeg_encodes: u64,
+}
+
+fn paced_viewers(screen: &VirtualScreen, viewers: u32) -> anyhow::Result<Paced> {
+    let server = start_server(screen)?;
+    let address = server
+        .viewer
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .context("viewer URL host")?
+        .to_owned();
+    let path = format!(
+        "/{}screen.jpg",
+        server
+            .viewer
+            .trim_start_matches("http://")
+            .split_once('/')
+            .map_or("", |(_, path)| path)
+    );
+    let before_status = fetch_json(&server.status)?;
+    let before_cpu = cpu_seconds(server.child.0.id())?;
+    let deadline = Instant::now() + Duration::from_secs(u64::from(WRK_SECONDS));
+    let started = Instant::now();
+    let handles: Vec<_> = (0..viewers)
+        .map(|viewer| {
+            let (address, path) = (address.clone(), path.clone());
+            std::thread::spawn(move || -> anyhow::Result<(u64, u64)> {
+                let (mut frames, mut bytes, mut after) = (0u64, 0u64, 0u64);
+                while Instant::now() < deadline {
+                    let (seq, length) =
+                        long_poll(&address, &format!("{path}?v=bench-{viewer}&after={after}"))?;
+                    if let Some(seq) = seq {
+                        after = seq;
+                        frames += 1;
+                        bytes += length;
+                    }
+                }
+                Ok((frames, bytes))
+            })
+        })
+        .collect();
+    let mut frames = 0;
+    let mut bytes = 0;
+    for handle in handles {
+        let (viewer_frames, viewer_bytes) = handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("viewer thread panicked"))??;
+        frames += viewer_frames;
+        bytes += viewer_bytes;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let after_cpu = cpu_seconds(server.child.0.id())?;
+    let after_status = fetch_json(&server.status)?;
+    Ok(Paced {
+        viewers,
+        frames_per_viewer_per_second: frames as f64 / f64::from(viewers) / elapsed,
+        cpu_percent: (after_cpu - before_cpu) / elapsed * 100.0,
+        megabytes_per_second: bytes as f64 / elapsed / 1e6,
+        frames_captured: after_status.frame - before_status.frame,
+        jpeg_encodes: after_status.jpeg_encodes - before_status.jpeg_encodes,
+    })
+}
+
+/// One HTTP/1.1 request on a fresh connection; the frame number and body length of a 200.
+fn long_poll(address: &str, path: &str) -> anyhow::Result<(Option<u64>, u64)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let split = response
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .context("no end of headers")?;
+    let head = String::from_utf8_lossy(&response[..split]).to_lowercase();
+    if !head.starts_with("http/1.1 200") {
+        return Ok((None, 0));
+    }
+    let seq = head
+        .lines()
+        .find_map(|line| line.strip_prefix("x-frame-seq:"))
+        .and_then(|value| value.trim().parse().ok());
+    Ok((seq, (response.len() - split - 4) as u64))
 }
 
 struct WrkResult {
@@ -206,6 +325,7 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
 mod serde_json_lite {
     pub struct Value {
         pub jpeg_encodes: u64,
+        pub frame: u64,
         pub achieved_fps: f64,
     }
 
@@ -232,6 +352,7 @@ fn fetch_json(url: &str) -> anyhow::Result<serde_json_lite::Value> {
         .with_context(|| format!("no encode counts in {text}"))?;
     Ok(serde_json_lite::Value {
         jpeg_encodes: encodes as u64,
+        frame: serde_json_lite::number_after(&text, "\"frame\":").unwrap_or(0.0) as u64,
         achieved_fps: serde_json_lite::number_after(&text, "\"achieved_fps\":").unwrap_or(0.0),
     })
 }
@@ -280,7 +401,13 @@ fn today() -> String {
         .unwrap_or_default()
 }
 
-fn report(pipeline: &[(String, f64)], one: &Load, ten: &Load) -> String {
+fn report(
+    pipeline: &[(String, f64)],
+    one: &Load,
+    ten: &Load,
+    paced_one: &Paced,
+    paced_ten: &Paced,
+) -> String {
     let mut out = String::new();
     out.push_str("# Benchmarks\n\n");
     out.push_str(&format!(
@@ -290,10 +417,36 @@ fn report(pipeline: &[(String, f64)], one: &Load, ten: &Load) -> String {
         today(),
         machine()
     ));
-    out.push_str("## One frame, 1920x1080 (mean of the runs)\n\n| step | ms |\n|---|---:|\n");
-    for (name, ms) in pipeline {
-        out.push_str(&format!("| {name} | {ms:.1} |\n"));
+    out.push_str("## One frame, 1920x1080 (mean of the runs)\n\n| step | result |\n|---|---:|\n");
+    for (name, value) in pipeline {
+        if name.contains("bytes") {
+            out.push_str(&format!("| {name} | {:.0} KB |\n", value / 1024.0));
+        } else {
+            out.push_str(&format!("| {name} | {value:.1} ms |\n"));
+        }
     }
+    out.push_str(&format!(
+        "\n## Paced viewers: each asks for the next frame (`?after=N`), like the viewer page\n\n\
+         {WRK_SECONDS} s each, share at 30 fps, the screen changing about five times a second.\n\n\
+         | viewers | frames per viewer per s | server CPU | MB/s out | frames captured | JPEG encodes |\n\
+         |---:|---:|---:|---:|---:|---:|\n"
+    ));
+    for paced in [paced_one, paced_ten] {
+        out.push_str(&format!(
+            "| {} | {:.1} | {:.0}% | {:.1} | {} | {} |\n",
+            paced.viewers,
+            paced.frames_per_viewer_per_second,
+            paced.cpu_percent,
+            paced.megabytes_per_second,
+            paced.frames_captured,
+            paced.jpeg_encodes,
+        ));
+    }
+    out.push_str(&format!(
+        "\nTen viewers cost {:.2}x the CPU of one: frames are captured and encoded once, \
+         whatever the number of viewers.\n",
+        paced_ten.cpu_percent / paced_one.cpu_percent.max(1e-9)
+    ));
     out.push_str(&format!(
         "\n## Serving `screen.jpg` under `wrk` on 127.0.0.1 ({WRK_SECONDS} s, share at 30 fps)\n\n\
          Every connection asks again as soon as it has an answer: this is the server's capacity,\n\

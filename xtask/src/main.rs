@@ -1,22 +1,26 @@
 //! The project's own commands, so that one line does all the set-up on a fresh Debian/Ubuntu machine:
 //!
-//! - `cargo xtask run [SERVE FLAGS]`: installs what is missing, builds, and shares this machine's
-//!   primary monitor (or, with no display, offers a virtual one).
+//! - `cargo xtask run [--headless] [SERVE FLAGS]`: installs what is missing, builds, and launches
+//!   the presenter's desktop app; with no display (or `--headless`), shares from the command line
+//!   instead, offering a virtual screen when there is no real one.
 //! - `cargo xtask test`: installs what is missing and runs every test (they start their own Xvfb,
 //!   screenshare processes and headless Chromium).
 //! - `cargo xtask bench`: measures capture, encode and serving, and writes docs/BENCHMARKS.md.
+//! - `cargo xtask icons`: remakes the app's icon set from icons/source.png.
 
 mod bench;
+mod icons;
 mod packages;
 mod virtual_screen;
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{Context, bail};
 
 const USAGE: &str =
-    "usage: cargo xtask <run [screenshare serve flags] | test [cargo test args] | bench>";
+    "usage: cargo xtask <run [--headless] [serve flags] | test [cargo test args] | bench | icons>";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -26,6 +30,7 @@ fn main() -> ExitCode {
         Some("run") => run(&rest),
         Some("test") => test(&rest),
         Some("bench") => bench::bench(&rest),
+        Some("icons") => icons::generate(&workspace_root().join("icons")),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
@@ -44,21 +49,29 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(serve_args: &[String]) -> anyhow::Result<()> {
-    packages::ensure(packages::RUN)?;
-    cargo(&["build", "--release", "--package", "screenshare-cli"])?;
-    let binary = workspace_root().join("target/release/screenshare");
+/// With a display: the presenter's desktop app. Without one (or with `--headless`): the CLI
+/// share, on a virtual screen if there is no real one. Other arguments go to `screenshare serve`.
+fn run(args: &[String]) -> anyhow::Result<()> {
     let has_display = ["DISPLAY", "WAYLAND_DISPLAY"]
         .iter()
         .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
-    let _virtual_screen = if has_display {
+    let headless = args.iter().any(|arg| arg == "--headless") || !has_display;
+    let serve_args: Vec<&String> = args.iter().filter(|arg| *arg != "--headless").collect();
+    if !headless {
+        packages::ensure(packages::RUN_DESKTOP)?;
+        return cargo(&["run", "--release", "--package", "screenshare-desktop"]);
+    }
+    packages::ensure(packages::RUN_HEADLESS)?;
+    cargo(&["build", "--release", "--package", "screenshare-cli"])?;
+    let binary = workspace_root().join("target/release/screenshare");
+    let virtual_screen = if has_display {
         None
     } else {
         Some(virtual_screen::offer()?)
     };
     let mut serve = Command::new(&binary);
     serve.arg("serve").args(serve_args);
-    if let Some(screen) = &_virtual_screen {
+    if let Some(screen) = &virtual_screen {
         serve
             .env("DISPLAY", screen.display())
             .env_remove("WAYLAND_DISPLAY");
@@ -74,12 +87,62 @@ fn run(serve_args: &[String]) -> anyhow::Result<()> {
 
 fn test(cargo_test_args: &[String]) -> anyhow::Result<()> {
     packages::ensure(packages::TEST)?;
-    let mut args = vec!["test", "--workspace"];
+    // Drives the presenter window: WebDriver in front of WebKitWebDriver.
+    packages::ensure_cargo_tool("tauri-driver", "^2")?;
+    let mut args = vec!["test", "--workspace", "--no-fail-fast"];
     args.extend(cargo_test_args.iter().map(String::as_str));
     // The tests start private X servers; never let them near the developer's own session.
     let mut command = cargo_command(&args);
-    command.env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY");
-    run_command(&mut command)
+    command
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .stdout(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot run {command:?}"))?;
+    let stdout = child.stdout.take().context("cargo test's output")?;
+    let mut totals = TestTotals::default();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        totals.add(&line);
+    }
+    let status = child.wait()?;
+    // One closing line for the whole run: cargo prints one per test binary.
+    println!("tests: {} passed, {} failed", totals.passed, totals.failed);
+    if !status.success() {
+        bail!("some tests failed ({status})");
+    }
+    if totals.passed == 0 {
+        bail!("no test ran");
+    }
+    Ok(())
+}
+
+/// Sums cargo's `test result: ok. 5 passed; 0 failed; …` lines.
+#[derive(Debug, Default)]
+struct TestTotals {
+    passed: u64,
+    failed: u64,
+}
+
+impl TestTotals {
+    fn add(&mut self, line: &str) {
+        let Some(counts) = line.strip_prefix("test result: ") else {
+            return;
+        };
+        for part in counts.split([';', '.']) {
+            let mut words = part.split_whitespace();
+            if let (Some(number), Some(label)) = (words.next(), words.next()) {
+                let number: u64 = number.parse().unwrap_or(0);
+                match label {
+                    "passed" => self.passed += number,
+                    "failed" => self.failed += number,
+                    _ => {}
+                }
+            }
+        }
+    }
 }
 
 fn cargo(args: &[&str]) -> anyhow::Result<()> {
@@ -107,4 +170,19 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TestTotals;
+
+    #[test]
+    fn totals_add_up_cargo_result_lines() {
+        let mut totals = TestTotals::default();
+        totals.add("test result: ok. 42 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1.15s");
+        totals
+            .add("test result: FAILED. 3 passed; 2 failed; 1 ignored; 0 measured; 0 filtered out");
+        totals.add("running 5 tests");
+        assert_eq!((totals.passed, totals.failed), (45, 2));
+    }
 }

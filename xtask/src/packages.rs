@@ -15,13 +15,27 @@ const BUILD: &[&str] = &[
     "libclang-dev",
 ];
 
-/// `cargo xtask run`: the build, plus a virtual screen and something live to show on it.
-pub const RUN: &[&[&str]] = &[BUILD, &["xvfb", "x11-xserver-utils", "x11-apps", "xterm"]];
+/// The desktop app: WebKitGTK (Tauri's web view on Linux).
+const DESKTOP: &[&str] = &["libwebkit2gtk-4.1-dev"];
 
-/// `cargo xtask test`: the build, private X servers to capture, and a real browser.
+/// `cargo xtask run` with a display: the desktop app.
+pub const RUN_DESKTOP: &[&[&str]] = &[BUILD, DESKTOP];
+
+/// `cargo xtask run` without one: the headless share, a virtual screen and something live on it.
+pub const RUN_HEADLESS: &[&[&str]] = &[BUILD, &["xvfb", "x11-xserver-utils", "x11-apps", "xterm"]];
+
+/// `cargo xtask test`: the builds, private X servers to capture, a real browser for the viewer
+/// page and WebKitWebDriver for the presenter window.
 pub const TEST: &[&[&str]] = &[
     BUILD,
-    &["xvfb", "x11-xserver-utils", "chromium", "chromium-driver"],
+    DESKTOP,
+    &[
+        "xvfb",
+        "x11-xserver-utils",
+        "chromium",
+        "chromium-driver",
+        "webkit2gtk-driver",
+    ],
 ];
 
 /// `cargo xtask bench`: a virtual screen with live content, an HTTP load generator and a client.
@@ -103,4 +117,28 @@ fn has(program: &str) -> bool {
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|status| status.success())
+}
+
+/// Installs a cargo tool (`cargo install NAME --version VERSION --locked`) unless it answers
+/// `--version` already.
+pub fn ensure_cargo_tool(name: &str, version: &str) -> anyhow::Result<()> {
+    let present = Command::new(name)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if present {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {name} {version} with cargo install");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["install", name, "--version", version, "--locked"])
+        .status()
+        .context("cannot run cargo install")?;
+    if !status.success() {
+        bail!("cargo install {name} failed ({status})");
+    }
+    Ok(())
 }

@@ -45,12 +45,13 @@ pub fn offer() -> anyhow::Result<VirtualScreen> {
     } else {
         eprintln!("xtask: sharing a virtual 1280x720 screen with a clock and a terminal instead.");
     }
-    VirtualScreen::start_sized(1280, 720)
+    VirtualScreen::start_sized(1280, 720, "1")
 }
 
 impl VirtualScreen {
-    /// Starts an Xvfb of this size with a clock and a terminal running `top` on it.
-    pub fn start_sized(width: u32, height: u32) -> anyhow::Result<VirtualScreen> {
+    /// Starts an Xvfb of this size with a clock and a terminal running `top` on it, redrawing
+    /// every `top_delay` seconds.
+    pub fn start_sized(width: u32, height: u32, top_delay: &str) -> anyhow::Result<VirtualScreen> {
         let size = format!("{width}x{height}x24");
         let mut xvfb = Command::new("Xvfb")
             .args([
@@ -105,7 +106,7 @@ impl VirtualScreen {
             .spawn()
             .context("cannot start xclock (apt-get install x11-apps)")?;
         let terminal = x_command("xterm")
-            .args(["-geometry", "100x30+60+160", "-e", "top"])
+            .args(["-geometry", "100x30+60+160", "-e", "top", "-d", top_delay])
             .spawn()
             .context("cannot start xterm")?;
         screen.children.extend([clock, terminal]);

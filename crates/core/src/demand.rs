@@ -21,6 +21,8 @@ struct Inner {
     watchers: usize,
     last_request: Option<Instant>,
     rung: bool,
+    /// The capture thread is asleep for want of viewers: only then does a new watcher ring.
+    idle: bool,
 }
 
 impl Demand {
@@ -28,8 +30,12 @@ impl Demand {
     pub fn watch(self: &Arc<Self>) -> WatchGuard {
         let mut inner = self.lock();
         inner.watchers += 1;
-        inner.rung = true;
-        self.bell.notify_all();
+        // A busy loop must not be woken by every request (ten viewers polling would keep it
+        // spinning); it sees the watcher at its next turn anyway.
+        if inner.idle {
+            inner.rung = true;
+            self.bell.notify_all();
+        }
         WatchGuard {
             demand: self.clone(),
         }
@@ -52,11 +58,22 @@ impl Demand {
 
     /// Sleeps up to `timeout`, or until rung. Returns whether it was rung.
     pub fn sleep(&self, timeout: Duration) -> bool {
+        self.sleep_as(timeout, false)
+    }
+
+    /// Like [`Demand::sleep`], for a loop with nobody watching: the first watcher wakes it.
+    pub fn sleep_idle(&self, timeout: Duration) -> bool {
+        self.sleep_as(timeout, true)
+    }
+
+    fn sleep_as(&self, timeout: Duration, idle: bool) -> bool {
         let deadline = Instant::now() + timeout;
         let mut inner = self.lock();
+        inner.idle = idle;
         while !inner.rung {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                inner.idle = false;
                 return false;
             }
             inner = self
@@ -66,6 +83,7 @@ impl Demand {
                 .0;
         }
         inner.rung = false;
+        inner.idle = false;
         true
     }
 
@@ -126,6 +144,28 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         demand.ring();
         assert!(sleeper.join().expect("sleeper thread"));
+    }
+
+    #[test]
+    fn a_new_watcher_wakes_an_idle_loop() {
+        let demand = Arc::new(Demand::default());
+        let sleeper = {
+            let demand = demand.clone();
+            std::thread::spawn(move || demand.sleep_idle(Duration::from_secs(30)))
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        let _viewer = demand.watch();
+        assert!(sleeper.join().expect("sleeper thread"));
+    }
+
+    #[test]
+    fn watchers_do_not_wake_a_busy_loop() {
+        let demand = Arc::new(Demand::default());
+        let _viewer = demand.watch();
+        assert!(
+            !demand.sleep(Duration::from_millis(20)),
+            "a pacing wait runs its course"
+        );
     }
 
     #[test]

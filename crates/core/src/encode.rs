@@ -107,6 +107,12 @@ pub fn scale_to_width(
     Ok(Some(scaled))
 }
 
+/// A small JPEG of `image`, at most `width` wide, for previews and thumbnails.
+pub fn thumbnail_jpeg(image: &RgbaImage, width: u32, quality: u8) -> Result<Vec<u8>, EncodeError> {
+    let scaled = scale_to_width(image, width, &mut Resizer::new())?;
+    encode_jpeg(scaled.as_ref().unwrap_or(image), quality)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +164,13 @@ mod tests {
         let high = encode_jpeg(&image, 95).expect("encodes").len();
         let low = encode_jpeg(&image, 20).expect("encodes").len();
         assert!(low < high, "q20 {low} bytes, q95 {high} bytes");
+    }
+
+    #[test]
+    fn thumbnails_are_small_jpegs() {
+        let bytes = thumbnail_jpeg(&two_tone(1920, 1080), 320, 70).expect("thumbnail");
+        let decoded = image::load_from_memory_with_format(&bytes, ImageFormat::Jpeg).expect("JPEG");
+        assert_eq!((decoded.width(), decoded.height()), (320, 180));
     }
 
     #[test]

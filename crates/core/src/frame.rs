@@ -71,6 +71,9 @@ impl Frame {
                     Format::Png => encode::encode_png(&self.pixels),
                     Format::Jpeg => encode::encode_jpeg(&self.pixels, self.jpeg_quality),
                 };
+                if let Ok(bytes) = &bytes {
+                    self.counters.record_size(format, bytes.len());
+                }
                 bytes.map(Bytes::from)
             })
             .clone()
@@ -94,6 +97,8 @@ impl Frame {
 pub struct EncodeCounters {
     png: AtomicU64,
     jpeg: AtomicU64,
+    last_png_bytes: AtomicU64,
+    last_jpeg_bytes: AtomicU64,
 }
 
 impl EncodeCounters {
@@ -102,6 +107,26 @@ impl EncodeCounters {
             Format::Png => self.png.fetch_add(1, Ordering::Relaxed),
             Format::Jpeg => self.jpeg.fetch_add(1, Ordering::Relaxed),
         };
+    }
+
+    fn record_size(&self, format: Format, bytes: usize) {
+        let last = match format {
+            Format::Png => &self.last_png_bytes,
+            Format::Jpeg => &self.last_jpeg_bytes,
+        };
+        last.store(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Size of the newest frame encoded in `format`, if any was.
+    pub fn last_size(&self, format: Format) -> Option<usize> {
+        let last = match format {
+            Format::Png => &self.last_png_bytes,
+            Format::Jpeg => &self.last_jpeg_bytes,
+        };
+        match last.load(Ordering::Relaxed) {
+            0 => None,
+            bytes => Some(bytes as usize),
+        }
     }
 
     pub fn snapshot(&self) -> EncodeCounts {
@@ -147,6 +172,8 @@ mod tests {
             thread.join().expect("encoder thread");
         }
         assert_eq!(counters.snapshot(), EncodeCounts { png: 1, jpeg: 1 });
+        let png_len = frame.encoded(Format::Png).expect("png").len();
+        assert_eq!(counters.last_size(Format::Png), Some(png_len));
         assert!(frame.encoded_if_ready(Format::Png).is_some());
     }
 }

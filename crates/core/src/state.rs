@@ -71,12 +71,14 @@ pub struct Status {
     pub quality: u32,
     pub max_width: Option<u32>,
     pub viewers: usize,
+    /// Frame bytes served so far to all viewers.
+    pub bytes_served: u64,
     /// Grabs so far, changed or not: what the frame rate is measured on.
     pub grabs: u64,
     pub achieved_fps: f64,
     pub grab_ms: f64,
     pub encodes: EncodeCounts,
-    /// Bytes of the latest frame in each format already encoded.
+    /// Bytes of the newest frame encoded in each format (what a viewer of it receives).
     pub png_bytes: Option<usize>,
     pub jpeg_bytes: Option<usize>,
 }
@@ -194,13 +196,6 @@ impl ShareState {
         let settings = self.settings();
         let capture = self.capture.borrow().clone();
         let frame = self.latest_frame();
-        let encoded_len = |format| {
-            frame
-                .as_ref()
-                .and_then(|frame| frame.encoded_if_ready(format))
-                .and_then(Result::ok)
-                .map(|bytes| bytes.len())
-        };
         Status {
             state: capture.phase,
             paused: settings.paused,
@@ -214,12 +209,13 @@ impl ShareState {
             quality: settings.quality,
             max_width: settings.max_width,
             viewers: self.viewers.count(),
+            bytes_served: self.viewers.bytes_served(),
             grabs: capture.grabs,
             achieved_fps: capture.achieved_fps,
             grab_ms: capture.grab_ms,
             encodes: self.counters.snapshot(),
-            png_bytes: encoded_len(Format::Png),
-            jpeg_bytes: encoded_len(Format::Jpeg),
+            png_bytes: self.counters.last_size(Format::Png),
+            jpeg_bytes: self.counters.last_size(Format::Jpeg),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,6 +15,8 @@ pub const VIEWER_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Default)]
 pub struct Viewers {
     entries: Mutex<HashMap<String, Entry>>,
+    /// Frame bytes handed out to every viewer ever: bandwidth is its rate of change.
+    bytes_served: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -87,6 +90,11 @@ impl Viewers {
         list
     }
 
+    /// Frame bytes served so far, to all viewers.
+    pub fn bytes_served(&self) -> u64 {
+        self.bytes_served.load(Ordering::Relaxed)
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -108,6 +116,9 @@ pub struct Visit {
 impl Visit {
     /// The request handed out a frame of `bytes` bytes.
     pub fn served(&self, bytes: usize) {
+        self.viewers
+            .bytes_served
+            .fetch_add(bytes as u64, Ordering::Relaxed);
         if let Some(entry) = self.viewers.lock().get_mut(&self.key) {
             entry.frames += 1;
             entry.bytes += bytes as u64;
@@ -147,5 +158,6 @@ mod tests {
             .expect("tab-a's bytes add up");
         assert_eq!(tab_a.frames, 2);
         assert_eq!(tab_a.address, "127.0.0.1");
+        assert_eq!(viewers.bytes_served(), 150);
     }
 }

@@ -76,6 +76,27 @@ pub fn resolve(
     })
 }
 
+/// One grab of a monitor outside any share, as a small JPEG: the presenter's source thumbnails.
+/// Blocks: call it under `spawn_blocking`. The monitor is opened and dropped on the calling thread.
+pub fn thumbnail(
+    screens: &dyn Screens,
+    choice: Option<&MonitorChoice>,
+    width: u32,
+) -> Result<Vec<u8>, ThumbnailError> {
+    let mut source = screens.open(choice)?;
+    let image = source.grab()?;
+    Ok(crate::encode::thumbnail_jpeg(&image, width, 70)?)
+}
+
+/// A thumbnail could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ThumbnailError {
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error(transparent)]
+    Encode(#[from] crate::encode::EncodeError),
+}
+
 /// Why a monitor could not be listed, opened or captured.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CaptureError {
@@ -148,6 +169,17 @@ mod tests {
         let message = error.to_string();
         assert!(message.contains("#3"), "{message}");
         assert!(message.contains("DP-1"), "{message}");
+    }
+
+    #[test]
+    fn thumbnail_is_a_small_picture_of_the_chosen_monitor() {
+        let screens = synthetic::SyntheticScreens::new(&[(640, 480), (800, 600)]);
+        screens.paint(1, [0, 128, 255]);
+        let jpeg = thumbnail(&screens, Some(&MonitorChoice::Index(1)), 200).expect("thumbnail");
+        let image = image::load_from_memory(&jpeg).expect("JPEG").to_rgb8();
+        assert_eq!(image.dimensions(), (200, 150));
+        let [r, g, b] = image.get_pixel(100, 75).0;
+        assert!(r < 20 && (118..=138).contains(&g) && b > 235, "{r},{g},{b}");
     }
 
     #[test]

@@ -94,7 +94,7 @@ impl CaptureLoop {
             self.pacer.reset();
             // Release the monitor while idle: it may be unplugged or reconfigured meanwhile.
             self.source = None;
-            demand.sleep(IDLE_CHECK);
+            demand.sleep_idle(IDLE_CHECK);
             return;
         }
         let interval = settings.frame_interval();

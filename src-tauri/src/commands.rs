@@ -1,0 +1,79 @@
+//! The window's commands: each a few lines calling the [`Presenter`] or the engine.
+
+use base64::Engine;
+use screenshare_core::capture::xcap::XcapScreens;
+use screenshare_core::capture::{MonitorInfo, thumbnail};
+use screenshare_core::{MonitorChoice, Settings, SettingsPatch, sources};
+use tauri::State;
+
+use crate::error::CommandError;
+use crate::presenter::{Presenter, ShareInfo};
+
+/// Width of a source card's thumbnail.
+const THUMBNAIL_WIDTH: u32 = 320;
+
+#[tauri::command]
+pub async fn list_monitors() -> Result<Vec<MonitorInfo>, CommandError> {
+    Ok(blocking(sources).await??)
+}
+
+#[tauri::command]
+pub async fn monitor_thumbnail(index: usize) -> Result<String, CommandError> {
+    let jpeg = blocking(move || {
+        thumbnail(
+            &XcapScreens,
+            Some(&MonitorChoice::Index(index)),
+            THUMBNAIL_WIDTH,
+        )
+    })
+    .await??;
+    Ok(jpeg_data_url(&jpeg))
+}
+
+#[tauri::command]
+pub fn load_settings(presenter: State<'_, Presenter>) -> Settings {
+    presenter.settings()
+}
+
+#[tauri::command]
+pub async fn start_share(
+    presenter: State<'_, Presenter>,
+    settings: Settings,
+) -> Result<ShareInfo, CommandError> {
+    presenter.start(settings).await
+}
+
+#[tauri::command]
+pub async fn stop_share(presenter: State<'_, Presenter>) -> Result<(), CommandError> {
+    presenter.stop().await;
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn update_settings(
+    presenter: State<'_, Presenter>,
+    patch: SettingsPatch,
+) -> Result<Settings, CommandError> {
+    presenter.update(patch).await
+}
+
+#[tauri::command]
+pub async fn preview(presenter: State<'_, Presenter>) -> Result<Option<String>, CommandError> {
+    Ok(presenter.preview().await?.as_deref().map(jpeg_data_url))
+}
+
+fn jpeg_data_url(jpeg: &[u8]) -> String {
+    format!(
+        "data:image/jpeg;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(jpeg)
+    )
+}
+
+/// Runs blocking engine work (xcap) off the async runtime.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, CommandError> {
+    tauri::async_runtime::spawn_blocking(work)
+        .await
+        .map_err(|error| CommandError::Internal(error.to_string()))
+}

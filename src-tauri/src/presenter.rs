@@ -1,0 +1,218 @@
+//! The presenter's side of the app: at most one share, the settings it starts with, and what the
+//! window needs to show about it. Everything here is a few calls into `screenshare_core`.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Mutex, PoisonError};
+
+use screenshare_core::capture::resolve;
+use screenshare_core::viewers::ViewerInfo;
+use screenshare_core::{
+    DEFAULT_PORT, Error, Settings, SettingsPatch, Share, ShareOptions, Status, sources,
+};
+use serde::Serialize;
+
+use crate::error::CommandError;
+use crate::store::SettingsStore;
+
+/// Where the app listens: every interface on the usual port, unless `SCREENSHARE_BIND` says
+/// otherwise (tests bind 127.0.0.1:0).
+pub fn bind_address() -> SocketAddr {
+    std::env::var("SCREENSHARE_BIND")
+        .ok()
+        .and_then(|bind| match bind.parse() {
+            Ok(address) => Some(address),
+            Err(_) => {
+                tracing::warn!(%bind, "SCREENSHARE_BIND is not an address:port; using the default");
+                None
+            }
+        })
+        .unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, DEFAULT_PORT)))
+}
+
+/// What the window shows once sharing starts.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShareInfo {
+    pub viewer_urls: Vec<String>,
+    /// An SVG QR code of the first URL, for phones.
+    pub qr_svg: String,
+}
+
+#[derive(Debug)]
+pub struct Presenter {
+    share: tokio::sync::Mutex<Option<Share>>,
+    settings: Mutex<Settings>,
+    store: SettingsStore,
+    bind: SocketAddr,
+}
+
+impl Presenter {
+    pub fn new(store: SettingsStore, bind: SocketAddr) -> Self {
+        Self {
+            share: tokio::sync::Mutex::new(None),
+            settings: Mutex::new(store.load()),
+            store,
+            bind,
+        }
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.settings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Starts sharing with `settings` (stopping any share already running).
+    pub async fn start(&self, settings: Settings) -> Result<ShareInfo, CommandError> {
+        let mut current = self.share.lock().await;
+        if let Some(previous) = current.take() {
+            previous.stop().await?;
+        }
+        let options = ShareOptions {
+            settings: settings.clone(),
+            bind: self.bind,
+            open: false,
+        };
+        let share = match Share::start(options.clone()).await {
+            // The usual port is taken (another share?): any free port does, the URL says which.
+            Err(Error::AddrInUse { addr }) if addr.port() != 0 => {
+                tracing::warn!(%addr, "port taken; sharing on a free one");
+                Share::start(ShareOptions {
+                    bind: SocketAddr::new(addr.ip(), 0),
+                    ..options
+                })
+                .await?
+            }
+            other => other?,
+        };
+        let viewer_urls = share.viewer_urls().to_vec();
+        let qr_svg = qr_svg(viewer_urls.first().map_or("", String::as_str))?;
+        *current = Some(share);
+        self.remember(settings);
+        Ok(ShareInfo {
+            viewer_urls,
+            qr_svg,
+        })
+    }
+
+    /// Stops the share, if any; viewers' pages say they are reconnecting.
+    pub async fn stop(&self) {
+        if let Some(share) = self.share.lock().await.take()
+            && let Err(error) = share.stop().await
+        {
+            tracing::warn!(%error, "the share did not stop cleanly");
+        }
+    }
+
+    /// Changes settings: live when sharing, for the next share otherwise.
+    pub async fn update(&self, patch: SettingsPatch) -> Result<Settings, CommandError> {
+        let share = self.share.lock().await;
+        let next = match share.as_ref() {
+            Some(share) => share.update(&patch).await?,
+            None => {
+                let next = self.settings().patched(&patch).map_err(Error::from)?;
+                if patch.changes_monitor() {
+                    let choice = next.monitor.clone();
+                    tokio::task::spawn_blocking(move || resolve(&sources()?, choice.as_ref()))
+                        .await
+                        .map_err(|error| CommandError::Internal(error.to_string()))??;
+                }
+                next
+            }
+        };
+        self.remember(next.clone());
+        Ok(next)
+    }
+
+    /// A small JPEG of what viewers see now.
+    pub async fn preview(&self) -> Result<Option<Vec<u8>>, CommandError> {
+        let Some(frame) = self
+            .share
+            .lock()
+            .await
+            .as_ref()
+            .and_then(Share::latest_frame)
+        else {
+            return Ok(None);
+        };
+        let jpeg = tokio::task::spawn_blocking(move || {
+            screenshare_core::encode::thumbnail_jpeg(frame.pixels(), 480, 75)
+        })
+        .await
+        .map_err(|error| CommandError::Internal(error.to_string()))?
+        .map_err(|error| CommandError::Internal(error.to_string()))?;
+        Ok(Some(jpeg))
+    }
+
+    /// The share's status and viewers, when sharing.
+    pub async fn snapshot(&self) -> Option<(Status, Vec<ViewerInfo>)> {
+        let share = self.share.lock().await;
+        share
+            .as_ref()
+            .map(|share| (share.status(), share.viewers()))
+    }
+
+    fn remember(&self, settings: Settings) {
+        self.store.save(&settings);
+        *self.settings.lock().unwrap_or_else(PoisonError::into_inner) = settings;
+    }
+}
+
+fn qr_svg(url: &str) -> Result<String, CommandError> {
+    let code =
+        qrcode::QrCode::new(url.as_bytes()).map_err(|error| CommandError::Qr(error.to_string()))?;
+    Ok(code
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(200, 200)
+        .quiet_zone(true)
+        .build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qr_code_is_an_svg() {
+        let svg =
+            qr_svg("http://192.168.1.20:5000/s/0123456789abcdef0123456789abcdef/").expect("QR");
+        assert!(
+            svg.starts_with("<?xml") || svg.starts_with("<svg"),
+            "{}",
+            &svg[..40]
+        );
+        assert!(svg.contains("<path") || svg.contains("<rect"));
+    }
+
+    #[tokio::test]
+    async fn settings_change_before_a_share_and_are_validated() {
+        let presenter = Presenter::new(SettingsStore::disabled(), bind_address());
+        let patch: SettingsPatch =
+            serde_json::from_str(r#"{"fps": 42, "quality": 33}"#).expect("patch");
+        let next = presenter.update(patch).await.expect("valid");
+        assert_eq!((next.fps, next.quality), (42, 33));
+        let bad: SettingsPatch = serde_json::from_str(r#"{"fps": 0}"#).expect("patch");
+        let error = presenter.update(bad).await.expect_err("fps 0");
+        assert!(error.to_string().contains("frame rate"), "{error}");
+        assert_eq!(
+            presenter.settings().fps,
+            42,
+            "a refused change changes nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn stop_without_share_is_harmless_and_preview_is_empty() {
+        let presenter = Presenter::new(SettingsStore::disabled(), bind_address());
+        presenter.stop().await;
+        assert!(presenter.preview().await.expect("no error").is_none());
+        assert!(presenter.snapshot().await.is_none());
+    }
+
+    #[test]
+    fn bind_defaults_to_every_interface_on_5000() {
+        if std::env::var_os("SCREENSHARE_BIND").is_none() {
+            assert_eq!(bind_address(), SocketAddr::from(([0, 0, 0, 0], 5000)));
+        }
+    }
+}

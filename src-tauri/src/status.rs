@@ -1,0 +1,69 @@
+//! Pushes the share's state to the window once a second, as the `status` event.
+
+use std::time::{Duration, Instant};
+
+use screenshare_core::Phase;
+use screenshare_core::viewers::ViewerInfo;
+use serde::Serialize;
+use tauri::{AppHandle, Emitter, Manager};
+
+use crate::presenter::Presenter;
+
+const EVERY: Duration = Duration::from_secs(1);
+
+/// The `status` event's payload.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StatusEvent {
+    pub sharing: bool,
+    pub state: Option<Phase>,
+    pub error: Option<String>,
+    pub viewers: usize,
+    pub viewer_list: Vec<ViewerInfo>,
+    pub achieved_fps: f64,
+    pub width: u32,
+    pub height: u32,
+    pub frame: u64,
+    pub jpeg_bytes: Option<usize>,
+    pub png_bytes: Option<usize>,
+    pub bandwidth_bytes_per_sec: f64,
+}
+
+pub async fn push_status(app: AppHandle) {
+    let mut ticker = tokio::time::interval(EVERY);
+    let mut last: Option<(u64, Instant)> = None;
+    loop {
+        ticker.tick().await;
+        let presenter = app.state::<Presenter>();
+        let event = match presenter.snapshot().await {
+            Some((status, viewer_list)) => {
+                let now = Instant::now();
+                let bandwidth = last.map_or(0.0, |(bytes, at)| {
+                    status.bytes_served.saturating_sub(bytes) as f64
+                        / now.duration_since(at).as_secs_f64().max(0.001)
+                });
+                last = Some((status.bytes_served, now));
+                StatusEvent {
+                    sharing: true,
+                    state: Some(status.state),
+                    error: status.error,
+                    viewers: status.viewers,
+                    viewer_list,
+                    achieved_fps: status.achieved_fps,
+                    width: status.width,
+                    height: status.height,
+                    frame: status.frame,
+                    jpeg_bytes: status.jpeg_bytes,
+                    png_bytes: status.png_bytes,
+                    bandwidth_bytes_per_sec: bandwidth,
+                }
+            }
+            None => {
+                last = None;
+                StatusEvent::default()
+            }
+        };
+        if let Err(error) = app.emit("status", &event) {
+            tracing::debug!(%error, "status event not delivered");
+        }
+    }
+}

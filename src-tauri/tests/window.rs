@@ -1,0 +1,270 @@
+//! The real presenter window, driven through tauri-driver and WebKitWebDriver on a private Xvfb:
+//! pick the monitor, set frame rate and quality, share, read the URL off the window, and check
+//! what a viewer gets from it against what is on the X screen.
+
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use screenshare_testkit::{Xvfb, eventually, free_port};
+
+const APP: &str = env!("CARGO_BIN_EXE_screenshare-desktop");
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// tauri-driver on free ports, launching the app on `xvfb`; killed on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+    config: PathBuf,
+}
+
+impl Driver {
+    fn start(xvfb: &Xvfb) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let native_port = free_port()?;
+        let config =
+            std::env::temp_dir().join(format!("screenshare-e2e-config-{}", std::process::id()));
+        let child = xvfb
+            .command(&tauri_driver())
+            .args([
+                "--port",
+                &port.to_string(),
+                "--native-port",
+                &native_port.to_string(),
+            ])
+            // The app inherits this: loopback only, and a config folder of its own.
+            .env("SCREENSHARE_BIND", "127.0.0.1:0")
+            .env("XDG_CONFIG_HOME", &config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Ok(Self {
+            child,
+            port,
+            config,
+        })
+    }
+
+    async fn connect(&self) -> anyhow::Result<Client> {
+        let capabilities = serde_json::json!({
+            "browserName": "wry",
+            "tauri:options": { "application": APP }
+        });
+        let serde_json::Value::Object(capabilities) = capabilities else {
+            anyhow::bail!("capabilities are an object");
+        };
+        let url = format!("http://127.0.0.1:{}", self.port);
+        eventually(PATIENCE, "tauri-driver to open the window", || async {
+            ClientBuilder::new(HttpConnector::new())
+                .capabilities(capabilities.clone())
+                .connect(&url)
+                .await
+                .ok()
+        })
+        .await
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.config);
+    }
+}
+
+/// tauri-driver from PATH, or where `cargo install` puts it.
+fn tauri_driver() -> String {
+    let installed = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+        .map(|home| home.join("bin/tauri-driver"));
+    match installed {
+        Some(path) if path.exists() => path.display().to_string(),
+        _ => "tauri-driver".to_owned(),
+    }
+}
+
+async fn text(client: &Client, id: &str) -> String {
+    match client.find(Locator::Id(id)).await {
+        Ok(element) => element.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Moves a slider the way a drag would: value, then the input and change events.
+async fn slide(client: &Client, id: &str, value: u32) -> anyhow::Result<()> {
+    client
+        .execute(
+            "const s = document.getElementById(arguments[0]); s.value = arguments[1];
+             s.dispatchEvent(new Event('input', {bubbles: true}));
+             s.dispatchEvent(new Event('change', {bubbles: true}));",
+            vec![id.into(), value.into()],
+        )
+        .await?;
+    Ok(())
+}
+
+async fn jpeg_of_next_frame(
+    http: &reqwest::Client,
+    url: &str,
+    after: u64,
+) -> anyhow::Result<(u64, usize)> {
+    let response = http
+        .get(format!("{url}screen.jpg?after={after}"))
+        .send()
+        .await?;
+    anyhow::ensure!(response.status() == 200, "status {}", response.status());
+    let seq = response.headers()["x-frame-seq"].to_str()?.parse()?;
+    Ok((seq, response.bytes().await?.len()))
+}
+
+#[tokio::test]
+async fn presenter_shares_and_steers_a_live_share() -> anyhow::Result<()> {
+    // Large enough that the window (980x740, centred) leaves the screen's corners bare.
+    let xvfb = Xvfb::start_sized(1920, 1080)?;
+    xvfb.paint("#c04080")?;
+    let driver = Driver::start(&xvfb)?;
+    let client = driver.connect().await?;
+    assert_eq!(client.title().await?, "screenshare");
+
+    // Pick the monitor (Xvfb has one), frame rate and quality.
+    let card = eventually(PATIENCE, "the monitor card", || async {
+        client
+            .find(Locator::Css("#monitors .card[data-index='0']"))
+            .await
+            .ok()
+    })
+    .await?;
+    card.click().await?;
+    assert_eq!(card.attr("aria-pressed").await?.as_deref(), Some("true"));
+    slide(&client, "fps", 20).await?;
+    slide(&client, "quality", 90).await?;
+    assert_eq!(text(&client, "fps-value").await, "20 fps");
+
+    client.find(Locator::Id("share")).await?.click().await?;
+    let url = eventually(PATIENCE, "the share URL in the window", || async {
+        let url = text(&client, "url").await;
+        url.starts_with("http://127.0.0.1:").then_some(url)
+    })
+    .await?;
+    assert!(url.contains("/s/"), "{url}");
+    let qr = client.find(Locator::Css("#qr svg")).await;
+    assert!(qr.is_ok(), "a QR code is shown");
+
+    // What a viewer fetches from that URL is what is on the X screen.
+    let http = reqwest::Client::new();
+    let png = http
+        .get(format!("{url}screen.png"))
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let image = image::load_from_memory(&png)?.to_rgb8();
+    assert_eq!(image.dimensions(), (1920, 1080));
+    assert_eq!(
+        image.get_pixel(40, 40).0,
+        [0xc0, 0x40, 0x80],
+        "the painted root window"
+    );
+    assert_eq!(image.get_pixel(1880, 1040).0, [0xc0, 0x40, 0x80]);
+    let settings_in_force: serde_json::Value = http
+        .get(format!("{url}status"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(settings_in_force["fps"], 20);
+    assert_eq!(settings_in_force["quality"], 90);
+
+    // A detailed picture, so JPEG quality shows in the size; then lower the quality live.
+    xvfb.run(
+        "xsetroot",
+        &["-mod", "16", "16", "-fg", "#ffffff", "-bg", "#203040"],
+    )?;
+    let (seq, sharp) = eventually(PATIENCE, "the patterned frame", || async {
+        let response = http.get(format!("{url}screen.jpg")).send().await.ok()?;
+        let seq: u64 = response
+            .headers()
+            .get("x-frame-seq")?
+            .to_str()
+            .ok()?
+            .parse()
+            .ok()?;
+        let jpeg = response.bytes().await.ok()?;
+        let image = image::load_from_memory(&jpeg).ok()?.to_rgb8();
+        // The plaid reaches the corner: the frame shows the new pattern, not the flat colour.
+        let corner: Vec<[u8; 3]> = (0..32).map(|x| image.get_pixel(x, 8).0).collect();
+        let patterned =
+            corner.iter().any(|pixel| pixel[0] > 200) && corner.iter().any(|pixel| pixel[0] < 80);
+        patterned.then_some((seq, jpeg.len()))
+    })
+    .await?;
+    slide(&client, "quality", 20).await?;
+    let rough = eventually(PATIENCE, "frames at quality 20 to be smaller", || async {
+        let (_, bytes) = jpeg_of_next_frame(&http, &url, seq).await.ok()?;
+        (bytes * 2 < sharp).then_some(bytes)
+    })
+    .await?;
+    let status: serde_json::Value = http
+        .get(format!("{url}status"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(status["quality"], 20, "{rough} bytes against {sharp} at 90");
+
+    // Once this test's own requests have aged out, nobody watches; then a viewer joins.
+    eventually(PATIENCE, "the viewer count to show 0", || async {
+        (text(&client, "viewer-count").await == "0").then_some(())
+    })
+    .await?;
+    let viewer_url = format!("{url}screen.jpg?v=e2e-viewer");
+    let viewer = tokio::spawn({
+        let http = http.clone();
+        async move {
+            loop {
+                if let Ok(response) = http.get(&viewer_url).send().await {
+                    let _ = response.bytes().await;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    });
+    eventually(PATIENCE, "the viewer count to show 1", || async {
+        (text(&client, "viewer-count").await == "1").then_some(())
+    })
+    .await?;
+    // For the docs: SCREENSHARE_E2E_SCREENSHOT=path keeps a picture of the sharing window.
+    if let Some(path) = std::env::var_os("SCREENSHARE_E2E_SCREENSHOT") {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        std::fs::write(path, client.screenshot().await?)?;
+    }
+    // textContent: WebKitWebDriver's element text leaves out the selectable address spans.
+    let listed = client
+        .execute(
+            "return document.getElementById('viewer-list').textContent",
+            vec![],
+        )
+        .await?;
+    assert!(
+        listed.as_str().unwrap_or_default().contains("127.0.0.1"),
+        "{listed}"
+    );
+    viewer.abort();
+
+    // Stop: the URL no longer serves.
+    client.find(Locator::Id("stop")).await?.click().await?;
+    eventually(PATIENCE, "the URL to stop serving", || async {
+        http.get(format!("{url}screen.png"))
+            .send()
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await?;
+    client.close().await?;
+    Ok(())
+}

@@ -1,0 +1,421 @@
+"use strict";
+// Presenter window. A plain script (CSP: no other kind): Tauri injects window.__TAURI__.
+// Every backend call is guarded; every failure reaches the error banner in plain words.
+
+const THUMB_EVERY_MS = 3000;
+const PREVIEW_EVERY_MS = 1000;
+const SLIDER_DEBOUNCE_MS = 150;
+const DASH = "\u2013";
+
+const ui = {}; // every element with an id, camelCased: "viewer-count" -> ui.viewerCount
+const app = {
+  monitors: [],
+  selected: null, // chosen monitor's index
+  sharing: false,
+  busy: false, // a start or stop is in flight
+  startedAt: 0,
+  paused: false,
+  pauseBusy: false,
+  urls: [],
+  lastError: null, // status error already shown; not raised again every second
+  pending: {}, // slider debounce timers by field
+  settings: {}, // last settings the backend confirmed; a failed change rolls back to them
+};
+
+const invoke = (name, args) => window.__TAURI__.core.invoke(name, args);
+
+// Commands reject with a plain string; anything else is turned into one.
+const message = (err) => (typeof err === "string" ? err : (err && err.message) || String(err));
+
+function showError(text) {
+  ui.errorText.textContent = text;
+  ui.error.hidden = false;
+}
+
+const hideError = () => { ui.error.hidden = true; };
+
+// Pollers report a failure once, then stay quiet until they succeed: report(err) / report().
+function reporter(prefix) {
+  let failing = false;
+  return (err) => {
+    if (err && !failing) showError(prefix + message(err));
+    failing = !!err;
+  };
+}
+
+function bytes(n) {
+  if (n == null || !isFinite(n)) return DASH;
+  if (n < 1024) return `${Math.round(n)} B`;
+  if (n < 1048576) return `${(n / 1024).toFixed(n < 10240 ? 1 : 0)} KB`;
+  return `${(n / 1048576).toFixed(1)} MB`;
+}
+
+const clock = (ms) => new Date(ms).toTimeString().slice(0, 8); // local HH:MM:SS
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text != null) node.textContent = text;
+  return node;
+}
+
+// Settings name a monitor by index, by name, or not at all (= primary).
+function pickMonitor(choice) {
+  const list = app.monitors;
+  const found = (choice != null && list.find((m) => m.index === choice || m.name === choice))
+    || list.find((m) => m.is_primary) || list[0];
+  return found ? found.index : null;
+}
+
+function renderMonitors() {
+  const box = ui.monitors;
+  const hadFocus = box.contains(document.activeElement);
+  box.replaceChildren();
+  if (!app.monitors.length) box.append(el("p", "muted", "No screens found."));
+  for (const m of app.monitors) {
+    const card = el("button", "card");
+    card.type = "button";
+    card.dataset.index = m.index;
+    card.title = m.name;
+    const thumb = el("span", "thumb");
+    const img = thumb.appendChild(el("img"));
+    img.alt = "";
+    img.hidden = true; // no broken-image icon before the first thumbnail
+    const meta = el("span", "card-meta");
+    meta.append(el("span", "card-name", m.name || `Screen ${m.index + 1}`),
+      el("span", "card-res", `${m.width} \u00d7 ${m.height}`));
+    if (m.is_primary) meta.append(el("span", "badge", "Primary"));
+    card.append(thumb, meta);
+    card.addEventListener("click", () => selectMonitor(m.index));
+    box.append(card);
+  }
+  markSelected();
+  // Keyboard focus survives a re-render.
+  if (hadFocus) (box.querySelector(`[aria-pressed="true"]`) || box).focus();
+}
+
+function markSelected() {
+  for (const card of ui.monitors.querySelectorAll(".card")) {
+    card.setAttribute("aria-pressed", +card.dataset.index === app.selected);
+  }
+}
+
+async function selectMonitor(index) {
+  if (index === app.selected) return;
+  const before = app.selected;
+  app.selected = index;
+  markSelected();
+  try {
+    applySettings(await invoke("update_settings", { patch: { monitor: index } }));
+  } catch (err) {
+    app.selected = before;
+    markSelected();
+    showError("Couldn't switch screens: " + message(err));
+  }
+}
+
+const thumbErrors = reporter("Couldn't update the screen pictures: ");
+let thumbsBusy = false;
+
+// Re-lists first, so a screen plugged in or out shows up without a restart.
+async function refreshThumbnails() {
+  if (thumbsBusy || document.visibilityState !== "visible") return;
+  thumbsBusy = true;
+  try {
+    const list = await invoke("list_monitors");
+    if (JSON.stringify(list) !== JSON.stringify(app.monitors)) {
+      app.monitors = list;
+      if (!list.some((m) => m.index === app.selected)) app.selected = pickMonitor(app.settings.monitor);
+      renderMonitors();
+    }
+    await Promise.all(app.monitors.map(async (m) => {
+      const url = await invoke("monitor_thumbnail", { index: m.index });
+      const img = ui.monitors.querySelector(`[data-index="${m.index}"] img`);
+      if (img && url) { img.src = url; img.hidden = false; }
+    }));
+    thumbErrors();
+  } catch (err) {
+    thumbErrors(err);
+  } finally {
+    thumbsBusy = false;
+  }
+}
+
+// Chained timeouts, not an interval, so refreshes never overlap.
+function thumbnailLoop() {
+  refreshThumbnails().finally(() => setTimeout(thumbnailLoop, THUMB_EVERY_MS));
+}
+
+function showSliderValues() {
+  ui.fpsValue.textContent = `${ui.fps.value} fps`;
+  ui.qualityValue.textContent = `${ui.quality.value}%`;
+}
+
+// Shows the settings in force, except on a slider the user is still moving.
+function applySettings(s) {
+  if (!s) return;
+  app.settings = s;
+  if (!app.pending.fps && s.fps != null) ui.fps.value = s.fps;
+  if (!app.pending.quality && s.quality != null) ui.quality.value = s.quality;
+  if (s.max_width !== undefined) {
+    const value = s.max_width == null ? "" : String(s.max_width);
+    // A stored width that is not a preset is added, not silently replaced.
+    if (![...ui.maxWidth.options].some((o) => o.value === value)) ui.maxWidth.append(new Option(`${value} px`, value));
+    ui.maxWidth.value = value;
+  }
+  if (app.sharing && typeof s.paused === "boolean") setPaused(s.paused);
+  showSliderValues();
+}
+
+async function patch(field, value) {
+  try {
+    applySettings(await invoke("update_settings", { patch: { [field]: value } }));
+  } catch (err) {
+    applySettings(app.settings);
+    showError("Couldn't apply that setting: " + message(err));
+  }
+}
+
+// A drag fires "input" for every step; only the value the user settles on is sent.
+function wireSlider(input, field) {
+  input.addEventListener("input", () => {
+    showSliderValues();
+    clearTimeout(app.pending[field]);
+    app.pending[field] = setTimeout(() => {
+      delete app.pending[field];
+      patch(field, +input.value);
+    }, SLIDER_DEBOUNCE_MS);
+  });
+}
+
+const maxWidthValue = () => (ui.maxWidth.value === "" ? null : +ui.maxWidth.value);
+
+async function startShare() {
+  if (app.busy || app.sharing) return;
+  setBusy(true);
+  setState("starting");
+  // paused: false, since pressing Share means "show my screen now".
+  const settings = { monitor: app.selected, fps: +ui.fps.value, quality: +ui.quality.value, max_width: maxWidthValue(), paused: false };
+  try {
+    const result = await invoke("start_share", { settings });
+    hideError();
+    app.startedAt = Date.now();
+    setSharing(true, result);
+  } catch (err) {
+    setState(null);
+    showError("Couldn't start sharing: " + message(err));
+  } finally {
+    setBusy(false);
+  }
+}
+
+async function stopShare() {
+  if (app.busy) return;
+  setBusy(true);
+  try {
+    await invoke("stop_share");
+    setSharing(false);
+  } catch (err) {
+    showError("Couldn't stop sharing: " + message(err));
+  } finally {
+    setBusy(false);
+  }
+}
+
+async function togglePause() {
+  if (!app.sharing || app.pauseBusy) return;
+  const want = !app.paused;
+  app.pauseBusy = true;
+  try {
+    const s = await invoke("update_settings", { patch: { paused: want } });
+    setPaused(want);
+    applySettings(s); // the backend's word wins
+    setState(app.paused ? "paused" : "live");
+  } catch (err) {
+    showError(`Couldn't ${want ? "pause" : "resume"}: ${message(err)}`);
+  } finally {
+    app.pauseBusy = false;
+  }
+}
+
+function setBusy(busy) {
+  app.busy = ui.share.disabled = ui.stop.disabled = busy;
+  ui.share.setAttribute("aria-busy", busy);
+  ui.shareLabel.textContent = busy ? "Starting\u2026" : "Share";
+  // A disabled button can drop keyboard focus; give it back.
+  if (!busy && document.activeElement === document.body) (app.sharing ? ui.stop : ui.share).focus();
+}
+
+function setPaused(paused) {
+  app.paused = paused;
+  ui.pause.setAttribute("aria-pressed", paused);
+  ui.pause.textContent = paused ? "Resume" : "Pause";
+}
+
+function setSharing(on, result) {
+  if (app.sharing === on) return;
+  // The pressed button gets hidden; focus moves to the one replacing it.
+  const active = document.activeElement;
+  const moveFocus = active === ui.share || active === ui.stop || active === document.body;
+  app.sharing = on;
+  ui.share.hidden = ui.idleView.hidden = on;
+  ui.stop.hidden = ui.liveView.hidden = !on;
+  ui.pause.disabled = !on;
+  if (on) {
+    showLinks(result);
+    previewLoop();
+  } else {
+    setPaused(false);
+    setState(null);
+    app.lastError = null;
+    resetLive();
+  }
+  if (moveFocus) (on ? ui.stop : ui.share).focus();
+}
+
+function showLinks({ viewer_urls: urls, qr_svg: qr }) {
+  app.urls = urls || [];
+  ui.url.textContent = app.urls[0] || "No network address found";
+  ui.otherUrls.replaceChildren(...app.urls.slice(1).map((u) => el("li", null, u)));
+  ui.copy.disabled = !app.urls.length;
+  // Our own backend's SVG; the CSP would block any script in it anyway.
+  ui.qr.innerHTML = qr || "";
+  ui.qr.hidden = !qr;
+  ui.qr.setAttribute("aria-label", `QR code for ${app.urls[0]}`);
+}
+
+// The next share must not open with this one's numbers, viewers and picture.
+function resetLive() {
+  app.urls = [];
+  showStats({});
+  ui.preview.hidden = true;
+  ui.previewEmpty.hidden = false;
+}
+
+const STATE_TEXT = { starting: "Starting\u2026", live: "Live", idle: "Waiting for viewers", paused: "Paused" };
+
+// Rewritten only on change: it is a live region, and status arrives every second.
+function setState(state, error) {
+  const text = !state ? "Not sharing"
+    : state === "source_lost" ? `Source lost: ${error || "the screen is gone"}`
+    : STATE_TEXT[state] || state;
+  ui.shareState.dataset.state = state || "off";
+  if (ui.shareState.textContent !== text) ui.shareState.textContent = text;
+}
+
+// Only for a share this window started; a start or stop in flight decides for itself.
+function onStatus(s) {
+  if (!s || !app.sharing || app.busy) return;
+  if (!s.sharing) {
+    // Ended by the backend, unless this is a late not-sharing event (sent every second)
+    // from just before our start.
+    if (Date.now() - app.startedAt > 2500) setSharing(false);
+    return;
+  }
+  setState(s.state, s.error);
+  if (!app.pauseBusy && s.state !== "starting") setPaused(s.state === "paused");
+  // Raised once per new error, so a dismissed banner stays dismissed.
+  if (s.error && s.error !== app.lastError) {
+    showError(s.state === "source_lost" ? `The shared screen is gone: ${s.error}` : s.error);
+  }
+  app.lastError = s.error || null;
+  showStats(s);
+}
+
+function showStats(s) {
+  const bw = s.bandwidth_bytes_per_sec;
+  ui.viewerCount.textContent = s.viewers ?? 0;
+  ui.achievedFps.textContent = s.achieved_fps != null ? `${s.achieved_fps.toFixed(1)} fps` : DASH;
+  ui.frameSize.textContent = bytes(s.jpeg_bytes ?? s.png_bytes);
+  ui.bandwidth.textContent = bw != null ? `${bytes(bw)}/s` : DASH;
+  const viewers = s.viewer_list || [];
+  ui.viewerList.replaceChildren(...viewers.map((v) => {
+    const li = el("li");
+    li.append(el("span", "addr", v.address), el("span", "since", `since ${clock(v.since_unix_ms)}`));
+    li.title = `${v.frames} frames, ${bytes(v.bytes)}`;
+    return li;
+  }));
+  if (!viewers.length) ui.viewerList.append(el("li", "muted", "Nobody yet"));
+}
+
+const previewErrors = reporter("Couldn't get the preview: ");
+let previewRunning = false;
+
+// One loop per share, each round awaited, so slow previews never pile up.
+async function previewLoop() {
+  if (previewRunning) return;
+  previewRunning = true;
+  while (app.sharing) {
+    try {
+      const url = await invoke("preview");
+      if (url && app.sharing) {
+        ui.preview.src = url;
+        ui.preview.hidden = false;
+        ui.previewEmpty.hidden = true;
+      }
+      previewErrors();
+    } catch (err) {
+      if (app.sharing) previewErrors(err);
+    }
+    await new Promise((r) => setTimeout(r, PREVIEW_EVERY_MS));
+  }
+  previewRunning = false;
+}
+
+let copyTimer = null;
+
+async function copyUrl() {
+  if (!app.urls[0]) return;
+  clearTimeout(copyTimer);
+  try {
+    await navigator.clipboard.writeText(app.urls[0]);
+    ui.copy.textContent = "Copied";
+  } catch {
+    // No clipboard access: select the link so one keystroke copies it.
+    getSelection().selectAllChildren(ui.url);
+    ui.copyHint.textContent = "Couldn't copy. The link is selected: press Ctrl+C.";
+  }
+  copyTimer = setTimeout(() => {
+    ui.copy.textContent = "Copy link";
+    ui.copyHint.textContent = "";
+  }, 3000);
+}
+
+async function init() {
+  for (const node of document.querySelectorAll("[id]")) {
+    ui[node.id.replace(/-(\w)/g, (_, c) => c.toUpperCase())] = node;
+  }
+  const clicks = { errorClose: hideError, share: startShare, stop: stopShare, pause: togglePause, copy: copyUrl };
+  for (const [key, handler] of Object.entries(clicks)) ui[key].addEventListener("click", handler);
+  wireSlider(ui.fps, "fps");
+  wireSlider(ui.quality, "quality");
+  ui.maxWidth.addEventListener("change", () => patch("max_width", maxWidthValue()));
+  document.addEventListener("visibilitychange", refreshThumbnails);
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape") hideError(); });
+
+  try {
+    await window.__TAURI__.event.listen("status", (e) => onStatus(e.payload));
+  } catch (err) {
+    showError("Live sharing status is unavailable: " + message(err));
+  }
+
+  let saved = {};
+  try {
+    saved = (await invoke("load_settings")) || {};
+    applySettings(saved);
+  } catch (err) {
+    showError("Couldn't load your last settings: " + message(err));
+  }
+
+  try {
+    app.monitors = await invoke("list_monitors");
+    app.selected = pickMonitor(saved.monitor);
+    renderMonitors();
+  } catch (err) {
+    ui.monitors.replaceChildren(el("p", "muted", "Screens could not be listed."));
+    showError("Couldn't list your screens: " + message(err));
+  }
+  thumbnailLoop();
+}
+
+document.addEventListener("DOMContentLoaded", init);
