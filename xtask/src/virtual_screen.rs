@@ -99,7 +99,7 @@ impl VirtualScreen {
                 "-update",
                 "1",
                 "-geometry",
-                "420x60+60+60",
+                "560x60+60+60",
                 "-face",
                 "DejaVu Sans Mono-28",
             ])
