@@ -2,7 +2,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::SystemTime;
 
 use bytes::Bytes;
 use image::RgbaImage;
@@ -14,7 +13,6 @@ use crate::encode::{self, EncodeError, Format};
 #[derive(Debug)]
 pub struct Frame {
     seq: u64,
-    captured_at: SystemTime,
     jpeg_quality: u8,
     pixels: Arc<RgbaImage>,
     png: OnceLock<Result<Bytes, EncodeError>>,
@@ -31,7 +29,6 @@ impl Frame {
     ) -> Self {
         Self {
             seq,
-            captured_at: SystemTime::now(),
             jpeg_quality,
             pixels,
             png: OnceLock::new(),
@@ -51,10 +48,6 @@ impl Frame {
 
     pub fn height(&self) -> u32 {
         self.pixels.height()
-    }
-
-    pub fn captured_at(&self) -> SystemTime {
-        self.captured_at
     }
 
     pub fn pixels(&self) -> &RgbaImage {

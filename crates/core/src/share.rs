@@ -47,7 +47,7 @@ impl Default for ShareOptions {
 /// A running share: a capture thread and an HTTP server. Dropping it stops both.
 #[derive(Debug)]
 pub struct Share {
-    state: Arc<ShareState>,
+    /// The routes' state, which holds the share's state (`app.share`).
     app: AppState,
     local_addr: SocketAddr,
     viewer_urls: Vec<String>,
@@ -140,7 +140,6 @@ impl Share {
         tokio::spawn(log_stats(state.clone()));
         tracing::info!(%local_addr, open = options.open, "sharing");
         Ok(Self {
-            state,
             app,
             local_addr,
             viewer_urls,
@@ -166,30 +165,30 @@ impl Share {
     }
 
     pub fn settings(&self) -> Settings {
-        self.state.settings()
+        self.app.share.settings()
     }
 
     /// Changes settings while viewers watch; they see the change within one frame interval.
     pub async fn update(&self, patch: &SettingsPatch) -> Result<Settings, Error> {
-        self.state.update_settings(patch).await
+        self.app.share.update_settings(patch).await
     }
 
     pub fn status(&self) -> Status {
-        self.state.status()
+        self.app.share.status()
     }
 
     pub fn viewers(&self) -> Vec<ViewerInfo> {
-        self.state.viewers.list()
+        self.app.share.viewers.list()
     }
 
     /// The frame viewers see now.
     pub fn latest_frame(&self) -> Option<Arc<Frame>> {
-        self.state.latest_frame()
+        self.app.share.latest_frame()
     }
 
     /// Keeps capture running while held, as a viewer would (for the presenter's own preview).
     pub fn watch(&self) -> WatchGuard {
-        self.state.demand.watch()
+        self.app.share.demand.watch()
     }
 
     /// The routes, for serving elsewhere or testing without a socket.
@@ -199,7 +198,7 @@ impl Share {
 
     /// Cancelled when the share stops.
     pub fn stopped(&self) -> CancellationToken {
-        self.state.cancel.clone()
+        self.app.share.cancel.clone()
     }
 
     /// Stops capture and the server, waiting for both.
@@ -222,8 +221,8 @@ impl Share {
     }
 
     fn signal_stop(&self) {
-        self.state.cancel.cancel();
-        self.state.demand.ring();
+        self.app.share.cancel.cancel();
+        self.app.share.demand.ring();
     }
 }
 

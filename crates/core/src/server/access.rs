@@ -37,15 +37,6 @@ impl Access {
         })
     }
 
-    /// Fixed secrets, for tests.
-    pub fn with_secrets(viewer_token: &str, control_secret: &str, open: bool) -> Self {
-        Self {
-            viewer_token: viewer_token.to_owned(),
-            control_secret: control_secret.to_owned(),
-            open,
-        }
-    }
-
     /// The viewers' page, relative to the server root, with a trailing slash so that the
     /// page's relative URLs carry the token.
     pub fn viewer_path(&self) -> String {
