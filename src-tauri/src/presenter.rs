@@ -126,13 +126,11 @@ impl Presenter {
 
     /// A small JPEG of what viewers see now.
     pub async fn preview(&self) -> Result<Option<Vec<u8>>, CommandError> {
-        let Some(frame) = self
-            .share
-            .lock()
-            .await
-            .as_ref()
-            .and_then(Share::latest_frame)
-        else {
+        let Some(frame) = self.share.lock().await.as_ref().and_then(|share| {
+            // The preview counts as watching: it keeps capture going while the presenter looks.
+            drop(share.watch());
+            share.latest_frame()
+        }) else {
             return Ok(None);
         };
         let jpeg = tokio::task::spawn_blocking(move || {

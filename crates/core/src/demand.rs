@@ -69,6 +69,11 @@ impl Demand {
     fn sleep_as(&self, timeout: Duration, idle: bool) -> bool {
         let deadline = Instant::now() + timeout;
         let mut inner = self.lock();
+        // A watcher that arrived between the caller's check and this sleep did not ring.
+        if idle && inner.watchers > 0 {
+            inner.rung = false;
+            return true;
+        }
         inner.idle = idle;
         while !inner.rung {
             let left = deadline.saturating_duration_since(Instant::now());

@@ -21,6 +21,8 @@ use crate::{Error, net};
 
 /// The port a share listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 5000;
+/// How long stopping waits for viewers' connections to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// How often the share logs its figures while someone watches.
 const STATS_EVERY: Duration = Duration::from_secs(10);
 
@@ -204,11 +206,18 @@ impl Share {
     /// Stops capture and the server, waiting for both.
     pub async fn stop(mut self) -> Result<(), Error> {
         self.signal_stop();
-        if let Some(server) = self.server.take() {
-            server
-                .await
-                .map_err(|error| Error::Internal(error.to_string()))?
-                .map_err(|error| Error::Internal(format!("server failed: {error}")))?;
+        if let Some(mut server) = self.server.take() {
+            // Graceful shutdown waits for open connections; a viewer that stopped reading
+            // mid-frame (a phone gone to sleep) must not hold the presenter hostage.
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+                Ok(joined) => joined
+                    .map_err(|error| Error::Internal(error.to_string()))?
+                    .map_err(|error| Error::Internal(format!("server failed: {error}")))?,
+                Err(_) => {
+                    tracing::warn!("connections still open after the grace period; closing them");
+                    server.abort();
+                }
+            }
         }
         if let Some(capture) = self.capture.take() {
             tokio::task::spawn_blocking(move || capture.join())

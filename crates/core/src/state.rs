@@ -93,6 +93,8 @@ pub struct ShareState {
     pub(crate) viewers: Arc<Viewers>,
     pub(crate) screens: Arc<dyn Screens>,
     pub(crate) cancel: CancellationToken,
+    /// One settings change at a time, so concurrent changes (control URL, desktop) never drop one.
+    updating: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for ShareState {
@@ -115,6 +117,7 @@ impl ShareState {
             viewers: Arc::new(Viewers::default()),
             screens,
             cancel: CancellationToken::new(),
+            updating: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -124,6 +127,7 @@ impl ShareState {
 
     /// Validates and applies a change; the capture loop picks it up within one frame interval.
     pub async fn update_settings(&self, patch: &SettingsPatch) -> Result<Settings, Error> {
+        let _one_at_a_time = self.updating.lock().await;
         let next = self.settings().patched(patch)?;
         if patch.changes_monitor() {
             // Refuse an unknown monitor here, where the presenter sees the error, rather than
@@ -163,7 +167,10 @@ impl ShareState {
         let deadline = Instant::now() + wait;
         loop {
             let latest = frames.borrow_and_update().clone();
-            let grabbed_since = capture.borrow_and_update().grabs > entry_grabs;
+            let (grabbed_since, now_phase) = {
+                let status = capture.borrow_and_update();
+                (status.grabs > entry_grabs, status.phase)
+            };
             if let Some(frame) = &latest {
                 let ready = match after {
                     // Any other number: newer, or a restarted share counting from 1 again.
@@ -175,6 +182,7 @@ impl ShareState {
                                 entry_phase,
                                 Phase::Live | Phase::Paused | Phase::SourceLost
                             )
+                            || matches!(now_phase, Phase::Paused | Phase::SourceLost)
                     }
                 };
                 if ready {

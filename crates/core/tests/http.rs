@@ -509,3 +509,40 @@ async fn open_share_serves_the_root_too() {
         "an open share hands out URLs without the token"
     );
 }
+
+#[tokio::test]
+async fn switching_away_from_a_lost_monitor_is_immediate() {
+    let fx = start(
+        Settings {
+            fps: 30,
+            ..Settings::default()
+        },
+        false,
+    )
+    .await;
+    let first = get(&fx.router, &format!("{}screen.png", fx.viewer)).await;
+    let seq = first.header("x-frame-seq").to_owned();
+    let _keep_watching = fx.share.watch();
+    fx.screens.set_failing(0, true);
+    wait_for_state(&fx, "source_lost").await;
+    // Let the retry backoff grow past a second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    fx.screens.paint(1, [20, 220, 20]);
+    let started = std::time::Instant::now();
+    let reply = send(
+        &fx.router,
+        Method::PATCH,
+        &format!("{}settings", fx.control),
+        &[],
+        Some(json!({"monitor": 1})),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let next = get(&fx.router, &format!("{}screen.png?after={seq}", fx.viewer)).await;
+    assert_eq!(centre(&next.body), [20, 220, 20]);
+    assert!(
+        started.elapsed() < Duration::from_millis(800),
+        "the new monitor did not wait out the old one's backoff: {:?}",
+        started.elapsed()
+    );
+}

@@ -51,8 +51,8 @@ struct CaptureLoop {
     seq: u64,
     recent_grabs: VecDeque<Instant>,
     last_interval: Duration,
-    /// While the source is lost: no new attempt before this, however often viewers ask.
-    retry_at: Option<Instant>,
+    /// While the source is lost: no new attempt at the monitor that failed before this.
+    retry_at: Option<(Option<MonitorChoice>, Instant)>,
 }
 
 impl CaptureLoop {
@@ -114,15 +114,23 @@ impl CaptureLoop {
             .is_none_or(|(opened_for, _)| *opened_for != settings.monitor)
         {
             self.source = None;
-            if let Some(retry_at) = self.retry_at {
-                let left = retry_at.saturating_duration_since(Instant::now());
-                if !left.is_zero() {
-                    demand.sleep(left);
-                    return;
+            match &self.retry_at {
+                // Another monitor was chosen: try it at once, with a fresh backoff.
+                Some((failed, _)) if *failed != settings.monitor => {
+                    self.retry_at = None;
+                    self.backoff.reset();
                 }
+                Some((_, retry_at)) => {
+                    let left = retry_at.saturating_duration_since(Instant::now());
+                    if !left.is_zero() {
+                        demand.sleep(left);
+                        return;
+                    }
+                }
+                None => {}
             }
             if let Err(error) = self.open(settings) {
-                self.lost(&error.to_string());
+                self.lost(&error.to_string(), settings);
                 return;
             }
         }
@@ -164,7 +172,7 @@ impl CaptureLoop {
             }
             Err(error) => {
                 self.source = None;
-                self.lost(&error.to_string());
+                self.lost(&error.to_string(), settings);
             }
         }
     }
@@ -237,7 +245,7 @@ impl CaptureLoop {
     }
 
     /// The source failed: keep the last frame up, say why, retry later.
-    fn lost(&mut self, error: &str) {
+    fn lost(&mut self, error: &str, settings: &Settings) {
         let delay = self.backoff.next_delay();
         let first = self.state.capture.borrow().phase != Phase::SourceLost;
         if first {
@@ -253,7 +261,7 @@ impl CaptureLoop {
         });
         self.recent_grabs.clear();
         self.pacer.reset();
-        self.retry_at = Some(Instant::now() + delay);
+        self.retry_at = Some((settings.monitor.clone(), Instant::now() + delay));
     }
 
     fn set_phase(&mut self, phase: Phase) {
