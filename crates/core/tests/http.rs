@@ -53,6 +53,18 @@ async fn start(settings: Settings, open: bool) -> Fixture {
     }
 }
 
+/// A share capturing at 30 fps, so tests that wait for a new frame wait little.
+async fn start_quick() -> Fixture {
+    start(
+        Settings {
+            fps: 30,
+            ..Settings::default()
+        },
+        false,
+    )
+    .await
+}
+
 struct Reply {
     status: StatusCode,
     headers: axum::http::HeaderMap,
@@ -221,14 +233,7 @@ async fn repeated_etag_gets_304() {
 
 #[tokio::test]
 async fn colour_change_reaches_the_next_frame() {
-    let fx = start(
-        Settings {
-            fps: 30,
-            ..Settings::default()
-        },
-        false,
-    )
-    .await;
+    let fx = start_quick().await;
     let first = get(&fx.router, &format!("{}screen.png", fx.viewer)).await;
     let seq = first.header("x-frame-seq").to_owned();
     fx.screens.paint(0, [10, 200, 60]);
@@ -240,14 +245,7 @@ async fn colour_change_reaches_the_next_frame() {
 
 #[tokio::test]
 async fn long_poll_says_nothing_new_when_the_screen_is_still() {
-    let fx = start(
-        Settings {
-            fps: 30,
-            ..Settings::default()
-        },
-        false,
-    )
-    .await;
+    let fx = start_quick().await;
     let first = get(&fx.router, &format!("{}screen.jpg", fx.viewer)).await;
     let seq = first.header("x-frame-seq");
     let started = std::time::Instant::now();
@@ -322,14 +320,7 @@ async fn settings_change_live_and_reach_the_frames() {
 
 #[tokio::test]
 async fn switching_monitor_switches_what_viewers_see() {
-    let fx = start(
-        Settings {
-            fps: 30,
-            ..Settings::default()
-        },
-        false,
-    )
-    .await;
+    let fx = start_quick().await;
     fx.screens.paint(1, [30, 30, 220]);
     let first = get(&fx.router, &format!("{}screen.png", fx.viewer)).await;
     let reply = send(
@@ -404,14 +395,7 @@ async fn bad_settings_are_refused_with_the_reason() {
 
 #[tokio::test]
 async fn no_capture_while_nobody_watches() {
-    let fx = start(
-        Settings {
-            fps: 30,
-            ..Settings::default()
-        },
-        false,
-    )
-    .await;
+    let fx = start_quick().await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(fx.share.status().grabs, 0, "no viewer, no grabs");
     get(&fx.router, &format!("{}screen.jpg", fx.viewer)).await;
@@ -420,14 +404,7 @@ async fn no_capture_while_nobody_watches() {
 
 #[tokio::test]
 async fn paused_share_keeps_the_last_frame() {
-    let fx = start(
-        Settings {
-            fps: 30,
-            ..Settings::default()
-        },
-        false,
-    )
-    .await;
+    let fx = start_quick().await;
     get(&fx.router, &format!("{}screen.png", fx.viewer)).await;
     fx.share
         .update(&serde_json::from_value(json!({"paused": true})).expect("patch"))
@@ -450,14 +427,7 @@ async fn paused_share_keeps_the_last_frame() {
 
 #[tokio::test]
 async fn lost_source_keeps_last_frame_and_recovers() {
-    let fx = start(
-        Settings {
-            fps: 30,
-            ..Settings::default()
-        },
-        false,
-    )
-    .await;
+    let fx = start_quick().await;
     get(&fx.router, &format!("{}screen.png", fx.viewer)).await;
     fx.screens.set_failing(0, true);
     let _keep_watching = fx.share.watch();
@@ -512,14 +482,7 @@ async fn open_share_serves_the_root_too() {
 
 #[tokio::test]
 async fn switching_away_from_a_lost_monitor_is_immediate() {
-    let fx = start(
-        Settings {
-            fps: 30,
-            ..Settings::default()
-        },
-        false,
-    )
-    .await;
+    let fx = start_quick().await;
     let first = get(&fx.router, &format!("{}screen.png", fx.viewer)).await;
     let seq = first.header("x-frame-seq").to_owned();
     let _keep_watching = fx.share.watch();
