@@ -133,13 +133,12 @@ fn serve_under_load(screen: &VirtualScreen, connections: u32) -> anyhow::Result<
     let elapsed = started.elapsed().as_secs_f64();
     let after_cpu = cpu_seconds(server.child.0.id())?;
     let after_status = fetch_json(&control)?;
-    let encodes = |status: &serde_json_lite::Value| status.jpeg_encodes;
     Ok(Load {
         connections,
         requests_per_second: wrk.requests as f64 / elapsed,
         megabytes_per_second: wrk.bytes as f64 / elapsed / 1e6,
         cpu_percent: (after_cpu - before_cpu) / elapsed * 100.0,
-        jpeg_encodes: encodes(&after_status) - encodes(&before_status),
+        jpeg_encodes: after_status.jpeg_encodes - before_status.jpeg_encodes,
         requests: wrk.requests,
         achieved_fps: after_status.achieved_fps,
     })
@@ -321,39 +320,26 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     Ok(ticks / per_second)
 }
 
-/// The two numbers the bench reads off the status JSON, without a JSON dependency in xtask.
-mod serde_json_lite {
-    pub struct Value {
-        pub jpeg_encodes: u64,
-        pub frame: u64,
-        pub achieved_fps: f64,
-    }
-
-    pub fn number_after(text: &str, key: &str) -> Option<f64> {
-        let start = text.find(key)? + key.len();
-        let rest = &text[start..];
-        let end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == 'e'))
-            .unwrap_or(rest.len());
-        rest[..end].parse().ok()
-    }
+/// What the bench reads off the share's status JSON.
+struct StatusFigures {
+    jpeg_encodes: u64,
+    frame: u64,
+    achieved_fps: f64,
 }
 
-fn fetch_json(url: &str) -> anyhow::Result<serde_json_lite::Value> {
+fn fetch_json(url: &str) -> anyhow::Result<StatusFigures> {
     let output = Command::new("curl")
         .args(["-sf", url])
         .output()
         .context("cannot run curl")?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    let encodes = text
-        .find("\"encodes\"")
-        .map(|at| &text[at..])
-        .and_then(|rest| serde_json_lite::number_after(rest, "\"jpeg\":"))
-        .with_context(|| format!("no encode counts in {text}"))?;
-    Ok(serde_json_lite::Value {
-        jpeg_encodes: encodes as u64,
-        frame: serde_json_lite::number_after(&text, "\"frame\":").unwrap_or(0.0) as u64,
-        achieved_fps: serde_json_lite::number_after(&text, "\"achieved_fps\":").unwrap_or(0.0),
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .with_context(|| format!("no status JSON from {url}"))?;
+    Ok(StatusFigures {
+        jpeg_encodes: status["encodes"]["jpeg"]
+            .as_u64()
+            .with_context(|| format!("no encode counts in {status}"))?,
+        frame: status["frame"].as_u64().unwrap_or(0),
+        achieved_fps: status["achieved_fps"].as_f64().unwrap_or(0.0),
     })
 }
 

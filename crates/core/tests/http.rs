@@ -119,6 +119,12 @@ async fn send(
     }
 }
 
+/// PATCH on the presenter's settings URL.
+async fn patch_settings(fx: &Fixture, body: Value) -> Reply {
+    let uri = format!("{}settings", fx.control);
+    send(&fx.router, Method::PATCH, &uri, &[], Some(body)).await
+}
+
 async fn get(router: &Router, uri: &str) -> Reply {
     send(router, Method::GET, uri, &[], None).await
 }
@@ -289,16 +295,8 @@ async fn concurrent_viewers_cause_one_encode_per_frame_and_format() {
 #[tokio::test]
 async fn settings_change_live_and_reach_the_frames() {
     let fx = start(Settings::default(), false).await;
-    let settings = format!("{}settings", fx.control);
     let big = get(&fx.router, &format!("{}screen.jpg", fx.viewer)).await;
-    let reply = send(
-        &fx.router,
-        Method::PATCH,
-        &settings,
-        &[],
-        Some(json!({"max_width": 160, "quality": 30})),
-    )
-    .await;
+    let reply = patch_settings(&fx, json!({"max_width": 160, "quality": 30})).await;
     assert_eq!(
         reply.status,
         StatusCode::OK,
@@ -323,14 +321,7 @@ async fn switching_monitor_switches_what_viewers_see() {
     let fx = start_quick().await;
     fx.screens.paint(1, [30, 30, 220]);
     let first = get(&fx.router, &format!("{}screen.png", fx.viewer)).await;
-    let reply = send(
-        &fx.router,
-        Method::PATCH,
-        &format!("{}settings", fx.control),
-        &[],
-        Some(json!({"monitor": 1})),
-    )
-    .await;
+    let reply = patch_settings(&fx, json!({"monitor": 1})).await;
     assert_eq!(reply.status, StatusCode::OK);
     let seq = first.header("x-frame-seq");
     let next = get(&fx.router, &format!("{}screen.png?after={seq}", fx.viewer)).await;
@@ -366,14 +357,7 @@ async fn bad_settings_are_refused_with_the_reason() {
         (json!({"fsp": 3}), StatusCode::BAD_REQUEST, "fsp"),
     ];
     for (body, status, words) in cases {
-        let reply = send(
-            &fx.router,
-            Method::PATCH,
-            &settings,
-            &[],
-            Some(body.clone()),
-        )
-        .await;
+        let reply = patch_settings(&fx, body.clone()).await;
         assert_eq!(reply.status, status, "{body}");
         let error = reply.json()["error"]
             .as_str()
@@ -492,14 +476,7 @@ async fn switching_away_from_a_lost_monitor_is_immediate() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     fx.screens.paint(1, [20, 220, 20]);
     let started = std::time::Instant::now();
-    let reply = send(
-        &fx.router,
-        Method::PATCH,
-        &format!("{}settings", fx.control),
-        &[],
-        Some(json!({"monitor": 1})),
-    )
-    .await;
+    let reply = patch_settings(&fx, json!({"monitor": 1})).await;
     assert_eq!(reply.status, StatusCode::OK);
     let next = get(&fx.router, &format!("{}screen.png?after={seq}", fx.viewer)).await;
     assert_eq!(centre(&next.body), [20, 220, 20]);
