@@ -1,8 +1,7 @@
 //! The window's commands: each a few lines calling the [`Presenter`] or the engine.
 
 use base64::Engine;
-use screenshare_core::capture::xcap::XcapScreens;
-use screenshare_core::capture::{MonitorInfo, thumbnail};
+use screenshare_core::capture::{MonitorInfo, system_screens, thumbnail};
 use screenshare_core::{MonitorChoice, Settings, SettingsPatch, sources};
 use tauri::State;
 
@@ -21,7 +20,7 @@ pub async fn list_monitors() -> Result<Vec<MonitorInfo>, CommandError> {
 pub async fn monitor_thumbnail(index: usize) -> Result<String, CommandError> {
     let jpeg = blocking(move || {
         thumbnail(
-            &XcapScreens,
+            system_screens().as_ref(),
             Some(&MonitorChoice::Index(index)),
             THUMBNAIL_WIDTH,
         )

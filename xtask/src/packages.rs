@@ -24,14 +24,17 @@ pub const RUN_DESKTOP: &[&[&str]] = &[BUILD, DESKTOP];
 /// `cargo xtask run` without one: the headless share, a virtual screen and something live on it.
 pub const RUN_HEADLESS: &[&[&str]] = &[BUILD, &["xvfb", "x11-xserver-utils", "x11-apps", "xterm"]];
 
-/// `cargo xtask test`: the builds, private X servers to capture, a real browser for the viewer
-/// page and WebKitWebDriver for the presenter window.
+/// `cargo xtask test`: the builds, private X servers to capture (with a pointer to move and a
+/// terminal to type in), a real browser for the viewer page and WebKitWebDriver for the
+/// presenter window.
 pub const TEST: &[&[&str]] = &[
     BUILD,
     DESKTOP,
     &[
         "xvfb",
         "x11-xserver-utils",
+        "xdotool",
+        "xterm",
         "chromium",
         "chromium-driver",
         "webkit2gtk-driver",

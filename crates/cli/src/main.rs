@@ -58,6 +58,9 @@ struct ServeArgs {
     /// Serve without the secret token: anyone who can reach this machine can watch
     #[arg(long)]
     open: bool,
+    /// Do not show the pointer to viewers (it can be turned back on with PATCH `show_pointer`)
+    #[arg(long)]
+    no_pointer: bool,
 }
 
 fn main() -> ExitCode {
@@ -123,6 +126,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             quality: args.quality,
             max_width: args.max_width,
             paused: false,
+            show_pointer: !args.no_pointer,
         },
         bind: SocketAddr::new(args.bind, args.port),
         open: args.open,

@@ -1,48 +1,107 @@
-//! Time per step of one frame on the real screen (`DISPLAY`), printed as `step<TAB>mean ms` lines
-//! for `cargo xtask bench`. Includes `image`'s own JPEG encoder as the yardstick our choice of
-//! `jpeg-encoder` is measured against.
+//! Time per step of the pixel path on the real screen (`DISPLAY`), printed as `step<TAB>value`
+//! lines for `cargo xtask bench`: the grab through MIT-SHM, plain GetImage and xcap in the same
+//! run, a grab of a small damaged region, and the encoders per piece kind. `image`'s own JPEG
+//! encoder is the yardstick our choice of `jpeg-encoder` is measured against.
 
 use std::time::Instant;
 
 use fast_image_resize::Resizer;
 use image::ImageEncoder;
-use screenshare_core::capture::Screens;
+use screenshare_core::capture::x11::X11Screens;
 use screenshare_core::capture::xcap::XcapScreens;
-use screenshare_core::encode::{encode_jpeg, encode_png, scale_to_width};
+use screenshare_core::capture::{Screens, Source};
+use screenshare_core::encode::{jpeg_of, png_of, scale_picture};
+use screenshare_core::pixels::{Picture, Rect};
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{ConnectionExt, CreateGCAux, Rectangle};
 
 const RUNS: u32 = 20;
 
-fn mean_ms(mut step: impl FnMut()) -> f64 {
+fn mean_ms(runs: u32, mut step: impl FnMut()) -> f64 {
     step();
     let started = Instant::now();
-    for _ in 0..RUNS {
+    for _ in 0..runs {
         step();
     }
-    started.elapsed().as_secs_f64() * 1000.0 / f64::from(RUNS)
+    started.elapsed().as_secs_f64() * 1000.0 / f64::from(runs)
+}
+
+fn grab_ms(source: &mut Box<dyn Source>) -> f64 {
+    mean_ms(RUNS, || {
+        source.grab().ok();
+    })
+}
+
+/// A source that cannot use DAMAGE's shortcut: every grab reads the whole monitor.
+fn whole_grab_ms(screens: &X11Screens) -> anyhow::Result<f64> {
+    let mut total = 0.0;
+    for _ in 0..RUNS {
+        let mut source = screens.open(None)?;
+        let started = Instant::now();
+        source.grab()?;
+        total += started.elapsed().as_secs_f64();
+    }
+    Ok(total * 1000.0 / f64::from(RUNS))
 }
 
 fn main() -> anyhow::Result<()> {
-    let mut source = XcapScreens.open(None)?;
-    let info = source.info().clone();
-    let frame = source.grab()?;
+    let display = std::env::var("DISPLAY")?;
+    let shm = X11Screens::with_display(&display, true);
+    let plain = X11Screens::with_display(&display, false);
+    let mut xcap = XcapScreens.open(None)?;
+    let info = xcap.info().clone();
     eprintln!("monitor {} {}x{}", info.name, info.width, info.height);
 
-    let grab = mean_ms(|| {
-        source.grab().ok();
-    });
+    // Whole-monitor reads, each path: the first grab of a source reads everything. Opening a
+    // source is outside the timing; what is timed is one full read.
+    let shm_grab = whole_grab_ms(&shm)?;
+    let plain_grab = whole_grab_ms(&plain)?;
+    let xcap_grab = grab_ms(&mut xcap);
+
+    // A small change (a 64x16 text line's worth) between grabs: DAMAGE says where, SHM reads it.
+    let (conn, screen) = x11rb::connect(Some(&display))?;
+    let root = conn.setup().roots[screen].root;
+    let gc = conn.generate_id()?;
+    conn.create_gc(gc, root, &CreateGCAux::new().foreground(0x00ff00))?;
+    let mut damaged = shm.open(None)?;
+    damaged.grab()?;
+    let mut total = 0.0;
+    for turn in 0..RUNS {
+        conn.poly_fill_rectangle(
+            root,
+            gc,
+            &[Rectangle {
+                x: 40 + (turn as i16 % 8) * 8,
+                y: 40,
+                width: 64,
+                height: 16,
+            }],
+        )?;
+        conn.get_input_focus()?.reply()?;
+        let started = Instant::now();
+        damaged.grab()?;
+        total += started.elapsed().as_secs_f64();
+    }
+    let damaged_grab = total * 1000.0 / f64::from(RUNS);
+    let still_grab = grab_ms(&mut damaged);
+
+    let mut source = shm.open(None)?;
+    let frame: Picture = source.grab()?.picture.clone();
+    let whole = frame.bounds();
     let mut resizer = Resizer::new();
-    let scale = mean_ms(|| {
-        scale_to_width(&frame, 1280, &mut resizer).ok();
+    let scale = mean_ms(RUNS, || {
+        scale_picture(&frame, 1280, &mut resizer).ok();
     });
-    let png = mean_ms(|| {
-        encode_png(&frame).ok();
+    let png = mean_ms(RUNS, || {
+        png_of(&frame, whole).ok();
     });
-    let jpeg = mean_ms(|| {
-        encode_jpeg(&frame, 80).ok();
+    let jpeg = mean_ms(RUNS, || {
+        jpeg_of(&frame, whole, 80).ok();
     });
-    let image_jpeg = mean_ms(|| {
+    let rgba = frame.to_rgba();
+    let image_jpeg = mean_ms(5, || {
         let mut out = Vec::new();
-        let rgb = image::DynamicImage::ImageRgba8(frame.clone()).to_rgb8();
+        let rgb = image::DynamicImage::ImageRgba8(rgba.clone()).to_rgb8();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
             .write_image(
                 rgb.as_raw(),
@@ -52,14 +111,59 @@ fn main() -> anyhow::Result<()> {
             )
             .ok();
     });
-    println!("grab (xcap, X11)\t{grab}");
+    // Tiles: the busiest 64x64 tile of the screen (most bytes as PNG), a text-sized piece.
+    let tiles: Vec<Rect> = (0..frame.height() / 64)
+        .flat_map(|row| {
+            (0..frame.width() / 64).map(move |column| Rect::new(column * 64, row * 64, 64, 64))
+        })
+        .collect();
+    let busiest = tiles
+        .iter()
+        .copied()
+        .max_by_key(|tile| png_of(&frame, *tile).map_or(0, |png| png.len()))
+        .unwrap_or(Rect::new(0, 0, 64, 64));
+    let tile_png = mean_ms(200, || {
+        png_of(&frame, busiest).ok();
+    });
+    let tile_jpeg = mean_ms(200, || {
+        jpeg_of(&frame, busiest, 80).ok();
+    });
+    let tile_solid = mean_ms(200, || {
+        frame.solid_colour(busiest);
+    });
+    let glyph = Rect::new(busiest.x, busiest.y, 8, 16);
+
+    println!("grab 1920x1080 through MIT-SHM (x11-shm)\t{shm_grab}");
+    println!("grab 1920x1080 through GetImage (x11-getimage)\t{plain_grab}");
+    println!("grab 1920x1080 through xcap (before)\t{xcap_grab}");
+    println!("grab of a 64x16 damaged region (x11-shm + DAMAGE)\t{damaged_grab}");
+    println!("grab of a still screen (DAMAGE says nothing changed)\t{still_grab}");
     println!("scale to 1280 wide\t{scale}");
-    println!("PNG encode (lossless)\t{png}");
-    println!("JPEG encode q80 (jpeg-encoder, used)\t{jpeg}");
-    println!("JPEG encode q80 (image crate, for comparison)\t{image_jpeg}");
-    println!("grab + JPEG (fast path)\t{}", grab + jpeg);
-    println!("grab + PNG (sharp path)\t{}", grab + png);
-    println!("PNG bytes\t{}", encode_png(&frame)?.len() as f64);
-    println!("JPEG q80 bytes\t{}", encode_jpeg(&frame, 80)?.len() as f64);
+    println!("PNG encode, whole frame\t{png}");
+    println!("JPEG encode q80, whole frame (jpeg-encoder, used)\t{jpeg}");
+    println!("JPEG encode q80, whole frame (image crate, for comparison)\t{image_jpeg}");
+    println!("PNG encode, busiest 64x64 tile\t{tile_png}");
+    println!("JPEG encode q80, busiest 64x64 tile\t{tile_jpeg}");
+    println!("solid-colour check, 64x64 tile\t{tile_solid}");
+    println!(
+        "PNG bytes, whole frame\t{}",
+        png_of(&frame, whole)?.len() as f64
+    );
+    println!(
+        "JPEG q80 bytes, whole frame\t{}",
+        jpeg_of(&frame, whole, 80)?.len() as f64
+    );
+    println!(
+        "PNG bytes, busiest tile\t{}",
+        png_of(&frame, busiest)?.len() as f64
+    );
+    println!(
+        "JPEG q80 bytes, busiest tile\t{}",
+        jpeg_of(&frame, busiest, 80)?.len() as f64
+    );
+    println!(
+        "PNG bytes, one 8x16 glyph cell\t{}",
+        png_of(&frame, glyph)?.len() as f64
+    );
     Ok(())
 }

@@ -7,6 +7,8 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::frame::Mode;
+
 /// After this long without a frame request, the share counts as unwatched and capture stops.
 pub const IDLE_AFTER: Duration = Duration::from_secs(5);
 
@@ -23,6 +25,8 @@ struct Inner {
     rung: bool,
     /// The capture thread is asleep for want of viewers: only then does a new watcher ring.
     idle: bool,
+    /// When updates were last asked for in each mode.
+    mode_asked: [Option<Instant>; 2],
 }
 
 impl Demand {
@@ -48,6 +52,19 @@ impl Demand {
             || inner
                 .last_request
                 .is_some_and(|at| now.saturating_duration_since(at) < IDLE_AFTER)
+    }
+
+    /// A viewer asked for updates in `mode`: the capture thread prepares that mode's deltas.
+    pub fn note_mode(&self, mode: Mode) {
+        let index = Mode::ALL.iter().position(|m| *m == mode).unwrap_or(0);
+        self.lock().mode_asked[index] = Some(Instant::now());
+    }
+
+    /// Whether anyone asked for updates in `mode` lately (as of `now`).
+    pub fn wants_mode(&self, mode: Mode, now: Instant) -> bool {
+        let index = Mode::ALL.iter().position(|m| *m == mode).unwrap_or(0);
+        self.lock().mode_asked[index]
+            .is_some_and(|at| now.saturating_duration_since(at) < IDLE_AFTER)
     }
 
     /// Wakes the capture thread (settings changed, shutting down).
@@ -171,6 +188,17 @@ mod tests {
             !demand.sleep(Duration::from_millis(20)),
             "a pacing wait runs its course"
         );
+    }
+
+    #[test]
+    fn modes_are_wanted_while_asked_for() {
+        let demand = Demand::default();
+        assert!(!demand.wants_mode(Mode::Lossless, Instant::now()));
+        demand.note_mode(Mode::Lossless);
+        let now = Instant::now();
+        assert!(demand.wants_mode(Mode::Lossless, now));
+        assert!(!demand.wants_mode(Mode::Adaptive, now));
+        assert!(!demand.wants_mode(Mode::Lossless, now + IDLE_AFTER));
     }
 
     #[test]

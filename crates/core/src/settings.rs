@@ -28,6 +28,8 @@ pub struct Settings {
     pub max_width: Option<u32>,
     /// Paused: viewers keep the last frame and the loop captures nothing.
     pub paused: bool,
+    /// Show the presenter's pointer to viewers.
+    pub show_pointer: bool,
 }
 
 impl Default for Settings {
@@ -38,6 +40,7 @@ impl Default for Settings {
             quality: 80,
             max_width: None,
             paused: false,
+            show_pointer: true,
         }
     }
 }
@@ -82,6 +85,9 @@ impl Settings {
         if let Some(paused) = patch.paused {
             next.paused = paused;
         }
+        if let Some(show_pointer) = patch.show_pointer {
+            next.show_pointer = show_pointer;
+        }
         next.validate()?;
         Ok(next)
     }
@@ -115,6 +121,8 @@ pub struct SettingsPatch {
     pub max_width: Option<Option<u32>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub show_pointer: Option<bool>,
 }
 
 impl SettingsPatch {

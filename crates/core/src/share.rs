@@ -9,8 +9,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::capture::xcap::XcapScreens;
-use crate::capture::{CaptureContext, MonitorInfo, Screens, spawn_capture_thread};
+use crate::capture::{CaptureContext, MonitorInfo, Screens, spawn_capture_thread, system_screens};
 use crate::demand::WatchGuard;
 use crate::frame::Frame;
 use crate::server::{self, Access, AppState};
@@ -61,7 +60,7 @@ pub struct Share {
 impl Share {
     /// Shares a real monitor (see [`crate::sources`]).
     pub async fn start(options: ShareOptions) -> Result<Self, Error> {
-        Self::start_with(options, Arc::new(XcapScreens)).await
+        Self::start_with(options, system_screens()).await
     }
 
     /// Shares a monitor of `screens`. Start-up errors (bad settings, no display, an unknown
@@ -243,7 +242,7 @@ impl Drop for Share {
 
 /// The monitors of this machine.
 pub fn sources() -> Result<Vec<MonitorInfo>, crate::capture::CaptureError> {
-    XcapScreens.list()
+    system_screens().list()
 }
 
 async fn log_stats(state: Arc<ShareState>) {

@@ -44,6 +44,8 @@ pub enum Phase {
 pub struct CaptureStatus {
     pub phase: Phase,
     pub monitor: Option<MonitorInfo>,
+    /// How pixels are read: `x11-shm`, `x11-getimage` (no MIT-SHM), `xcap`.
+    pub method: Option<String>,
     /// The last capture error while the source is lost, in words for the presenter.
     pub error: Option<String>,
     /// Grabs so far, whether or not the pixels changed.
@@ -62,6 +64,8 @@ pub struct Status {
     pub source_lost: bool,
     pub error: Option<String>,
     pub monitor: Option<MonitorInfo>,
+    /// How pixels are read: `x11-shm`, `x11-getimage` (the X server offers no MIT-SHM), `xcap`.
+    pub capture: Option<String>,
     /// Size of the frames served (after any downscale).
     pub width: u32,
     pub height: u32,
@@ -70,6 +74,7 @@ pub struct Status {
     pub fps: u32,
     pub quality: u32,
     pub max_width: Option<u32>,
+    pub show_pointer: bool,
     pub viewers: usize,
     /// Frame bytes served so far to all viewers.
     pub bytes_served: u64,
@@ -210,12 +215,14 @@ impl ShareState {
             source_lost: capture.phase == Phase::SourceLost,
             error: capture.error.clone(),
             monitor: capture.monitor.clone(),
+            capture: capture.method.clone(),
             width: frame.as_ref().map_or(0, |frame| frame.width()),
             height: frame.as_ref().map_or(0, |frame| frame.height()),
             frame: frame.as_ref().map_or(0, |frame| frame.seq()),
             fps: settings.fps,
             quality: settings.quality,
             max_width: settings.max_width,
+            show_pointer: settings.show_pointer,
             viewers: self.viewers.count(),
             bytes_served: self.viewers.bytes_served(),
             grabs: capture.grabs,

@@ -39,10 +39,13 @@ async fn grab_sees_the_painted_colour() {
         ("#20a0f0", [0x20, 0xa0, 0xf0]),
     ] {
         xvfb.paint(colour).expect("paint");
-        let image = tokio::task::spawn_blocking(|| XcapScreens.open(None)?.grab())
-            .await
-            .expect("grab task")
-            .expect("grab");
+        let image = tokio::task::spawn_blocking(|| {
+            let mut source = XcapScreens.open(None)?;
+            Ok::<_, screenshare_core::CaptureError>(source.grab()?.picture.to_rgba())
+        })
+        .await
+        .expect("grab task")
+        .expect("grab");
         assert_eq!(image.dimensions(), (640, 480));
         let pixel = image.get_pixel(320, 240).0;
         assert_eq!(&pixel[..3], &rgb, "after painting {colour}");

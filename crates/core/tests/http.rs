@@ -9,6 +9,8 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use screenshare_core::capture::synthetic::SyntheticScreens;
+use screenshare_core::frame::wire;
+use screenshare_core::pixels::Rect;
 use screenshare_core::{Settings, Share, ShareOptions};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -278,17 +280,30 @@ async fn concurrent_viewers_cause_one_encode_per_frame_and_format() {
     let mut requests = tokio::task::JoinSet::new();
     for uri in uris {
         let router = fx.router.clone();
-        requests.spawn(async move { get(&router, &uri).await.status });
+        requests.spawn(async move {
+            let reply = get(&router, &uri).await;
+            (reply.status, reply.header("x-frame-seq").to_owned())
+        });
     }
-    while let Some(status) = requests.join_next().await {
-        assert_eq!(status.expect("request task"), StatusCode::OK);
+    let mut seqs = std::collections::HashSet::new();
+    while let Some(reply) = requests.join_next().await {
+        let (status, seq) = reply.expect("request task");
+        assert_eq!(status, StatusCode::OK);
+        seqs.insert(seq);
     }
     let status = get(&fx.router, &format!("{}status", fx.control))
         .await
         .json();
-    let frames = status["frame"].as_u64().expect("frame number");
-    assert_eq!(frames, 1, "the screen did not change");
-    assert_eq!(status["encodes"], json!({"png": 1, "jpeg": 1}));
+    let frame = status["frame"].as_u64().expect("frame number").to_string();
+    assert_eq!(
+        seqs,
+        std::collections::HashSet::from([frame]),
+        "the screen did not change: every viewer got the one frame"
+    );
+    assert_eq!(
+        status["encodes"],
+        json!({"png": 1, "jpeg": 1, "tiles": 0, "rects": 0})
+    );
     assert_eq!(status["viewers"], 40);
 }
 
@@ -484,5 +499,155 @@ async fn switching_away_from_a_lost_monitor_is_immediate() {
         started.elapsed() < Duration::from_millis(800),
         "the new monitor did not wait out the old one's backoff: {:?}",
         started.elapsed()
+    );
+}
+
+/// Reads an update off the `updates` route and checks it parses.
+async fn update(fx: &Fixture, query: &str) -> (Reply, Option<wire::Update>) {
+    let reply = get(&fx.router, &format!("{}updates?{query}", fx.viewer)).await;
+    let parsed = (reply.status == StatusCode::OK)
+        .then(|| wire::parse(&reply.body).expect("a well-formed update"));
+    (reply, parsed)
+}
+
+#[tokio::test]
+async fn a_newcomer_gets_the_whole_screen_then_only_what_changed() {
+    let fx = start_quick().await;
+    let (reply, first) = update(&fx, "mode=lossless").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.header("content-type"), "application/octet-stream");
+    assert_eq!(reply.header("cache-control"), "public, max-age=1");
+    let first = first.expect("update");
+    assert!(first.header.full);
+    assert_eq!((first.header.width, first.header.height), (320, 200));
+    assert_eq!(first.pieces.len(), 5 * 4, "every tile of a 320x200 screen");
+    assert!(
+        first
+            .pieces
+            .iter()
+            .all(|piece| piece.body == wire::PieceBody::Solid([200, 40, 40])),
+        "a flat screen is sent as fills"
+    );
+
+    // One small change inside one tile: an update of that change alone.
+    fx.screens
+        .paint_rect(0, Rect::new(70, 10, 5, 7), [10, 220, 30]);
+    let (_, next) = update(&fx, &format!("mode=lossless&after={}", first.header.seq)).await;
+    let next = next.expect("a change");
+    assert_eq!(next.header.seq, first.header.seq + 1);
+    assert!(!next.header.full);
+    assert_eq!(next.pieces.len(), 1, "{:?}", next.pieces);
+    assert_eq!(next.pieces[0].rect, Rect::new(70, 10, 5, 7));
+    assert_eq!(next.pieces[0].body, wire::PieceBody::Solid([10, 220, 30]));
+
+    // The same request again: the same bytes (a cache in front may share them).
+    let (again, _) = update(&fx, &format!("mode=lossless&after={}", first.header.seq)).await;
+    let (fresh, _) = update(&fx, &format!("mode=lossless&after={}", first.header.seq)).await;
+    assert_eq!(again.body, fresh.body);
+}
+
+#[tokio::test]
+async fn a_viewer_far_behind_catches_up_in_one_update_from_shared_tiles() {
+    let fx = start_quick().await;
+    let (_, first) = update(&fx, "mode=lossless").await;
+    let first = first.expect("update");
+    let mut seq = first.header.seq;
+    // Three changes in three different tiles, each waited for, while this viewer looks away.
+    for (index, x) in [5u32, 100, 200].into_iter().enumerate() {
+        fx.screens
+            .paint_rect(0, Rect::new(x, 70, 3, 3), [0, 0, 255]);
+        let (_, next) = update(&fx, &format!("mode=adaptive&after={seq}")).await;
+        seq = next.expect("change").header.seq;
+        assert_eq!(seq, first.header.seq + 1 + index as u64);
+    }
+    let before = fx.share.status().encodes;
+    // Ten viewers all as far behind: one update each, made of the three changed tiles.
+    let mut bodies = Vec::new();
+    for _ in 0..10 {
+        let (_, caught_up) =
+            update(&fx, &format!("mode=lossless&after={}", first.header.seq)).await;
+        let caught_up = caught_up.expect("catch-up");
+        assert_eq!(caught_up.header.seq, seq);
+        let mut tiles: Vec<Rect> = caught_up.pieces.iter().map(|piece| piece.rect).collect();
+        tiles.sort_by_key(|rect| rect.x);
+        assert_eq!(
+            tiles,
+            vec![
+                Rect::new(0, 64, 64, 64),
+                Rect::new(64, 64, 64, 64),
+                Rect::new(192, 64, 64, 64)
+            ]
+        );
+        bodies.push(caught_up.pieces);
+    }
+    assert!(bodies.windows(2).all(|pair| pair[0] == pair[1]));
+    let after = fx.share.status().encodes;
+    assert_eq!(
+        after.tiles - before.tiles,
+        3,
+        "each changed tile encoded once for all ten"
+    );
+}
+
+#[tokio::test]
+async fn updates_carry_the_pointer_and_its_shape() {
+    let fx = start_quick().await;
+    fx.screens.set_pointer(0, Some((30, 40)));
+    let (_, first) = update(&fx, "").await;
+    let first = first.expect("update");
+    let pointer = first.header.pointer;
+    assert_ne!(pointer.shape, 0, "a pointer is shown");
+    assert_eq!((pointer.x, pointer.y), (30, 40));
+    let shape = get(
+        &fx.router,
+        &format!("{}pointer.png?shape={}", fx.viewer, pointer.shape),
+    )
+    .await;
+    assert_eq!(shape.status, StatusCode::OK);
+    assert_eq!(shape.header("content-type"), "image/png");
+    let image = image::load_from_memory(&shape.body)
+        .expect("PNG")
+        .to_rgba8();
+    assert_eq!(image.dimensions(), (2, 2));
+    let stale = get(
+        &fx.router,
+        &format!("{}pointer.png?shape={}", fx.viewer, pointer.shape + 1),
+    )
+    .await;
+    assert_eq!(stale.status, StatusCode::NOT_FOUND);
+
+    // The classic route draws it in; turned off, it is in neither.
+    let png = get(&fx.router, &format!("{}screen.png", fx.viewer)).await;
+    let picture = image::load_from_memory(&png.body).expect("PNG").to_rgb8();
+    assert_eq!(picture.get_pixel(30, 40).0, [255, 255, 255]);
+    assert_eq!(picture.get_pixel(33, 40).0, [200, 40, 40]);
+    let reply = patch_settings(&fx, json!({"show_pointer": false})).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let (_, hidden) = update(&fx, &format!("after={}", first.header.seq)).await;
+    let hidden = hidden.expect("the pointer went away");
+    assert_eq!(hidden.header.pointer.shape, 0);
+    assert!(hidden.pieces.is_empty(), "no pixels changed");
+    let png = get(&fx.router, &format!("{}screen.png", fx.viewer)).await;
+    let picture = image::load_from_memory(&png.body).expect("PNG").to_rgb8();
+    assert_eq!(picture.get_pixel(30, 40).0, [200, 40, 40]);
+}
+
+#[tokio::test]
+async fn bad_update_queries_get_400() {
+    let fx = start_quick().await;
+    for query in [
+        "after=-1",
+        "after=x",
+        "mode=fast",
+        "after=18446744073709551616",
+    ] {
+        let (reply, _) = update(&fx, query).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{query}");
+    }
+    let (reply, _) = update(&fx, "random=123&after=0").await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "unknown parameters are ignored"
     );
 }

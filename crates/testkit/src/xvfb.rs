@@ -63,6 +63,11 @@ impl Xvfb {
         };
         // xcap finds no primary monitor on Xvfb until one is named.
         xvfb.run("xrandr", &["--output", "screen", "--primary"])?;
+        // The pointer starts in the middle, where tests look at colours: park it in a corner.
+        xvfb.move_pointer(
+            width.saturating_sub(1) as i16,
+            height.saturating_sub(1) as i16,
+        )?;
         Ok(xvfb)
     }
 
@@ -83,6 +88,72 @@ impl Xvfb {
     /// Paints the whole root window one colour (`#rrggbb` or an X colour name).
     pub fn paint(&self, colour: &str) -> anyhow::Result<()> {
         self.run("xsetroot", &["-solid", colour])
+    }
+
+    /// Fills a rectangle of the root window with `rgb`, straight through the X protocol: the
+    /// server reports exactly that area as damaged, as it would for an application drawing.
+    pub fn fill(
+        &self,
+        x: i16,
+        y: i16,
+        width: u16,
+        height: u16,
+        rgb: [u8; 3],
+    ) -> anyhow::Result<()> {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::{ConnectionExt, CreateGCAux, Rectangle};
+        let (conn, screen) = x11rb::connect(Some(&self.display))
+            .with_context(|| format!("cannot connect to {}", self.display))?;
+        let root = conn.setup().roots[screen].root;
+        let gc = conn.generate_id()?;
+        let pixel = u32::from(rgb[0]) << 16 | u32::from(rgb[1]) << 8 | u32::from(rgb[2]);
+        conn.create_gc(gc, root, &CreateGCAux::new().foreground(pixel))?;
+        conn.poly_fill_rectangle(
+            root,
+            gc,
+            &[Rectangle {
+                x,
+                y,
+                width,
+                height,
+            }],
+        )?;
+        conn.free_gc(gc)?;
+        // A round trip: the drawing is done when this returns.
+        conn.get_input_focus()?.reply()?;
+        Ok(())
+    }
+
+    /// The whole root window's pixels as RGB, read with a plain `GetImage` (independent of the
+    /// code under test).
+    pub fn screenshot(&self) -> anyhow::Result<image::RgbImage> {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::{ConnectionExt, ImageFormat};
+        let (conn, screen) = x11rb::connect(Some(&self.display))
+            .with_context(|| format!("cannot connect to {}", self.display))?;
+        let screen = &conn.setup().roots[screen];
+        let (root, width, height) = (screen.root, screen.width_in_pixels, screen.height_in_pixels);
+        let reply = conn
+            .get_image(ImageFormat::Z_PIXMAP, root, 0, 0, width, height, !0)?
+            .reply()?;
+        let mut rgb = Vec::with_capacity(usize::from(width) * usize::from(height) * 3);
+        for pixel in reply.data.chunks_exact(4) {
+            rgb.extend_from_slice(&[pixel[2], pixel[1], pixel[0]]);
+        }
+        image::RgbImage::from_raw(u32::from(width), u32::from(height), rgb)
+            .context("GetImage returned the wrong number of bytes")
+    }
+
+    /// Moves the pointer to (`x`, `y`) of the root window, as a user's mouse would.
+    pub fn move_pointer(&self, x: i16, y: i16) -> anyhow::Result<()> {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::ConnectionExt;
+        let (conn, screen) = x11rb::connect(Some(&self.display))
+            .with_context(|| format!("cannot connect to {}", self.display))?;
+        let root = conn.setup().roots[screen].root;
+        conn.warp_pointer(x11rb::NONE, root, 0, 0, 0, 0, x, y)?;
+        conn.get_input_focus()?.reply()?;
+        Ok(())
     }
 
     /// Runs an X client to completion.

@@ -4,10 +4,15 @@
 mod pacing;
 pub mod synthetic;
 mod thread;
+#[cfg(target_os = "linux")]
+pub mod x11;
 pub mod xcap;
 
-use image::RgbaImage;
+use std::sync::Arc;
+
 use serde::Serialize;
+
+use crate::pixels::{Picture, Rect};
 
 use crate::settings::MonitorChoice;
 
@@ -43,8 +48,61 @@ pub trait Screens: Send + Sync + 'static {
 /// An opened monitor. It never leaves the capture thread, so it need not be `Send`.
 pub trait Source {
     fn info(&self) -> &MonitorInfo;
-    /// The monitor's pixels right now.
-    fn grab(&mut self) -> Result<RgbaImage, CaptureError>;
+    /// Brings the monitor's picture up to date and says what may have changed since the last grab.
+    fn grab(&mut self) -> Result<Grab<'_>, CaptureError>;
+    /// How this source reads pixels, for the status (`x11-shm`, `x11-getimage`, `xcap`, …).
+    fn method(&self) -> &'static str;
+}
+
+/// One grab: the whole current picture, what may differ from the previous grab, and the pointer.
+#[derive(Debug)]
+pub struct Grab<'a> {
+    pub picture: &'a Picture,
+    pub damage: Damage,
+    /// `None` where the source cannot see the pointer.
+    pub pointer: Option<PointerState>,
+}
+
+/// What may have changed since the previous grab.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Damage {
+    /// The source cannot tell: compare everything.
+    Unknown,
+    /// Only these rectangles (in the picture's coordinates) may differ; none: nothing changed.
+    Rects(Vec<Rect>),
+}
+
+/// Where the pointer is, relative to the monitor, and what it looks like.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PointerState {
+    /// The hotspot's position; it may lie outside the monitor.
+    pub x: i32,
+    pub y: i32,
+    pub visible: bool,
+    pub shape: Arc<PointerShape>,
+}
+
+/// A pointer image, straight-alpha RGBA.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PointerShape {
+    /// Changes whenever the image does (the X server's cursor serial).
+    pub serial: u64,
+    pub width: u32,
+    pub height: u32,
+    pub hot_x: u32,
+    pub hot_y: u32,
+    pub rgba: Vec<u8>,
+}
+
+/// The machine's monitors through the best path it has: X11 directly (MIT-SHM, DAMAGE and the
+/// pointer through XFIXES) when `DISPLAY` names an X server and no Wayland session is set; xcap
+/// elsewhere (macOS, Windows, the Wayland portal).
+pub fn system_screens() -> Arc<dyn Screens> {
+    #[cfg(target_os = "linux")]
+    if x11::is_x11_session() {
+        return Arc::new(x11::X11Screens::from_env());
+    }
+    Arc::new(xcap::XcapScreens)
 }
 
 /// Picks the chosen monitor out of a list, with an error that lists what there is.
@@ -84,7 +142,7 @@ pub fn thumbnail(
     width: u32,
 ) -> Result<Vec<u8>, ThumbnailError> {
     let mut source = screens.open(choice)?;
-    let image = source.grab()?;
+    let image = source.grab()?.picture.to_rgba();
     Ok(crate::encode::thumbnail_jpeg(&image, width, 70)?)
 }
 

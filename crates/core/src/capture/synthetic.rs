@@ -3,9 +3,10 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use image::{Rgba, RgbaImage};
-
-use super::{CaptureError, MonitorInfo, Screens, Source, resolve};
+use super::{
+    CaptureError, Damage, Grab, MonitorInfo, PointerShape, PointerState, Screens, Source, resolve,
+};
+use crate::pixels::{Picture, Rect};
 use crate::settings::MonitorChoice;
 
 /// One or more solid-colour screens whose colour, size and health a test controls.
@@ -17,7 +18,8 @@ pub struct SyntheticScreens {
 #[derive(Debug, Clone)]
 struct Painted {
     info: MonitorInfo,
-    colour: [u8; 4],
+    picture: Picture,
+    pointer: Option<PointerState>,
     failing: bool,
 }
 
@@ -39,7 +41,8 @@ impl SyntheticScreens {
                     scale_factor: 1.0,
                     is_primary: index == 0,
                 },
-                colour: [0, 0, 0, 255],
+                picture: Picture::new(width, height),
+                pointer: None,
                 failing: false,
             })
             .collect();
@@ -51,7 +54,38 @@ impl SyntheticScreens {
     /// Paints screen `index` in one colour.
     pub fn paint(&self, index: usize, rgb: [u8; 3]) {
         self.with(index, |screen| {
-            screen.colour = [rgb[0], rgb[1], rgb[2], 255]
+            screen.picture = Picture::filled(screen.info.width, screen.info.height, rgb);
+        });
+    }
+
+    /// Paints one rectangle of screen `index`.
+    pub fn paint_rect(&self, index: usize, rect: Rect, rgb: [u8; 3]) {
+        self.with(index, |screen| {
+            screen.picture.paste(
+                &Picture::filled(rect.width, rect.height, rgb),
+                rect.x,
+                rect.y,
+            );
+        });
+    }
+
+    /// Puts a 2x2 white pointer (hotspot at its corner) at (`x`, `y`) of screen `index`, or none.
+    pub fn set_pointer(&self, index: usize, at: Option<(i32, i32)>) {
+        let shape = std::sync::Arc::new(PointerShape {
+            serial: 1,
+            width: 2,
+            height: 2,
+            hot_x: 0,
+            hot_y: 0,
+            rgba: [255u8; 16].to_vec(),
+        });
+        self.with(index, |screen| {
+            screen.pointer = at.map(|(x, y)| PointerState {
+                x,
+                y,
+                visible: true,
+                shape,
+            });
         });
     }
 
@@ -84,6 +118,7 @@ impl Screens for SyntheticScreens {
         Ok(Box::new(SyntheticSource {
             screens: self.clone(),
             info,
+            picture: Picture::new(0, 0),
         }))
     }
 }
@@ -91,6 +126,7 @@ impl Screens for SyntheticScreens {
 struct SyntheticSource {
     screens: SyntheticScreens,
     info: MonitorInfo,
+    picture: Picture,
 }
 
 impl Source for SyntheticSource {
@@ -98,7 +134,7 @@ impl Source for SyntheticSource {
         &self.info
     }
 
-    fn grab(&mut self) -> Result<RgbaImage, CaptureError> {
+    fn grab(&mut self) -> Result<Grab<'_>, CaptureError> {
         let screen = self
             .screens
             .snapshot(self.info.index)
@@ -108,10 +144,15 @@ impl Source for SyntheticSource {
                 reason: format!("{} is unplugged", screen.info.name),
             });
         }
-        Ok(RgbaImage::from_pixel(
-            screen.info.width,
-            screen.info.height,
-            Rgba(screen.colour),
-        ))
+        self.picture = screen.picture;
+        Ok(Grab {
+            picture: &self.picture,
+            damage: Damage::Unknown,
+            pointer: screen.pointer,
+        })
+    }
+
+    fn method(&self) -> &'static str {
+        "synthetic"
     }
 }

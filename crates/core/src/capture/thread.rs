@@ -9,11 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fast_image_resize::Resizer;
-use image::RgbaImage;
 
-use super::{Backoff, Pacer, Source};
-use crate::encode::scale_to_width;
-use crate::frame::Frame;
+use super::{Backoff, Damage, Pacer, Source};
+use crate::encode::scale_picture;
+use crate::frame::Mode;
+use crate::frame::publish::{Capture, Publisher};
+use crate::pixels::Picture;
 use crate::settings::{MonitorChoice, Settings};
 use crate::state::{Phase, ShareState};
 
@@ -34,11 +35,10 @@ pub(crate) fn spawn_capture_thread(
         .spawn(move || CaptureLoop::new(context.state).run())
 }
 
-/// What the last published frame was made from, to tell whether a grab brings anything new.
-struct Published {
-    raw: Arc<RgbaImage>,
-    quality: u32,
-    max_width: Option<u32>,
+/// The last downscaled picture, kept while the screen is still.
+struct Scaled {
+    picture: Picture,
+    max_width: u32,
 }
 
 struct CaptureLoop {
@@ -47,8 +47,8 @@ struct CaptureLoop {
     pacer: Pacer,
     backoff: Backoff,
     resizer: Resizer,
-    published: Option<Published>,
-    seq: u64,
+    publisher: Publisher,
+    scaled: Option<Scaled>,
     recent_grabs: VecDeque<Instant>,
     last_interval: Duration,
     /// While the source is lost: no new attempt at the monitor that failed before this.
@@ -58,13 +58,13 @@ struct CaptureLoop {
 impl CaptureLoop {
     fn new(state: Arc<ShareState>) -> Self {
         Self {
-            state,
+            state: state.clone(),
             source: None,
             pacer: Pacer::new(),
             backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(5)),
             resizer: Resizer::new(),
-            published: None,
-            seq: 0,
+            publisher: Publisher::new(state.counters.clone()),
+            scaled: None,
             recent_grabs: VecDeque::new(),
             last_interval: Duration::ZERO,
             retry_at: None,
@@ -146,9 +146,14 @@ impl CaptureLoop {
             "capturing monitor"
         );
         let info = source.info().clone();
-        self.state
-            .capture
-            .send_modify(|status| status.monitor = Some(info));
+        let method = source.method();
+        self.state.capture.send_modify(|status| {
+            status.monitor = Some(info);
+            status.method = Some(method.to_owned());
+        });
+        // A new source reports no damage for what changed before it opened: compare everything.
+        self.publisher.reset();
+        self.scaled = None;
         self.source = Some((settings.monitor.clone(), source));
         Ok(())
     }
@@ -162,11 +167,44 @@ impl CaptureLoop {
         let grab_time = started.elapsed();
         self.pacer.tick(Instant::now(), interval);
         match grabbed {
-            Ok(raw) => {
+            Ok(grab) => {
                 self.backoff.reset();
                 self.retry_at = None;
-                if let Err(error) = self.publish_if_new(raw, settings) {
-                    tracing::warn!(%error, "frame dropped");
+                let monitor_width = grab.picture.width();
+                let (picture, damage) = match settings.max_width {
+                    Some(max_width) if max_width < monitor_width => {
+                        match scaled(
+                            &mut self.scaled,
+                            &mut self.resizer,
+                            grab.picture,
+                            &grab.damage,
+                            max_width,
+                        ) {
+                            Ok(scaled) => scaled,
+                            Err(error) => {
+                                tracing::warn!(%error, "frame dropped");
+                                return;
+                            }
+                        }
+                    }
+                    _ => (grab.picture, grab.damage),
+                };
+                let demand = &self.state.demand;
+                let capture = Capture {
+                    picture,
+                    damage,
+                    pointer: grab.pointer,
+                    monitor_width,
+                    quality: u8::try_from(settings.quality).unwrap_or(100),
+                    show_pointer: settings.show_pointer,
+                    modes: Mode::ALL.map(|mode| demand.wants_mode(mode, started)),
+                };
+                match self.publisher.publish(capture, Instant::now()) {
+                    Ok(Some(frame)) => {
+                        self.state.frames.send_replace(Some(Arc::new(frame)));
+                    }
+                    Ok(None) => {}
+                    Err(error) => tracing::warn!(%error, "frame dropped"),
                 }
                 self.record_grab(started, grab_time);
             }
@@ -175,37 +213,6 @@ impl CaptureLoop {
                 self.lost(&error.to_string(), settings);
             }
         }
-    }
-
-    fn publish_if_new(
-        &mut self,
-        raw: RgbaImage,
-        settings: &Settings,
-    ) -> Result<(), crate::encode::EncodeError> {
-        let unchanged = self.published.as_ref().is_some_and(|published| {
-            published.quality == settings.quality
-                && published.max_width == settings.max_width
-                && *published.raw == raw
-        });
-        if unchanged {
-            return Ok(());
-        }
-        let scaled = match settings.max_width {
-            Some(max_width) => scale_to_width(&raw, max_width, &mut self.resizer)?,
-            None => None,
-        };
-        let raw = Arc::new(raw);
-        let pixels = scaled.map_or_else(|| raw.clone(), Arc::new);
-        self.seq += 1;
-        let quality = u8::try_from(settings.quality).unwrap_or(100);
-        let frame = Frame::new(self.seq, pixels, quality, self.state.counters.clone());
-        self.state.frames.send_replace(Some(Arc::new(frame)));
-        self.published = Some(Published {
-            raw,
-            quality: settings.quality,
-            max_width: settings.max_width,
-        });
-        Ok(())
     }
 
     fn record_grab(&mut self, at: Instant, took: Duration) {
@@ -272,5 +279,37 @@ impl CaptureLoop {
                 status.achieved_fps = 0.0;
             });
         }
+    }
+}
+
+/// The grab scaled down to `max_width`, and what changed in it. Scaling spreads a change over its
+/// neighbours, so a changed screen is scaled whole and compared whole; a still one is not
+/// scaled at all.
+fn scaled<'a>(
+    kept: &'a mut Option<Scaled>,
+    resizer: &mut Resizer,
+    picture: &Picture,
+    damage: &Damage,
+    max_width: u32,
+) -> Result<(&'a Picture, Damage), crate::encode::EncodeError> {
+    let still = matches!(damage, Damage::Rects(rects) if rects.is_empty());
+    let reusable = kept
+        .as_ref()
+        .is_some_and(|kept| kept.max_width == max_width);
+    if !(still && reusable) {
+        let picture =
+            scale_picture(picture, max_width, resizer)?.unwrap_or_else(|| picture.clone());
+        *kept = Some(Scaled { picture, max_width });
+    }
+    let damage = if still && reusable {
+        Damage::Rects(Vec::new())
+    } else {
+        Damage::Unknown
+    };
+    match kept {
+        Some(kept) => Ok((&kept.picture, damage)),
+        None => Err(crate::encode::EncodeError::Scale(
+            "no scaled picture".to_owned(),
+        )),
     }
 }

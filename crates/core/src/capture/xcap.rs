@@ -1,9 +1,9 @@
 //! Real monitors, through xcap (X11 or the Wayland portal on Linux, CoreGraphics, DXGI/GDI).
 
-use image::RgbaImage;
 use xcap::{Monitor, XCapError};
 
-use super::{CaptureError, MonitorInfo, Screens, Source, resolve};
+use super::{CaptureError, Damage, Grab, MonitorInfo, Screens, Source, resolve};
+use crate::pixels::Picture;
 use crate::settings::MonitorChoice;
 
 /// The machine's monitors.
@@ -27,6 +27,7 @@ impl Screens for XcapScreens {
         Ok(Box::new(XcapSource {
             info: chosen,
             monitor,
+            picture: Picture::new(0, 0),
         }))
     }
 }
@@ -34,6 +35,7 @@ impl Screens for XcapScreens {
 struct XcapSource {
     info: MonitorInfo,
     monitor: Monitor,
+    picture: Picture,
 }
 
 impl Source for XcapSource {
@@ -41,8 +43,18 @@ impl Source for XcapSource {
         &self.info
     }
 
-    fn grab(&mut self) -> Result<RgbaImage, CaptureError> {
-        self.monitor.capture_image().map_err(capture_error)
+    fn grab(&mut self) -> Result<Grab<'_>, CaptureError> {
+        let image = self.monitor.capture_image().map_err(capture_error)?;
+        self.picture = Picture::from_rgba(image);
+        Ok(Grab {
+            picture: &self.picture,
+            damage: Damage::Unknown,
+            pointer: None,
+        })
+    }
+
+    fn method(&self) -> &'static str {
+        "xcap"
     }
 }
 

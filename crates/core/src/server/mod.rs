@@ -51,6 +51,8 @@ pub fn router(state: AppState) -> Router {
         .route("/s/{token}/", get(viewer::page))
         .route("/s/{token}/screen.png", get(viewer::png))
         .route("/s/{token}/screen.jpg", get(viewer::jpeg))
+        .route("/s/{token}/updates", get(viewer::updates))
+        .route("/s/{token}/pointer.png", get(viewer::pointer_shape))
         .route("/s/{token}/status", get(viewer::status))
         .route_layer(from_fn_with_state(
             state.clone(),
@@ -75,6 +77,8 @@ pub fn router(state: AppState) -> Router {
                 .route("/", get(viewer::page))
                 .route("/screen.png", get(viewer::png))
                 .route("/screen.jpg", get(viewer::jpeg))
+                .route("/updates", get(viewer::updates))
+                .route("/pointer.png", get(viewer::pointer_shape))
                 .route("/status", get(viewer::status)),
         );
     }

@@ -1,0 +1,573 @@
+//! Monitors of an X server, read the way x11vnc reads them: one connection kept open for the whole
+//! share, MIT-SHM for the pixels, DAMAGE to learn which parts changed (so a grab reads only those),
+//! XFIXES for the pointer, and RandR 1.5 for the list of monitors.
+//!
+//! The shared segment is a `memfd` handed to the server (MIT-SHM 1.2); after each `ShmGetImage`
+//! the bytes are read back with `pread`, which costs the same copy a mapping would and needs no
+//! `unsafe`. Where SHM cannot work (a remote display, an old server, `SCREENSHARE_NO_SHM=1`) the
+//! same source reads with plain `GetImage`, and the status says so.
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use x11rb::connection::{Connection, RequestConnection};
+use x11rb::protocol::damage::{self, ConnectionExt as _};
+use x11rb::protocol::randr::{self, ConnectionExt as _};
+use x11rb::protocol::shm::{self, ConnectionExt as _};
+use x11rb::protocol::xfixes::{self, ConnectionExt as _};
+use x11rb::protocol::xproto::{self, ConnectionExt as _, ImageFormat, ImageOrder};
+use x11rb::rust_connection::RustConnection;
+
+use super::{
+    CaptureError, Damage, Grab, MonitorInfo, PointerShape, PointerState, Screens, Source, resolve,
+};
+use crate::pixels::{Picture, Rect};
+use crate::settings::MonitorChoice;
+
+/// Above this many damaged rectangles one read of their bounding box is cheaper than many.
+const MAX_READS_PER_GRAB: usize = 16;
+
+/// Whether `DISPLAY` names an X server and no Wayland session is set.
+pub fn is_x11_session() -> bool {
+    let set = |name| std::env::var_os(name).is_some_and(|value| !value.is_empty());
+    set("DISPLAY") && !set("WAYLAND_DISPLAY")
+}
+
+/// The monitors of one X server.
+#[derive(Debug, Clone)]
+pub struct X11Screens {
+    /// `None`: the `DISPLAY` of the environment.
+    display: Option<String>,
+    use_shm: bool,
+}
+
+impl X11Screens {
+    /// The X server of `DISPLAY`; MIT-SHM unless `SCREENSHARE_NO_SHM` is set (to anything but `0`).
+    pub fn from_env() -> Self {
+        let no_shm = std::env::var("SCREENSHARE_NO_SHM").is_ok_and(|value| value != "0");
+        Self {
+            display: None,
+            use_shm: !no_shm,
+        }
+    }
+
+    /// A named display (`:7`), with or without MIT-SHM.
+    pub fn with_display(display: &str, use_shm: bool) -> Self {
+        Self {
+            display: Some(display.to_owned()),
+            use_shm,
+        }
+    }
+
+    fn connect(&self) -> Result<(RustConnection, xproto::Window), CaptureError> {
+        let (conn, screen) = x11rb::connect(self.display.as_deref()).map_err(|error| {
+            let display = self
+                .display
+                .clone()
+                .or_else(|| std::env::var("DISPLAY").ok())
+                .unwrap_or_default();
+            CaptureError::NoDisplay(format!(
+                "cannot connect to the X server at DISPLAY={display:?} ({error}); is it running?"
+            ))
+        })?;
+        let root = conn
+            .setup()
+            .roots
+            .get(screen)
+            .map(|screen| screen.root)
+            .ok_or(CaptureError::NoMonitors)?;
+        Ok((conn, root))
+    }
+}
+
+impl Screens for X11Screens {
+    fn list(&self) -> Result<Vec<MonitorInfo>, CaptureError> {
+        let (conn, root) = self.connect()?;
+        monitors(&conn, root)
+    }
+
+    fn open(&self, choice: Option<&MonitorChoice>) -> Result<Box<dyn Source>, CaptureError> {
+        let (conn, root) = self.connect()?;
+        check_pixel_format(&conn, root)?;
+        let info = resolve(&monitors(&conn, root)?, choice)?;
+        let area = monitor_area(&info)?;
+        X11Source::new(conn, root, info, area, self.use_shm).map(|source| Box::new(source) as _)
+    }
+}
+
+/// RandR 1.5 monitors (what desktops with several screens set up), or the whole root window.
+fn monitors(conn: &RustConnection, root: xproto::Window) -> Result<Vec<MonitorInfo>, CaptureError> {
+    if conn
+        .extension_information(randr::X11_EXTENSION_NAME)
+        .map_err(failed)?
+        .is_some()
+    {
+        let version = conn
+            .randr_query_version(1, 5)
+            .map_err(failed)?
+            .reply()
+            .map_err(failed)?;
+        if (version.major_version, version.minor_version) >= (1, 5) {
+            let reply = conn
+                .randr_get_monitors(root, true)
+                .map_err(failed)?
+                .reply()
+                .map_err(failed)?;
+            let mut list = Vec::with_capacity(reply.monitors.len());
+            for (index, monitor) in reply.monitors.iter().enumerate() {
+                let name = conn
+                    .get_atom_name(monitor.name)
+                    .map_err(failed)?
+                    .reply()
+                    .map(|reply| String::from_utf8_lossy(&reply.name).into_owned())
+                    .unwrap_or_else(|_| format!("monitor-{index}"));
+                list.push(MonitorInfo {
+                    index,
+                    id: monitor.name,
+                    name,
+                    width: u32::from(monitor.width),
+                    height: u32::from(monitor.height),
+                    x: i32::from(monitor.x),
+                    y: i32::from(monitor.y),
+                    scale_factor: 1.0,
+                    is_primary: monitor.primary,
+                });
+            }
+            if !list.is_empty() {
+                return Ok(list);
+            }
+        }
+    }
+    let geometry = conn
+        .get_geometry(root)
+        .map_err(failed)?
+        .reply()
+        .map_err(failed)?;
+    Ok(vec![MonitorInfo {
+        index: 0,
+        id: root,
+        name: "screen".to_owned(),
+        width: u32::from(geometry.width),
+        height: u32::from(geometry.height),
+        x: 0,
+        y: 0,
+        scale_factor: 1.0,
+        is_primary: true,
+    }])
+}
+
+fn monitor_area(info: &MonitorInfo) -> Result<Rect, CaptureError> {
+    let x = u32::try_from(info.x);
+    let y = u32::try_from(info.y);
+    match (x, y) {
+        (Ok(x), Ok(y)) if info.width > 0 && info.height > 0 => {
+            Ok(Rect::new(x, y, info.width, info.height))
+        }
+        _ => Err(CaptureError::Failed {
+            reason: format!(
+                "monitor \"{}\" has an unusable geometry {}x{}{:+}{:+}",
+                info.name, info.width, info.height, info.x, info.y
+            ),
+        }),
+    }
+}
+
+/// The pipeline speaks B, G, R, X bytes: the layout of a 24- or 32-bit little-endian screen.
+fn check_pixel_format(conn: &RustConnection, root: xproto::Window) -> Result<(), CaptureError> {
+    let setup = conn.setup();
+    let screen = setup.roots.iter().find(|screen| screen.root == root);
+    let depth = screen.map_or(0, |screen| screen.root_depth);
+    let bits = setup
+        .pixmap_formats
+        .iter()
+        .find(|format| format.depth == depth)
+        .map_or(0, |format| format.bits_per_pixel);
+    let visual = screen.and_then(|screen| {
+        screen
+            .allowed_depths
+            .iter()
+            .flat_map(|depth| &depth.visuals)
+            .find(|visual| visual.visual_id == screen.root_visual)
+    });
+    let masks_ok = visual.is_some_and(|visual| {
+        (visual.red_mask, visual.green_mask, visual.blue_mask) == (0xff0000, 0x00ff00, 0x0000ff)
+    });
+    if (depth == 24 || depth == 32)
+        && bits == 32
+        && setup.image_byte_order == ImageOrder::LSB_FIRST
+        && masks_ok
+    {
+        Ok(())
+    } else {
+        Err(CaptureError::Failed {
+            reason: format!(
+                "the X screen's pixel format (depth {depth}, {bits} bits per pixel) is not one \
+                 screenshare reads; run the X server at depth 24"
+            ),
+        })
+    }
+}
+
+/// A shared memory segment the X server writes grabs into.
+struct SharedSegment {
+    id: shm::Seg,
+    file: File,
+    size: usize,
+}
+
+/// The DAMAGE object on the root window, and a region to fetch its rectangles through.
+struct DamageTracker {
+    damage: damage::Damage,
+    region: xfixes::Region,
+}
+
+struct X11Source {
+    conn: RustConnection,
+    root: xproto::Window,
+    info: MonitorInfo,
+    /// The monitor, in root-window coordinates.
+    area: Rect,
+    picture: Picture,
+    shm: Option<SharedSegment>,
+    damage: Option<DamageTracker>,
+    /// XFIXES 2 or later: the pointer can be read.
+    sees_pointer: bool,
+    shape: Option<Arc<PointerShape>>,
+    /// The first grab reads the whole monitor; later ones only what DAMAGE reports.
+    primed: bool,
+    scratch: Vec<u8>,
+}
+
+impl X11Source {
+    fn new(
+        conn: RustConnection,
+        root: xproto::Window,
+        info: MonitorInfo,
+        area: Rect,
+        use_shm: bool,
+    ) -> Result<Self, CaptureError> {
+        let size = area.area() as usize * 4;
+        let shm = if use_shm {
+            match attach_segment(&conn, root, size) {
+                Ok(segment) => Some(segment),
+                Err(reason) => {
+                    tracing::info!(%reason, "MIT-SHM unavailable; reading with GetImage");
+                    None
+                }
+            }
+        } else {
+            tracing::info!("MIT-SHM turned off (SCREENSHARE_NO_SHM); reading with GetImage");
+            None
+        };
+        let xfixes_version = xfixes_version(&conn);
+        let damage = if xfixes_version.is_some() {
+            match track_damage(&conn, root) {
+                Ok(tracker) => Some(tracker),
+                Err(reason) => {
+                    tracing::info!(%reason, "DAMAGE unavailable; comparing whole frames");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Ok(Self {
+            conn,
+            root,
+            picture: Picture::new(area.width, area.height),
+            info,
+            area,
+            shm,
+            damage,
+            sees_pointer: xfixes_version.is_some_and(|major| major >= 2),
+            shape: None,
+            primed: false,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// What changed since the last grab, from DAMAGE, in monitor coordinates.
+    fn take_damage(&mut self) -> Result<Damage, CaptureError> {
+        // DamageNotify events only say "something changed"; the region below says what.
+        while self.conn.poll_for_event().map_err(failed)?.is_some() {}
+        let Some(tracker) = &self.damage else {
+            return Ok(Damage::Unknown);
+        };
+        // Subtract before reading pixels: a change that lands in between is read now and
+        // reported again next time, never lost.
+        self.conn
+            .damage_subtract(tracker.damage, x11rb::NONE, tracker.region)
+            .map_err(failed)?;
+        if !self.primed {
+            return Ok(Damage::Unknown);
+        }
+        let reply = self
+            .conn
+            .xfixes_fetch_region(tracker.region)
+            .map_err(failed)?
+            .reply()
+            .map_err(failed)?;
+        let rects = reply
+            .rectangles
+            .iter()
+            .filter_map(|rectangle| {
+                let x = u32::try_from(rectangle.x).ok()?;
+                let y = u32::try_from(rectangle.y).ok()?;
+                let rect = Rect::new(
+                    x,
+                    y,
+                    u32::from(rectangle.width),
+                    u32::from(rectangle.height),
+                );
+                let on_monitor = rect.intersect(&self.area)?;
+                Some(Rect::new(
+                    on_monitor.x - self.area.x,
+                    on_monitor.y - self.area.y,
+                    on_monitor.width,
+                    on_monitor.height,
+                ))
+            })
+            .collect();
+        Ok(Damage::Rects(rects))
+    }
+
+    /// Reads `rect` (monitor coordinates) from the server into the picture.
+    fn read(&mut self, rect: Rect) -> Result<(), CaptureError> {
+        let (x, y, width, height) = (
+            i16::try_from(self.area.x + rect.x).map_err(failed)?,
+            i16::try_from(self.area.y + rect.y).map_err(failed)?,
+            u16::try_from(rect.width).map_err(failed)?,
+            u16::try_from(rect.height).map_err(failed)?,
+        );
+        let bytes = rect.area() as usize * 4;
+        match &self.shm {
+            Some(segment) if bytes <= segment.size => {
+                self.conn
+                    .shm_get_image(
+                        self.root,
+                        x,
+                        y,
+                        width,
+                        height,
+                        !0,
+                        ImageFormat::Z_PIXMAP.into(),
+                        segment.id,
+                        0,
+                    )
+                    .map_err(failed)?
+                    .reply()
+                    .map_err(failed)?;
+                self.scratch.resize(bytes, 0);
+                segment
+                    .file
+                    .read_exact_at(&mut self.scratch, 0)
+                    .map_err(failed)?;
+                self.picture.write_rect(rect, &self.scratch);
+            }
+            _ => {
+                let reply = self
+                    .conn
+                    .get_image(ImageFormat::Z_PIXMAP, self.root, x, y, width, height, !0)
+                    .map_err(failed)?
+                    .reply()
+                    .map_err(failed)?;
+                self.picture.write_rect(rect, &reply.data);
+            }
+        }
+        Ok(())
+    }
+
+    fn pointer(&mut self) -> Result<Option<PointerState>, CaptureError> {
+        if !self.sees_pointer {
+            return Ok(None);
+        }
+        let reply = self
+            .conn
+            .xfixes_get_cursor_image()
+            .map_err(failed)?
+            .reply()
+            .map_err(failed)?;
+        let serial = u64::from(reply.cursor_serial);
+        let shape = match &self.shape {
+            Some(shape) if shape.serial == serial => shape.clone(),
+            _ => {
+                let shape = Arc::new(PointerShape {
+                    serial,
+                    width: u32::from(reply.width),
+                    height: u32::from(reply.height),
+                    hot_x: u32::from(reply.xhot),
+                    hot_y: u32::from(reply.yhot),
+                    rgba: straight_rgba(&reply.cursor_image),
+                });
+                self.shape = Some(shape.clone());
+                shape
+            }
+        };
+        let x = i32::from(reply.x) - self.area.x as i32;
+        let y = i32::from(reply.y) - self.area.y as i32;
+        let visible =
+            x >= 0 && y >= 0 && (x as u32) < self.area.width && (y as u32) < self.area.height;
+        Ok(Some(PointerState {
+            x,
+            y,
+            visible,
+            shape,
+        }))
+    }
+}
+
+impl Source for X11Source {
+    fn info(&self) -> &MonitorInfo {
+        &self.info
+    }
+
+    fn grab(&mut self) -> Result<Grab<'_>, CaptureError> {
+        let damage = self.take_damage()?;
+        let reads = match &damage {
+            Damage::Unknown => vec![self.picture.bounds()],
+            Damage::Rects(rects) if rects.len() > MAX_READS_PER_GRAB => {
+                vec![rects.iter().fold(rects[0], |all, rect| all.union(rect))]
+            }
+            Damage::Rects(rects) => rects.clone(),
+        };
+        for rect in reads {
+            self.read(rect)?;
+        }
+        self.primed = true;
+        let pointer = self.pointer()?;
+        Ok(Grab {
+            picture: &self.picture,
+            damage,
+            pointer,
+        })
+    }
+
+    fn method(&self) -> &'static str {
+        if self.shm.is_some() {
+            "x11-shm"
+        } else {
+            "x11-getimage"
+        }
+    }
+}
+
+fn attach_segment(
+    conn: &RustConnection,
+    root: xproto::Window,
+    size: usize,
+) -> Result<SharedSegment, String> {
+    let present = conn
+        .extension_information(shm::X11_EXTENSION_NAME)
+        .map_err(|error| error.to_string())?;
+    if present.is_none() {
+        return Err("the X server has no MIT-SHM extension".to_owned());
+    }
+    let version = conn
+        .shm_query_version()
+        .map_err(|error| error.to_string())?
+        .reply()
+        .map_err(|error| error.to_string())?;
+    if (version.major_version, version.minor_version) < (1, 2) {
+        return Err(format!(
+            "MIT-SHM {}.{} cannot take a file descriptor (1.2 can)",
+            version.major_version, version.minor_version
+        ));
+    }
+    let fd = rustix::fs::memfd_create("screenshare-capture", rustix::fs::MemfdFlags::CLOEXEC)
+        .map_err(|error| format!("memfd_create: {error}"))?;
+    let file = File::from(fd);
+    file.set_len(size as u64)
+        .map_err(|error| format!("cannot size the segment: {error}"))?;
+    let for_server = OwnedFd::from(
+        file.try_clone()
+            .map_err(|error| format!("cannot share the segment: {error}"))?,
+    );
+    let id = conn.generate_id().map_err(|error| error.to_string())?;
+    conn.shm_attach_fd(id, for_server, false)
+        .map_err(|error| error.to_string())?
+        .check()
+        .map_err(|error| format!("the X server refused the segment: {error}"))?;
+    // A remote server accepts the request but cannot reach the memory: prove it works.
+    conn.shm_get_image(root, 0, 0, 1, 1, !0, ImageFormat::Z_PIXMAP.into(), id, 0)
+        .map_err(|error| error.to_string())?
+        .reply()
+        .map_err(|error| format!("ShmGetImage failed: {error}"))?;
+    Ok(SharedSegment { id, file, size })
+}
+
+/// XFIXES' major version, once announced (the server answers nothing before that).
+fn xfixes_version(conn: &RustConnection) -> Option<u32> {
+    conn.extension_information(xfixes::X11_EXTENSION_NAME)
+        .ok()
+        .flatten()?;
+    let reply = conn.xfixes_query_version(5, 0).ok()?.reply().ok()?;
+    Some(reply.major_version)
+}
+
+fn track_damage(conn: &RustConnection, root: xproto::Window) -> Result<DamageTracker, String> {
+    let present = conn
+        .extension_information(damage::X11_EXTENSION_NAME)
+        .map_err(|error| error.to_string())?;
+    if present.is_none() {
+        return Err("the X server has no DAMAGE extension".to_owned());
+    }
+    conn.damage_query_version(1, 1)
+        .map_err(|error| error.to_string())?
+        .reply()
+        .map_err(|error| error.to_string())?;
+    let damage = conn.generate_id().map_err(|error| error.to_string())?;
+    conn.damage_create(damage, root, damage::ReportLevel::NON_EMPTY)
+        .map_err(|error| error.to_string())?
+        .check()
+        .map_err(|error| error.to_string())?;
+    let region = conn.generate_id().map_err(|error| error.to_string())?;
+    conn.xfixes_create_region(region, &[])
+        .map_err(|error| error.to_string())?
+        .check()
+        .map_err(|error| error.to_string())?;
+    Ok(DamageTracker { damage, region })
+}
+
+/// XFIXES gives premultiplied ARGB words; PNG and the page want straight RGBA bytes.
+fn straight_rgba(argb: &[u32]) -> Vec<u8> {
+    let mut rgba = Vec::with_capacity(argb.len() * 4);
+    for &pixel in argb {
+        let alpha = (pixel >> 24) as u8;
+        let unpremultiply = |channel: u32| -> u8 {
+            let channel = (channel & 0xff) as u16;
+            match alpha {
+                0 => 0,
+                255 => channel as u8,
+                _ => ((channel * 255 + u16::from(alpha) / 2) / u16::from(alpha)).min(255) as u8,
+            }
+        };
+        rgba.extend_from_slice(&[
+            unpremultiply(pixel >> 16),
+            unpremultiply(pixel >> 8),
+            unpremultiply(pixel),
+            alpha,
+        ]);
+    }
+    rgba
+}
+
+fn failed(error: impl std::fmt::Display) -> CaptureError {
+    CaptureError::Failed {
+        reason: format!("X11: {error}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointer_pixels_are_unpremultiplied() {
+        let rgba = straight_rgba(&[0xff_10_20_30, 0x80_40_00_80, 0x00_00_00_00]);
+        assert_eq!(&rgba[..4], &[0x10, 0x20, 0x30, 0xff]);
+        assert_eq!(&rgba[4..8], &[0x80, 0x00, 0xff, 0x80]);
+        assert_eq!(&rgba[8..], &[0, 0, 0, 0]);
+    }
+}

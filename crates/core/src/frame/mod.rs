@@ -1,0 +1,451 @@
+//! A published frame: the screen as tiles, the update from the frame before (encoded once, by the
+//! capture thread, for the modes viewers use), the pointer, and the classic whole-frame encodings,
+//! each made at most once, the first time a viewer asks.
+
+pub(crate) mod publish;
+pub mod tiles;
+pub mod wire;
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::capture::PointerShape;
+use crate::encode::{self, EncodeError, Format};
+use crate::pixels::Picture;
+use tiles::Tile;
+use wire::{Piece, PointerHeader, UpdateHeader};
+
+/// How a viewer wants its updates: every pixel exact, or lighter where the screen keeps moving.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// PNG and solid fills only: pixel-exact, always.
+    Lossless,
+    /// JPEG (at the share's quality) for regions that keep changing, repainted lossless once
+    /// they have been still for a second; exact everywhere else.
+    Adaptive,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 2] = [Mode::Lossless, Mode::Adaptive];
+
+    fn index(self) -> usize {
+        match self {
+            Mode::Lossless => 0,
+            Mode::Adaptive => 1,
+        }
+    }
+}
+
+impl FromStr for Mode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "lossless" => Ok(Mode::Lossless),
+            "adaptive" => Ok(Mode::Adaptive),
+            other => Err(format!(
+                "mode must be `lossless` or `adaptive`, not {:?}",
+                other.chars().take(32).collect::<String>()
+            )),
+        }
+    }
+}
+
+/// A pointer shape with the id viewers know it by, and its PNG made once.
+#[derive(Debug)]
+pub struct SharedShape {
+    pub id: u32,
+    pub shape: Arc<PointerShape>,
+    png: OnceLock<Result<Bytes, EncodeError>>,
+}
+
+impl SharedShape {
+    pub fn new(id: u32, shape: Arc<PointerShape>) -> Self {
+        Self {
+            id,
+            shape,
+            png: OnceLock::new(),
+        }
+    }
+
+    /// The shape as PNG (straight alpha).
+    pub fn png(&self) -> Result<Bytes, EncodeError> {
+        self.png
+            .get_or_init(|| {
+                encode::png_rgba(&self.shape.rgba, self.shape.width, self.shape.height)
+                    .map(Bytes::from)
+            })
+            .clone()
+    }
+}
+
+/// The pointer on one frame, in frame pixels.
+#[derive(Clone, Debug)]
+pub struct FramePointer {
+    pub x: i32,
+    pub y: i32,
+    pub shape: Arc<SharedShape>,
+    /// Frame width over monitor width, per mille (1000 unless the frame is scaled down).
+    pub scale_per_mille: u16,
+}
+
+/// One published frame. Shared as `Arc<Frame>`: every viewer of it gets the same bytes.
+#[derive(Debug)]
+pub struct Frame {
+    seq: u64,
+    reset_at: u64,
+    width: u32,
+    height: u32,
+    jpeg_quality: u8,
+    tiles: Arc<[Arc<Tile>]>,
+    /// The update from frame `seq - 1`, per mode, where the capture thread prepared it.
+    deltas: [OnceLock<Bytes>; 2],
+    pointer: Option<FramePointer>,
+    png: OnceLock<Result<Bytes, EncodeError>>,
+    jpeg: OnceLock<Result<Bytes, EncodeError>>,
+    counters: Arc<EncodeCounters>,
+}
+
+impl Frame {
+    pub(crate) fn new(
+        seq: u64,
+        grid: &tiles::TileGrid,
+        size: (u32, u32),
+        pointer: Option<FramePointer>,
+        counters: Arc<EncodeCounters>,
+    ) -> Self {
+        Self {
+            seq,
+            reset_at: grid.reset_at(),
+            width: size.0,
+            height: size.1,
+            jpeg_quality: grid.quality(),
+            tiles: grid.snapshot(),
+            deltas: [OnceLock::new(), OnceLock::new()],
+            pointer,
+            png: OnceLock::new(),
+            jpeg: OnceLock::new(),
+            counters,
+        }
+    }
+
+    /// Frame number: grows by one for every frame that differs from the one before. A share
+    /// starts counting at a random number, so a page left open from another share never takes
+    /// this one's updates for its own.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    pub fn pointer(&self) -> Option<&FramePointer> {
+        self.pointer.as_ref()
+    }
+
+    pub fn tiles(&self) -> &[Arc<Tile>] {
+        &self.tiles
+    }
+
+    /// The whole screen, without the pointer.
+    pub fn picture(&self) -> Picture {
+        let mut picture = Picture::new(self.width, self.height);
+        for tile in self.tiles.iter() {
+            picture.paste(tile.pixels(), tile.rect().x, tile.rect().y);
+        }
+        picture
+    }
+
+    /// The whole screen with the pointer drawn in, as the classic routes show it.
+    pub fn picture_with_pointer(&self) -> Picture {
+        let mut picture = self.picture();
+        if let Some(pointer) = &self.pointer {
+            let shape = &pointer.shape.shape;
+            picture.blend_rgba(
+                i64::from(pointer.x) - i64::from(shape.hot_x),
+                i64::from(pointer.y) - i64::from(shape.hot_y),
+                shape.width,
+                shape.height,
+                &shape.rgba,
+            );
+        }
+        picture
+    }
+
+    pub(crate) fn prepare_delta(&self, mode: Mode, bytes: Bytes) {
+        let _ = self.deltas[mode.index()].set(bytes);
+    }
+
+    fn header(&self, full: bool) -> UpdateHeader {
+        let pointer = self
+            .pointer
+            .as_ref()
+            .map_or(PointerHeader::default(), |pointer| {
+                let clamp =
+                    |value: i32| value.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+                PointerHeader {
+                    shape: pointer.shape.id,
+                    x: clamp(pointer.x),
+                    y: clamp(pointer.y),
+                    hot_x: u16::try_from(pointer.shape.shape.hot_x).unwrap_or(0),
+                    hot_y: u16::try_from(pointer.shape.shape.hot_y).unwrap_or(0),
+                    scale_per_mille: pointer.scale_per_mille,
+                }
+            });
+        UpdateHeader {
+            full,
+            width: u16::try_from(self.width).unwrap_or(u16::MAX),
+            height: u16::try_from(self.height).unwrap_or(u16::MAX),
+            seq: self.seq,
+            pointer,
+        }
+    }
+
+    /// Whether a viewer that has frame `after` needs the whole screen (it joined, fell behind a
+    /// change of size or quality, or comes from another share).
+    fn needs_everything(&self, after: u64) -> bool {
+        after < self.reset_at || after >= self.seq
+    }
+
+    /// The update from frame `after` to this one, if it exists without encoding anything.
+    pub fn update_ready(&self, after: u64, mode: Mode) -> Option<Bytes> {
+        if after.checked_add(1) == Some(self.seq)
+            && !self.needs_everything(after)
+            && let Some(delta) = self.deltas[mode.index()].get()
+        {
+            return Some(delta.clone());
+        }
+        let tiles = self.tiles_after(after);
+        if tiles.iter().all(|tile| tile.is_ready(mode)) {
+            return self.assemble(after, mode, &tiles).ok();
+        }
+        None
+    }
+
+    /// The update that brings a viewer from frame `after` to this one: the prepared delta when
+    /// it is exactly one frame behind, otherwise every tile that changed since (the whole
+    /// screen for a viewer that has none of it). May encode tiles nobody asked for before:
+    /// call it from `spawn_blocking`.
+    pub fn update_since(&self, after: u64, mode: Mode) -> Result<Bytes, EncodeError> {
+        if let Some(ready) = self.update_ready(after, mode) {
+            return Ok(ready);
+        }
+        let tiles = self.tiles_after(after);
+        self.assemble(after, mode, &tiles)
+    }
+
+    fn tiles_after(&self, after: u64) -> Vec<&Arc<Tile>> {
+        let everything = self.needs_everything(after);
+        self.tiles
+            .iter()
+            .filter(|tile| everything || tile.changed_at() > after)
+            .collect()
+    }
+
+    fn assemble(&self, after: u64, mode: Mode, tiles: &[&Arc<Tile>]) -> Result<Bytes, EncodeError> {
+        let pieces: Vec<Piece> = tiles
+            .iter()
+            .map(|tile| tile.piece(mode, self.jpeg_quality, &self.counters))
+            .collect::<Result<_, _>>()?;
+        let pieces: Vec<&Piece> = pieces.iter().collect();
+        Ok(wire::write(
+            &self.header(self.needs_everything(after)),
+            &pieces,
+        ))
+    }
+
+    /// The update header of this frame followed by `pieces` (for the capture thread's deltas).
+    pub(crate) fn delta_bytes(&self, pieces: &[&Piece]) -> Bytes {
+        wire::write(&self.header(false), pieces)
+    }
+
+    /// The whole frame in `format`, pointer drawn in, encoding it if nobody has yet. Blocks while
+    /// encoding: call it from `spawn_blocking`. Concurrent callers wait for the one encode.
+    pub fn encoded(&self, format: Format) -> Result<Bytes, EncodeError> {
+        self.cell(format)
+            .get_or_init(|| {
+                self.counters.count(format);
+                let picture = self.picture_with_pointer();
+                let bytes = match format {
+                    Format::Png => encode::png_of(&picture, picture.bounds()),
+                    Format::Jpeg => encode::jpeg_of(&picture, picture.bounds(), self.jpeg_quality),
+                };
+                if let Ok(bytes) = &bytes {
+                    self.counters.record_size(format, bytes.len());
+                }
+                bytes.map(Bytes::from)
+            })
+            .clone()
+    }
+
+    /// The encoded bytes if they are ready, without encoding.
+    pub fn encoded_if_ready(&self, format: Format) -> Option<Result<Bytes, EncodeError>> {
+        self.cell(format).get().cloned()
+    }
+
+    fn cell(&self, format: Format) -> &OnceLock<Result<Bytes, EncodeError>> {
+        match format {
+            Format::Png => &self.png,
+            Format::Jpeg => &self.jpeg,
+        }
+    }
+}
+
+/// How many encodes the share has made: the proof that viewers do not multiply work.
+#[derive(Debug, Default)]
+pub struct EncodeCounters {
+    png: AtomicU64,
+    jpeg: AtomicU64,
+    tiles: AtomicU64,
+    rects: AtomicU64,
+    last_png_bytes: AtomicU64,
+    last_jpeg_bytes: AtomicU64,
+}
+
+impl EncodeCounters {
+    fn count(&self, format: Format) {
+        match format {
+            Format::Png => self.png.fetch_add(1, Ordering::Relaxed),
+            Format::Jpeg => self.jpeg.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+
+    pub(crate) fn count_tile(&self) {
+        self.tiles.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_rect(&self) {
+        self.rects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn record_size(&self, format: Format, bytes: usize) {
+        let last = match format {
+            Format::Png => &self.last_png_bytes,
+            Format::Jpeg => &self.last_jpeg_bytes,
+        };
+        last.store(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Size of the newest whole frame encoded in `format`, if any was.
+    pub fn last_size(&self, format: Format) -> Option<usize> {
+        let last = match format {
+            Format::Png => &self.last_png_bytes,
+            Format::Jpeg => &self.last_jpeg_bytes,
+        };
+        match last.load(Ordering::Relaxed) {
+            0 => None,
+            bytes => Some(bytes as usize),
+        }
+    }
+
+    pub fn snapshot(&self) -> EncodeCounts {
+        EncodeCounts {
+            png: self.png.load(Ordering::Relaxed),
+            jpeg: self.jpeg.load(Ordering::Relaxed),
+            tiles: self.tiles.load(Ordering::Relaxed),
+            rects: self.rects.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Encodes made so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EncodeCounts {
+    /// Whole frames as PNG (`screen.png`).
+    pub png: u64,
+    /// Whole frames as JPEG (`screen.jpg`).
+    pub jpeg: u64,
+    /// Tiles, for viewers catching up (each tile version at most once per kind).
+    pub tiles: u64,
+    /// Changed rectangles, for viewers up to date (each at most once per frame and kind).
+    pub rects: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn frame_of(picture: &Picture, counters: Arc<EncodeCounters>) -> Frame {
+        let grid = tiles::TileGrid::new(picture, 7, 80, Instant::now());
+        Frame::new(
+            7,
+            &grid,
+            (picture.width(), picture.height()),
+            None,
+            counters,
+        )
+    }
+
+    #[test]
+    fn each_format_is_encoded_once_however_often_asked() {
+        let counters = Arc::new(EncodeCounters::default());
+        let frame = Arc::new(frame_of(
+            &Picture::filled(32, 32, [1, 2, 3]),
+            counters.clone(),
+        ));
+        assert!(frame.encoded_if_ready(Format::Png).is_none());
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let frame = frame.clone();
+                std::thread::spawn(move || {
+                    frame.encoded(Format::Png).expect("png");
+                    frame.encoded(Format::Jpeg).expect("jpeg");
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("encoder thread");
+        }
+        let counts = counters.snapshot();
+        assert_eq!((counts.png, counts.jpeg), (1, 1));
+        let png_len = frame.encoded(Format::Png).expect("png").len();
+        assert_eq!(counters.last_size(Format::Png), Some(png_len));
+        assert!(frame.encoded_if_ready(Format::Png).is_some());
+    }
+
+    #[test]
+    fn a_newcomer_gets_the_whole_screen_exactly() {
+        let mut picture = Picture::filled(130, 70, [40, 50, 60]);
+        picture.paste(&Picture::filled(5, 5, [250, 0, 0]), 100, 60);
+        let frame = frame_of(&picture, Arc::new(EncodeCounters::default()));
+        let bytes = frame.update_since(0, Mode::Lossless).expect("update");
+        let update = wire::parse(&bytes).expect("parses");
+        assert!(update.header.full);
+        assert_eq!((update.header.width, update.header.height), (130, 70));
+        assert_eq!(update.pieces.len(), 3 * 2, "every tile");
+        let mut drawn = Picture::new(130, 70);
+        for piece in &update.pieces {
+            match &piece.body {
+                wire::PieceBody::Solid(rgb) => drawn.paste(
+                    &Picture::filled(piece.rect.width, piece.rect.height, *rgb),
+                    piece.rect.x,
+                    piece.rect.y,
+                ),
+                wire::PieceBody::Png(png) => {
+                    let image = image::load_from_memory(png).expect("png").to_rgba8();
+                    drawn.paste(&Picture::from_rgba(image), piece.rect.x, piece.rect.y);
+                }
+                wire::PieceBody::Jpeg(_) => panic!("lossless mode sent JPEG"),
+            }
+        }
+        assert_eq!(drawn.to_rgba(), picture.to_rgba());
+    }
+
+    #[test]
+    fn modes_parse_and_refuse_others() {
+        assert_eq!("lossless".parse(), Ok(Mode::Lossless));
+        assert_eq!("adaptive".parse(), Ok(Mode::Adaptive));
+        assert!("fast".parse::<Mode>().is_err());
+    }
+}

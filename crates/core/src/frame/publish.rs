@@ -1,0 +1,334 @@
+//! Turns grabs into frames, on the capture thread: finds what changed (tile by tile, where damage
+//! says to look), joins it into few rectangles, and encodes those once for every viewer up to date.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::tiles::{TileGrid, merge};
+use super::wire::{Piece, PieceBody};
+use super::{EncodeCounters, Frame, FramePointer, Mode, SharedShape};
+use crate::capture::{Damage, PointerState};
+use crate::encode::{self, EncodeError};
+use crate::pixels::{Picture, Rect};
+
+/// Below this area a JPEG's own tables (about 600 bytes) outweigh what it saves over PNG.
+const JPEG_MIN_AREA: u64 = 128 * 128;
+
+/// One grab, ready to publish.
+#[derive(Debug)]
+pub(crate) struct Capture<'a> {
+    /// The picture viewers get (already scaled down, when the share scales).
+    pub picture: &'a Picture,
+    pub damage: Damage,
+    pub pointer: Option<PointerState>,
+    /// The monitor's own width, to scale the pointer like the picture.
+    pub monitor_width: u32,
+    pub quality: u8,
+    pub show_pointer: bool,
+    /// Which modes viewers are using: their deltas are encoded now, the others on demand.
+    pub modes: [bool; 2],
+}
+
+/// What a frame shows of the pointer, to tell whether it moved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PointerKey {
+    x: i32,
+    y: i32,
+    shape: u32,
+}
+
+#[derive(Debug)]
+pub(crate) struct Publisher {
+    grid: Option<TileGrid>,
+    seq: u64,
+    shape: Option<Arc<SharedShape>>,
+    pointer: Option<PointerKey>,
+    counters: Arc<EncodeCounters>,
+}
+
+impl Publisher {
+    pub fn new(counters: Arc<EncodeCounters>) -> Self {
+        Self {
+            grid: None,
+            seq: first_seq(),
+            shape: None,
+            pointer: None,
+            counters,
+        }
+    }
+
+    /// Forgets the screen: the next grab starts a new grid that every viewer gets whole.
+    pub fn reset(&mut self) {
+        self.grid = None;
+    }
+
+    /// The next frame, or `None` when nothing a viewer could see has changed.
+    pub fn publish(
+        &mut self,
+        capture: Capture<'_>,
+        now: Instant,
+    ) -> Result<Option<Frame>, EncodeError> {
+        let next = self.seq + 1;
+        let picture = capture.picture;
+        let (reset, boxes, settled) = match &mut self.grid {
+            Some(grid) if grid.fits(picture, capture.quality) => {
+                let boxes = grid.apply(picture, &capture.damage, next, now);
+                let settled = grid.settle(next, now);
+                (false, boxes, settled)
+            }
+            _ => {
+                self.grid = Some(TileGrid::new(picture, next, capture.quality, now));
+                (true, Vec::new(), Vec::new())
+            }
+        };
+        let pointer = self.pointer_view(&capture);
+        let key = pointer.as_ref().map(|pointer| PointerKey {
+            x: pointer.x,
+            y: pointer.y,
+            shape: pointer.shape.id,
+        });
+        if !reset && boxes.is_empty() && settled.is_empty() && key == self.pointer {
+            return Ok(None);
+        }
+        let Some(grid) = self.grid.as_mut() else {
+            return Ok(None);
+        };
+        self.seq = next;
+        self.pointer = key;
+        let changed = merge(&boxes);
+        let refined = merge(&settled);
+        let mut lossy = Vec::new();
+        let frame = Frame::new(
+            next,
+            grid,
+            (picture.width(), picture.height()),
+            pointer,
+            self.counters.clone(),
+        );
+        if !reset {
+            let mut pieces = PieceCache::default();
+            for mode in Mode::ALL {
+                if !capture.modes[mode.index()] {
+                    continue;
+                }
+                let mut out = Vec::with_capacity(changed.len() + refined.len());
+                for rect in &changed {
+                    let jpeg = mode == Mode::Adaptive
+                        && rect.area() >= JPEG_MIN_AREA
+                        && grid.is_hot(*rect);
+                    if jpeg {
+                        lossy.push(*rect);
+                    }
+                    out.push(pieces.get(picture, *rect, jpeg, capture.quality, &self.counters)?);
+                }
+                // Lossless viewers already have these pixels exactly.
+                if mode == Mode::Adaptive {
+                    for rect in &refined {
+                        out.push(pieces.get(
+                            picture,
+                            *rect,
+                            false,
+                            capture.quality,
+                            &self.counters,
+                        )?);
+                    }
+                }
+                let refs: Vec<&Piece> = out.iter().map(Arc::as_ref).collect();
+                frame.prepare_delta(mode, frame.delta_bytes(&refs));
+            }
+        }
+        for rect in lossy {
+            grid.mark_lossy(rect);
+        }
+        Ok(Some(frame))
+    }
+
+    fn pointer_view(&mut self, capture: &Capture<'_>) -> Option<FramePointer> {
+        let state = capture.pointer.as_ref()?;
+        if !capture.show_pointer || !state.visible {
+            return None;
+        }
+        let shape = match &self.shape {
+            Some(shared) if shared.shape.serial == state.shape.serial => shared.clone(),
+            previous => {
+                let id = previous
+                    .as_ref()
+                    .map_or(1, |shared| shared.id.wrapping_add(1).max(1));
+                let shared = Arc::new(SharedShape::new(id, state.shape.clone()));
+                self.shape = Some(shared.clone());
+                shared
+            }
+        };
+        let scale = f64::from(capture.picture.width()) / f64::from(capture.monitor_width.max(1));
+        Some(FramePointer {
+            x: (f64::from(state.x) * scale).round() as i32,
+            y: (f64::from(state.y) * scale).round() as i32,
+            shape,
+            scale_per_mille: (scale * 1000.0).round().clamp(1.0, 60_000.0) as u16,
+        })
+    }
+}
+
+/// The pieces of one frame, so that a rectangle sent the same way in both modes (solid, PNG) is
+/// encoded once.
+#[derive(Default)]
+struct PieceCache {
+    made: Vec<(Rect, bool, Arc<Piece>)>,
+}
+
+impl PieceCache {
+    fn get(
+        &mut self,
+        picture: &Picture,
+        rect: Rect,
+        jpeg: bool,
+        quality: u8,
+        counters: &EncodeCounters,
+    ) -> Result<Arc<Piece>, EncodeError> {
+        let solid = picture.solid_colour(rect);
+        let jpeg = jpeg && solid.is_none();
+        if let Some((_, _, piece)) = self
+            .made
+            .iter()
+            .find(|(made, made_jpeg, _)| *made == rect && *made_jpeg == jpeg)
+        {
+            return Ok(piece.clone());
+        }
+        let body = match solid {
+            Some(rgb) => PieceBody::Solid(rgb),
+            None => {
+                counters.count_rect();
+                if jpeg {
+                    PieceBody::Jpeg(Bytes::from(encode::jpeg_of(picture, rect, quality)?))
+                } else {
+                    PieceBody::Png(Bytes::from(encode::png_of(picture, rect)?))
+                }
+            }
+        };
+        let piece = Arc::new(Piece { rect, body });
+        self.made.push((rect, jpeg, piece.clone()));
+        Ok(piece)
+    }
+}
+
+/// A random start in [2^32, 2^40): frame numbers of two shares never meet, and stay exact in
+/// JavaScript's numbers (below 2^53).
+fn first_seq() -> u64 {
+    let mut bytes = [0u8; 8];
+    let random = match getrandom::fill(&mut bytes) {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos() as u64),
+    };
+    (1 << 32) + random % ((1 << 40) - (1 << 32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::wire;
+
+    fn capture(picture: &Picture, modes: [bool; 2]) -> Capture<'_> {
+        Capture {
+            picture,
+            damage: Damage::Unknown,
+            pointer: None,
+            monitor_width: picture.width(),
+            quality: 80,
+            show_pointer: true,
+            modes,
+        }
+    }
+
+    #[test]
+    fn first_frame_then_deltas_of_what_changed() {
+        let counters = Arc::new(EncodeCounters::default());
+        let mut publisher = Publisher::new(counters.clone());
+        let mut picture = Picture::filled(300, 200, [10, 10, 10]);
+        let now = Instant::now();
+        let first = publisher
+            .publish(capture(&picture, [true, true]), now)
+            .expect("publishes")
+            .expect("a first frame");
+        assert!(first.seq() >= 1 << 32);
+        assert!(
+            publisher
+                .publish(capture(&picture, [true, true]), now)
+                .expect("publishes")
+                .is_none(),
+            "nothing changed, no frame"
+        );
+        picture.paste(&Picture::filled(6, 12, [200, 200, 200]), 100, 100);
+        picture.paste(&Picture::filled(1, 12, [0, 0, 0]), 102, 100);
+        let second = publisher
+            .publish(capture(&picture, [true, true]), now)
+            .expect("publishes")
+            .expect("a change");
+        assert_eq!(second.seq(), first.seq() + 1);
+        let lossless = second
+            .update_ready(first.seq(), Mode::Lossless)
+            .expect("prepared");
+        let adaptive = second
+            .update_ready(first.seq(), Mode::Adaptive)
+            .expect("prepared");
+        assert_eq!(lossless, adaptive, "a small change is sent the same way");
+        let update = wire::parse(&lossless).expect("parses");
+        assert!(!update.header.full);
+        assert_eq!(update.pieces.len(), 1);
+        assert_eq!(update.pieces[0].rect, Rect::new(100, 100, 6, 12));
+        assert_eq!(counters.snapshot().rects, 1, "encoded once for both modes");
+    }
+
+    #[test]
+    fn pointer_moves_are_frames_without_pixels() {
+        let mut publisher = Publisher::new(Arc::new(EncodeCounters::default()));
+        let picture = Picture::filled(100, 100, [0, 0, 0]);
+        let shape = Arc::new(crate::capture::PointerShape {
+            serial: 9,
+            width: 1,
+            height: 1,
+            hot_x: 0,
+            hot_y: 0,
+            rgba: vec![255; 4],
+        });
+        let at = |x: i32| PointerState {
+            x,
+            y: 5,
+            visible: true,
+            shape: shape.clone(),
+        };
+        let now = Instant::now();
+        let mut first = capture(&picture, [true, false]);
+        first.pointer = Some(at(1));
+        let first = publisher.publish(first, now).expect("ok").expect("frame");
+        let mut moved = capture(&picture, [true, false]);
+        moved.pointer = Some(at(2));
+        let moved = publisher.publish(moved, now).expect("ok").expect("frame");
+        let update = wire::parse(
+            &moved
+                .update_ready(first.seq(), Mode::Lossless)
+                .expect("ready"),
+        )
+        .expect("parses");
+        assert!(update.pieces.is_empty());
+        assert_eq!(
+            (update.header.pointer.x, update.header.pointer.shape),
+            (2, 1)
+        );
+        let mut hidden = capture(&picture, [true, false]);
+        hidden.pointer = Some(at(2));
+        hidden.show_pointer = false;
+        let hidden = publisher.publish(hidden, now).expect("ok").expect("frame");
+        assert!(hidden.pointer().is_none());
+    }
+
+    #[test]
+    fn first_numbers_are_large_and_differ() {
+        let (a, b) = (first_seq(), first_seq());
+        assert!((1u64 << 32..1 << 40).contains(&a));
+        assert_ne!(a, b);
+    }
+}

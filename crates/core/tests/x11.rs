@@ -1,0 +1,133 @@
+//! The X11 source against a private Xvfb each: MIT-SHM and plain GetImage read the same pixels,
+//! DAMAGE limits what a grab reads, the pointer is seen where it is, RandR monitors are listed.
+
+#![cfg(target_os = "linux")]
+
+use screenshare_core::capture::x11::X11Screens;
+use screenshare_core::capture::{Damage, Screens};
+use screenshare_core::pixels::Rect;
+use screenshare_core::settings::MonitorChoice;
+use screenshare_testkit::Xvfb;
+
+fn screen(width: u32, height: u32) -> Xvfb {
+    Xvfb::start_sized(width, height).expect("Xvfb (run `cargo xtask test` to install it)")
+}
+
+fn rgb_at(picture: &screenshare_core::pixels::Picture, x: u32, y: u32) -> [u8; 3] {
+    let pixel = picture.to_rgba().get_pixel(x, y).0;
+    [pixel[0], pixel[1], pixel[2]]
+}
+
+#[test]
+fn shm_and_getimage_read_the_same_pixels_as_the_server_has() {
+    let xvfb = screen(320, 200);
+    xvfb.paint("#204060").expect("paint");
+    xvfb.fill(10, 20, 30, 40, [250, 128, 1]).expect("fill");
+    let expected = xvfb.screenshot().expect("reference screenshot");
+
+    let mut shm = X11Screens::with_display(xvfb.display(), true)
+        .open(None)
+        .expect("opens with SHM");
+    let mut plain = X11Screens::with_display(xvfb.display(), false)
+        .open(None)
+        .expect("opens without SHM");
+    assert_eq!(shm.method(), "x11-shm");
+    assert_eq!(plain.method(), "x11-getimage");
+    for source in [&mut shm, &mut plain] {
+        let grab = source.grab().expect("grab");
+        assert_eq!(
+            grab.damage,
+            Damage::Unknown,
+            "the first grab reads everything"
+        );
+        let got = image::DynamicImage::ImageRgba8(grab.picture.to_rgba()).to_rgb8();
+        assert_eq!(got, expected, "{} read other pixels", source.method());
+    }
+}
+
+#[test]
+fn later_grabs_read_only_what_damage_reports() {
+    let xvfb = screen(320, 200);
+    xvfb.paint("#000000").expect("paint");
+    let mut source = X11Screens::with_display(xvfb.display(), true)
+        .open(None)
+        .expect("opens");
+    source.grab().expect("first grab");
+    let still = source.grab().expect("grab of a still screen");
+    assert_eq!(still.damage, Damage::Rects(Vec::new()));
+
+    xvfb.fill(100, 50, 8, 16, [0, 255, 0]).expect("fill");
+    let grab = source.grab().expect("grab after a change");
+    let Damage::Rects(rects) = &grab.damage else {
+        panic!("DAMAGE should name the change: {:?}", grab.damage);
+    };
+    let area: u64 = rects.iter().map(Rect::area).sum();
+    assert!(
+        rects
+            .iter()
+            .all(|rect| rect.intersect(&Rect::new(100, 50, 8, 16)) == Some(*rect)),
+        "damage beyond the change: {rects:?}"
+    );
+    assert_eq!(area, 8 * 16, "{rects:?}");
+    assert_eq!(rgb_at(grab.picture, 104, 58), [0, 255, 0]);
+    assert_eq!(rgb_at(grab.picture, 99, 58), [0, 0, 0]);
+}
+
+#[test]
+fn the_pointer_is_seen_where_it_is() {
+    let xvfb = screen(320, 200);
+    xvfb.run("xdotool", &["mousemove", "123", "45"])
+        .expect("xdotool (apt-get install xdotool)");
+    let mut source = X11Screens::with_display(xvfb.display(), true)
+        .open(None)
+        .expect("opens");
+    let grab = source.grab().expect("grab");
+    let pointer = grab.pointer.expect("XFIXES shows the pointer");
+    assert_eq!((pointer.x, pointer.y), (123, 45));
+    assert!(pointer.visible);
+    let shape = &pointer.shape;
+    assert!(shape.width > 0 && shape.height > 0);
+    assert_eq!(shape.rgba.len(), (shape.width * shape.height * 4) as usize);
+    assert!(
+        shape.rgba.chunks_exact(4).any(|pixel| pixel[3] > 0),
+        "the shape has visible pixels"
+    );
+}
+
+#[test]
+fn randr_monitors_are_listed_and_each_captures_its_own_part() {
+    let xvfb = screen(640, 200);
+    xvfb.run(
+        "xrandr",
+        &["--setmonitor", "LEFT", "320/85x200/53+0+0", "screen"],
+    )
+    .expect("left monitor");
+    xvfb.run(
+        "xrandr",
+        &["--setmonitor", "RIGHT", "320/85x200/53+320+0", "none"],
+    )
+    .expect("right monitor");
+    xvfb.fill(0, 0, 320, 200, [200, 0, 0]).expect("left half");
+    xvfb.fill(320, 0, 320, 200, [0, 0, 200])
+        .expect("right half");
+    let screens = X11Screens::with_display(xvfb.display(), true);
+    let monitors = screens.list().expect("monitors");
+    let names: Vec<&str> = monitors.iter().map(|m| m.name.as_str()).collect();
+    assert!(
+        names.contains(&"LEFT") && names.contains(&"RIGHT"),
+        "{monitors:?}"
+    );
+    for (name, x, colour) in [("LEFT", 0, [200, 0, 0]), ("RIGHT", 320, [0, 0, 200])] {
+        let monitor = monitors.iter().find(|m| m.name == name).expect("listed");
+        assert_eq!((monitor.x, monitor.width, monitor.height), (x, 320, 200));
+        let mut source = screens
+            .open(Some(&MonitorChoice::Name(name.to_owned())))
+            .expect("opens");
+        let grab = source.grab().expect("grab");
+        assert_eq!(
+            grab.picture.solid_colour(grab.picture.bounds()),
+            Some(colour),
+            "{name} shows its own half"
+        );
+    }
+}
