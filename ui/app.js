@@ -163,6 +163,7 @@ function applySettings(s) {
     if (![...ui.maxWidth.options].some((o) => o.value === value)) ui.maxWidth.append(new Option(`${value} px`, value));
     ui.maxWidth.value = value;
   }
+  if (typeof s.show_pointer === "boolean") ui.showPointer.checked = s.show_pointer;
   if (app.sharing && typeof s.paused === "boolean") setPaused(s.paused);
   showSliderValues();
 }
@@ -195,7 +196,7 @@ async function startShare() {
   setBusy(true);
   setState("starting");
   // paused: false, since pressing Share means "show my screen now".
-  const settings = { monitor: app.selected, fps: +ui.fps.value, quality: +ui.quality.value, max_width: maxWidthValue(), paused: false };
+  const settings = { monitor: app.selected, fps: +ui.fps.value, quality: +ui.quality.value, max_width: maxWidthValue(), paused: false, show_pointer: ui.showPointer.checked };
   try {
     const result = await invoke("start_share", { settings });
     hideError();
@@ -390,6 +391,7 @@ async function init() {
   wireSlider(ui.fps, "fps");
   wireSlider(ui.quality, "quality");
   ui.maxWidth.addEventListener("change", () => patch("max_width", maxWidthValue()));
+  ui.showPointer.addEventListener("change", () => patch("show_pointer", ui.showPointer.checked));
   document.addEventListener("visibilitychange", refreshThumbnails);
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") hideError(); });
 

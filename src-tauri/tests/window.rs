@@ -179,6 +179,26 @@ async fn presenter_shares_and_steers_a_live_share() -> anyhow::Result<()> {
     assert_eq!(settings_in_force["fps"], 20);
     assert_eq!(settings_in_force["quality"], 90);
 
+    // The pointer: shown by default, hidden live from the window.
+    assert_eq!(settings_in_force["show_pointer"], true);
+    client
+        .find(Locator::Id("show-pointer"))
+        .await?
+        .click()
+        .await?;
+    eventually(PATIENCE, "the share to hide the pointer", || async {
+        let status: serde_json::Value = http
+            .get(format!("{url}status"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (status["show_pointer"] == false).then_some(())
+    })
+    .await?;
+
     // A detailed picture, so JPEG quality shows in the size; then lower the quality live.
     xvfb.run(
         "xsetroot",

@@ -11,7 +11,10 @@
 mod bench;
 mod icons;
 mod packages;
+mod peer;
+mod viewers;
 mod virtual_screen;
+mod workload;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -41,7 +41,8 @@ pub const TEST: &[&[&str]] = &[
     ],
 ];
 
-/// `cargo xtask bench`: a virtual screen with live content, an HTTP load generator and a client.
+/// `cargo xtask bench`: virtual screens with live content, an HTTP load generator, a client, and
+/// the peer it is compared with (x11vnc served to noVNC in Chromium through websockify).
 pub const BENCH: &[&[&str]] = &[
     BUILD,
     &[
@@ -49,8 +50,14 @@ pub const BENCH: &[&[&str]] = &[
         "x11-xserver-utils",
         "x11-apps",
         "xterm",
+        "xdotool",
         "wrk",
         "curl",
+        "x11vnc",
+        "novnc",
+        "websockify",
+        "chromium",
+        "chromium-driver",
     ],
 ];
 

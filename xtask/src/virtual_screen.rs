@@ -1,7 +1,7 @@
 //! For a machine with no display (a server, a container): a virtual X screen with a clock and a
 //! terminal on it, so a newcomer still sees a live share work.
 
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, bail};
@@ -52,34 +52,11 @@ impl VirtualScreen {
     /// Starts an Xvfb of this size with a clock and a terminal running `top` on it, redrawing
     /// every `top_delay` seconds.
     pub fn start_sized(width: u32, height: u32, top_delay: &str) -> anyhow::Result<VirtualScreen> {
-        let size = format!("{width}x{height}x24");
-        let mut xvfb = Command::new("Xvfb")
-            .args([
-                "-displayfd",
-                "1",
-                "-screen",
-                "0",
-                &size,
-                "-noreset",
-                "-nolisten",
-                "tcp",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cannot start Xvfb")?;
-        let mut line = String::new();
-        if let Some(stdout) = xvfb.stdout.take() {
-            BufReader::new(stdout).read_line(&mut line)?;
-        }
-        let display = format!(":{}", line.trim());
-        let mut screen = VirtualScreen {
+        let (xvfb, display) = crate::workload::start_xvfb(width, height)?;
+        let screen = VirtualScreen {
             display,
             children: vec![xvfb],
         };
-        if line.trim().is_empty() {
-            bail!("Xvfb did not start");
-        }
         let x_command = |program: &str| {
             let mut command = Command::new(program);
             command
@@ -109,6 +86,7 @@ impl VirtualScreen {
             .args(["-geometry", "100x30+60+160", "-e", "top", "-d", top_delay])
             .spawn()
             .context("cannot start xterm")?;
+        let mut screen = screen;
         screen.children.extend([clock, terminal]);
         eprintln!("xtask: virtual screen on DISPLAY={}", screen.display);
         Ok(screen)

@@ -34,6 +34,85 @@ async fn shows(browser: &Browser, colour: &str) -> anyhow::Result<()> {
     .await
 }
 
+/// The frame number the page's canvas shows.
+async fn canvas_frame(browser: &Browser) -> anyhow::Result<String> {
+    let frame = browser
+        .client()
+        .execute(
+            "return document.getElementById('screen').dataset.frame || ''",
+            vec![],
+        )
+        .await?;
+    Ok(frame.as_str().unwrap_or_default().to_owned())
+}
+
+/// What the page has drawn on its screen canvas, read back losslessly.
+async fn canvas_pixels(browser: &Browser) -> anyhow::Result<image::RgbImage> {
+    use base64::Engine;
+    let url = browser
+        .client()
+        .execute(
+            "return document.getElementById('screen').toDataURL('image/png')",
+            vec![],
+        )
+        .await?;
+    let url = url.as_str().unwrap_or_default();
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(url.trim_start_matches("data:image/png;base64,"))?;
+    Ok(image::load_from_memory(&png)?.to_rgb8())
+}
+
+/// Waits until the page's canvas equals the X server's screen, pixel for pixel.
+async fn matches_the_screen(browser: &Browser, xvfb: &Xvfb, what: &str) -> anyhow::Result<()> {
+    let last_difference = std::sync::Mutex::new(String::new());
+    let waited = eventually(
+        PATIENCE,
+        &format!("the canvas to match the screen {what}"),
+        || async {
+            let (Ok(canvas), Ok(screen)) = (canvas_pixels(browser).await, xvfb.screenshot()) else {
+                return None;
+            };
+            if canvas == screen {
+                return Some(());
+            }
+            let differing = if canvas.dimensions() == screen.dimensions() {
+                canvas
+                    .pixels()
+                    .zip(screen.pixels())
+                    .filter(|(a, b)| a != b)
+                    .count()
+            } else {
+                usize::MAX
+            };
+            if let Ok(mut last) = last_difference.lock() {
+                *last = format!("{differing} pixels differ");
+            }
+            None
+        },
+    )
+    .await;
+    let last = last_difference
+        .lock()
+        .map(|last| last.clone())
+        .unwrap_or_default();
+    waited.map_err(|error| error.context(last))
+}
+
+/// Whether the page's pointer layer has any visible pixel in the square around (x, y).
+async fn pointer_drawn_near(browser: &Browser, x: u32, y: u32) -> anyhow::Result<bool> {
+    let drawn = browser
+        .client()
+        .execute(
+            "const [x, y] = arguments; \
+             const layer = document.getElementById('pointer'); \
+             const data = layer.getContext('2d').getImageData(x - 12, y - 12, 24, 24).data; \
+             return data.some((value, index) => index % 4 === 3 && value > 0);",
+            vec![json!(x), json!(y)],
+        )
+        .await?;
+    Ok(drawn == json!(true))
+}
+
 async fn says(browser: &Browser, text: &str) -> anyhow::Result<()> {
     eventually(
         PATIENCE,
@@ -64,9 +143,24 @@ async fn viewer_sees_the_screen_live_and_follows_changes() -> anyhow::Result<()>
         .await?;
     assert_eq!(paused.status(), 200);
     says(&browser, "Paused by the presenter").await?;
+    let frame_when_paused = canvas_frame(&browser).await?;
     xvfb.paint("#000000")?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Ask the engine directly for the frame after the paused one: paused, none comes.
+    let status: serde_json::Value =
+        reqwest::get(served.control_url.replace("/settings", "/status"))
+            .await?
+            .json()
+            .await?;
+    assert_eq!(status["paused"], true);
     shows(&browser, "#2080f0").await?;
+    assert_eq!(canvas_frame(&browser).await?, frame_when_paused);
+    // Resumed, the black painted meanwhile arrives: it was there to be seen all along.
+    reqwest::Client::new()
+        .patch(&served.control_url)
+        .json(&json!({"paused": false}))
+        .send()
+        .await?;
+    shows(&browser, "#000000").await?;
     browser.close().await
 }
 
@@ -79,17 +173,22 @@ async fn each_viewer_picks_its_own_view() -> anyhow::Result<()> {
     client.goto(served.viewer_url()).await?;
     shows(&browser, "#30a050").await?;
 
-    // Sharp (PNG) for this viewer: PNG frames get encoded, the share's settings stay as they were.
-    let status_url = served.control_url.replace("/settings", "/status");
-    let before: serde_json::Value = reqwest::get(&status_url).await?.json().await?;
+    // Sharp (lossless) for this viewer: it asks for lossless updates, the share stays as it was.
     client
-        .find(Locator::Css("#format option[value=png]"))
+        .find(Locator::Css("#format option[value=lossless]"))
         .await?
         .click()
         .await?;
-    eventually(PATIENCE, "PNG frames to be fetched", || async {
-        let now: serde_json::Value = reqwest::get(&status_url).await.ok()?.json().await.ok()?;
-        (now["encodes"]["png"].as_u64() > before["encodes"]["png"].as_u64()).then_some(())
+    eventually(PATIENCE, "lossless updates to be asked for", || async {
+        let asked = client
+            .execute(
+                "return performance.getEntriesByType('resource')\
+                   .some((entry) => entry.name.includes('mode=lossless'))",
+                vec![],
+            )
+            .await
+            .ok()?;
+        (asked == json!(true)).then_some(())
     })
     .await?;
     let settings: serde_json::Value = reqwest::get(&served.control_url).await?.json().await?;
@@ -129,7 +228,7 @@ async fn each_viewer_picks_its_own_view() -> anyhow::Result<()> {
         .await?;
     assert_eq!(
         format,
-        json!({"fit": false, "format": "png", "cap": 0}),
+        json!({"fit": false, "format": "lossless", "cap": 0}),
         "the view is remembered"
     );
     browser.close().await
@@ -217,5 +316,131 @@ async fn typing_in_a_menu_does_not_toggle_the_view() -> anyhow::Result<()> {
         .send_keys("z")
         .await?;
     assert_eq!(fit.text().await?, "1:1", "Z elsewhere toggles actual size");
+    browser.close().await
+}
+
+#[tokio::test]
+async fn lossless_page_matches_the_screen_pixel_for_pixel() -> anyhow::Result<()> {
+    let xvfb = screen("#203040");
+    let served = Served::start(BIN, &xvfb, &["--fps", "30"])?;
+    let browser = Browser::start().await?;
+    let client = browser.client();
+    client.goto(served.viewer_url()).await?;
+    client
+        .find(Locator::Css("#format option[value=lossless]"))
+        .await?
+        .click()
+        .await?;
+    matches_the_screen(&browser, &xvfb, "at first").await?;
+
+    // A square moves.
+    xvfb.fill(40, 40, 50, 50, [230, 60, 20])?;
+    matches_the_screen(&browser, &xvfb, "with the square drawn").await?;
+    for step in 1..=3 {
+        xvfb.fill(40 + (step - 1) * 37, 40, 50, 50, [0x20, 0x30, 0x40])?;
+        xvfb.fill(40 + step * 37, 40, 50, 50, [230, 60, 20])?;
+        matches_the_screen(&browser, &xvfb, &format!("after move {step}")).await?;
+    }
+    // Text is typed into a terminal, then the terminal closes.
+    let mut terminal = xvfb
+        .command("xterm")
+        .args([
+            "-geometry",
+            "40x6+250+200",
+            "-bg",
+            "white",
+            "-fg",
+            "black",
+            "-e",
+            "sh",
+            "-c",
+            "printf 'hello'; sleep 0.3; printf ', viewers'; sleep 60",
+        ])
+        .spawn()?;
+    eventually(PATIENCE, "the terminal to appear", || async {
+        let shot = xvfb.screenshot().ok()?;
+        (shot.get_pixel(300, 260).0 == [255, 255, 255]).then_some(())
+    })
+    .await?;
+    matches_the_screen(&browser, &xvfb, "with text typed").await?;
+    terminal.kill()?;
+    terminal.wait()?;
+    eventually(PATIENCE, "the terminal to close", || async {
+        let shot = xvfb.screenshot().ok()?;
+        (shot.get_pixel(300, 260).0 == [0x20, 0x30, 0x40]).then_some(())
+    })
+    .await?;
+    matches_the_screen(&browser, &xvfb, "after the window closed").await?;
+
+    // At actual size what the browser shows is the screen itself (the toolbar sits below).
+    client
+        .find(Locator::Css("body"))
+        .await?
+        .send_keys("z")
+        .await?;
+    let screen_now = xvfb.screenshot()?;
+    eventually(
+        PATIENCE,
+        "the window to show the screen at actual size",
+        || async {
+            let shot = browser.screenshot().await.ok()?;
+            let left = (shot.width() - 640) / 2;
+            let shown = image::imageops::crop_imm(&shot, left, 0, 640, 400).to_image();
+            let shown = image::DynamicImage::ImageRgba8(shown).to_rgb8();
+            let wanted = image::imageops::crop_imm(&screen_now, 0, 0, 640, 400).to_image();
+            (shown == wanted).then_some(())
+        },
+    )
+    .await?;
+    browser.close().await
+}
+
+#[tokio::test]
+async fn the_pointer_shows_on_the_page_and_in_screen_png_until_turned_off() -> anyhow::Result<()> {
+    let xvfb = screen("#000000");
+    let served = Served::start(BIN, &xvfb, &["--fps", "30"])?;
+    let browser = Browser::start().await?;
+    browser.client().goto(served.viewer_url()).await?;
+    shows(&browser, "#000000").await?;
+    xvfb.run("xdotool", &["mousemove", "200", "150"])?;
+    eventually(PATIENCE, "the pointer to be drawn at 200,150", || async {
+        pointer_drawn_near(&browser, 200, 150)
+            .await
+            .ok()?
+            .then_some(())
+    })
+    .await?;
+    assert!(
+        !pointer_drawn_near(&browser, 500, 400).await?,
+        "drawn once, where it is"
+    );
+    let lit_near = |png: &[u8]| -> anyhow::Result<bool> {
+        let image = image::load_from_memory(png)?.to_rgb8();
+        Ok(image::imageops::crop_imm(&image, 188, 138, 24, 24)
+            .to_image()
+            .pixels()
+            .any(|pixel| pixel.0 != [0, 0, 0]))
+    };
+    let png = reqwest::get(served.viewer("screen.png"))
+        .await?
+        .bytes()
+        .await?;
+    assert!(lit_near(&png)?, "screen.png has the pointer drawn in");
+
+    let off = reqwest::Client::new()
+        .patch(&served.control_url)
+        .json(&json!({"show_pointer": false}))
+        .send()
+        .await?;
+    assert_eq!(off.status(), 200);
+    eventually(PATIENCE, "the pointer to go from the page", || async {
+        (!pointer_drawn_near(&browser, 200, 150).await.ok()?).then_some(())
+    })
+    .await?;
+    let png = reqwest::get(served.viewer("screen.png"))
+        .await?
+        .bytes()
+        .await?;
+    assert!(!lit_near(&png)?, "screen.png without the pointer");
     browser.close().await
 }

@@ -3,6 +3,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use screenshare_core::frame::wire;
 use screenshare_testkit::{Served, Xvfb, eventually};
 use serde_json::{Value, json};
 
@@ -138,49 +139,174 @@ async fn frame_rate_changes_live() {
 
 #[tokio::test]
 async fn ten_viewers_cost_one_encode_per_frame() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
     let xvfb = screen("#406080");
     let served = Served::start(BIN, &xvfb, &["--fps", "30"]).expect("serve");
+    let status_url = control(&served, "status");
+    // The first look counts as viewer 0's.
+    let (first, _) = frame(&served.viewer("screen.jpg?v=viewer-0")).await;
+    // Viewers follow the share frame by frame (`after=`), as the classic long poll allows,
+    // until they reach `last`.
+    let last = Arc::new(AtomicU64::new(u64::MAX));
     let mut viewers = tokio::task::JoinSet::new();
     for viewer in 0..10 {
         let url = served.viewer("screen.jpg");
+        let last = last.clone();
         viewers.spawn(async move {
             let client = reqwest::Client::new();
-            let mut served_frames = 0u32;
-            for _ in 0..15 {
+            let mut seen = vec![first];
+            while seen
+                .last()
+                .is_some_and(|seq| *seq < last.load(Ordering::SeqCst))
+            {
+                let after = seen.last().copied().unwrap_or(first);
                 let response = client
-                    .get(format!("{url}?v=viewer-{viewer}"))
+                    .get(format!("{url}?v=viewer-{viewer}&after={after}"))
                     .send()
                     .await
                     .expect("frame");
+                if response.status() == 204 {
+                    continue;
+                }
                 assert_eq!(response.status(), 200);
+                let seq: u64 = response.headers()["x-frame-seq"]
+                    .to_str()
+                    .ok()
+                    .and_then(|seq| seq.parse().ok())
+                    .expect("frame number");
                 response.bytes().await.expect("body");
-                served_frames += 1;
+                seen.push(seq);
             }
-            served_frames
+            seen
         });
     }
-    // Meanwhile the screen changes a few times: each change is one new frame.
-    for colour in ["#406081", "#406082", "#406083"] {
-        tokio::time::sleep(Duration::from_millis(150)).await;
+    // The screen changes three times; each change is waited for, then one more wakes everyone.
+    let mut now = first;
+    for colour in ["#406081", "#406082", "#406083", "#406084"] {
         xvfb.paint(colour).expect("paint");
+        now = eventually(Duration::from_secs(10), "a new frame", || {
+            let status_url = status_url.clone();
+            async move {
+                let frame = get_json(&status_url).await["frame"].as_u64()?;
+                (frame > now).then_some(frame)
+            }
+        })
+        .await
+        .expect("the change is captured");
+        if colour == "#406083" {
+            last.store(now, Ordering::SeqCst);
+        }
     }
-    let mut total = 0;
-    while let Some(count) = viewers.join_next().await {
-        total += count.expect("viewer task");
+    let mut distinct = std::collections::BTreeSet::new();
+    while let Some(seen) = viewers.join_next().await {
+        let seen = seen.expect("viewer task");
+        assert!(seen.len() >= 4, "each viewer saw every change: {seen:?}");
+        distinct.extend(seen);
     }
-    assert_eq!(total, 150);
-    let status = get_json(&control(&served, "status")).await;
-    let frames = status["frame"].as_u64().expect("frame");
+    let status = get_json(&status_url).await;
     let jpeg_encodes = status["encodes"]["jpeg"].as_u64().expect("count");
-    assert!(
-        jpeg_encodes <= frames,
-        "{jpeg_encodes} encodes for {frames} frames"
+    assert!(distinct.len() >= 4, "{distinct:?}");
+    assert_eq!(
+        jpeg_encodes,
+        distinct.len() as u64,
+        "one encode per frame served, for ten viewers"
     );
     assert_eq!(status["encodes"]["png"], 0);
     assert_eq!(status["viewers"], 10, "{status}");
     let listed = get_json(&control(&served, "viewers")).await;
     assert_eq!(listed.as_array().map(Vec::len), Some(10));
     assert_eq!(listed[0]["address"], "127.0.0.1");
+}
+
+#[tokio::test]
+async fn capture_reads_through_shm_or_says_it_falls_back() {
+    let xvfb = screen("#5080a0");
+    let served = Served::start(BIN, &xvfb, &[]).expect("serve");
+    let (_, image) = frame(&served.viewer("screen.png")).await;
+    assert_eq!(image.get_pixel(10, 10).0, [0x50, 0x80, 0xa0]);
+    assert_eq!(
+        get_json(&control(&served, "status")).await["capture"],
+        "x11-shm"
+    );
+
+    let without = Served::start_with_env(BIN, &xvfb, &[], &[("SCREENSHARE_NO_SHM", "1")])
+        .expect("serve without SHM");
+    let (_, image) = frame(&without.viewer("screen.png")).await;
+    assert_eq!(image.get_pixel(10, 10).0, [0x50, 0x80, 0xa0]);
+    let status = get_json(&control(&without, "status")).await;
+    assert_eq!(status["capture"], "x11-getimage", "{status}");
+}
+
+/// Fetches `updates?…` and parses it.
+async fn update(served: &Served, query: &str) -> wire::Update {
+    let response = reqwest::get(served.viewer(&format!("updates?{query}")))
+        .await
+        .expect("update request");
+    assert_eq!(response.status(), 200, "{query}");
+    wire::parse(&response.bytes().await.expect("body")).expect("an update")
+}
+
+#[tokio::test]
+async fn a_change_inside_one_tile_is_sent_alone_and_tiles_encode_once() {
+    let xvfb = screen("#101820");
+    // Something that is not a flat colour, so that tiles are real images.
+    xvfb.fill(3, 3, 200, 100, [200, 200, 40]).expect("fill");
+    xvfb.fill(50, 20, 301, 211, [30, 160, 90]).expect("fill");
+    let served = Served::start(BIN, &xvfb, &["--fps", "30"]).expect("serve");
+    let whole = update(&served, "mode=lossless").await;
+    assert!(whole.header.full);
+    assert_eq!(whole.pieces.len(), 10 * 8, "every tile of 640x480");
+
+    xvfb.fill(330, 140, 6, 9, [255, 255, 255])
+        .expect("a small change");
+    let next = update(
+        &served,
+        &format!("mode=lossless&after={}", whole.header.seq),
+    )
+    .await;
+    assert_eq!(next.header.seq, whole.header.seq + 1);
+    assert_eq!(next.pieces.len(), 1, "{:?}", next.pieces);
+    assert_eq!(
+        next.pieces[0].rect,
+        screenshare_core::pixels::Rect::new(330, 140, 6, 9)
+    );
+
+    // Ten viewers who joined before the change catch up in one update each, from tiles
+    // encoded once between them.
+    let status_url = control(&served, "status");
+    let before = get_json(&status_url).await["encodes"]["tiles"]
+        .as_u64()
+        .expect("tile encodes");
+    let mut catch_ups = Vec::new();
+    for _ in 0..10 {
+        catch_ups.push(
+            update(
+                &served,
+                &format!("mode=adaptive&after={}", whole.header.seq - 1),
+            )
+            .await,
+        );
+    }
+    assert!(
+        catch_ups
+            .iter()
+            .all(|update| update.pieces == catch_ups[0].pieces)
+    );
+    let after = get_json(&status_url).await["encodes"]["tiles"]
+        .as_u64()
+        .expect("tile encodes");
+    let images = catch_ups[0]
+        .pieces
+        .iter()
+        .filter(|piece| !matches!(piece.body, wire::PieceBody::Solid(_)))
+        .count() as u64;
+    assert!(images > 0);
+    assert!(
+        after - before <= images,
+        "{} tile encodes for {images} tile images served ten times",
+        after - before
+    );
 }
 
 #[test]

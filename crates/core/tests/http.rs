@@ -150,8 +150,8 @@ async fn viewer_page_is_served_under_the_token() {
     );
     let html = String::from_utf8_lossy(&page.body);
     assert!(
-        html.contains("screen.${format}"),
-        "page fetches relative frame URLs"
+        html.contains("`updates?after=${after}"),
+        "page fetches relative update URLs"
     );
     // Without the trailing slash, relative URLs would lose the token: redirect.
     let bare = get(&fx.router, fx.viewer.trim_end_matches('/')).await;

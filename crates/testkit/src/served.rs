@@ -22,7 +22,18 @@ pub struct Served {
 impl Served {
     /// Starts `binary serve --bind 127.0.0.1 --port 0 <args>` on `xvfb`'s display.
     pub fn start(binary: &str, xvfb: &Xvfb, args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with_env(binary, xvfb, args, &[])
+    }
+
+    /// Like [`Served::start`], with extra environment variables.
+    pub fn start_with_env(
+        binary: &str,
+        xvfb: &Xvfb,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let mut command = xvfb.command(binary);
+        command.envs(env.iter().copied());
         command
             .args(["serve", "--bind", "127.0.0.1", "--port", "0"])
             .args(args)

@@ -1,0 +1,424 @@
+//! The viewer page in a real browser, against the best-known peer on the same scene: x11vnc
+//! serving noVNC (through websockify) to the same headless Chromium. A relay between browser and
+//! server counts the bytes that reach the browser; CPU is read off the serving processes.
+//! Also glass-to-glass latency: an X change until the page's canvas shows it.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{ConnectionExt, CreateGCAux, Rectangle};
+
+use crate::workload::Stage;
+
+/// What one browser received, and what serving it cost.
+#[derive(Debug, Clone, Copy)]
+pub struct BrowserRun {
+    pub megabits_per_second: f64,
+    /// The server itself (screenshare, or x11vnc).
+    pub cpu_percent: f64,
+    /// A proxy the peer needs in front (websockify); zero for screenshare.
+    pub proxy_cpu_percent: f64,
+}
+
+const WARM_UP: Duration = Duration::from_secs(6);
+const MEASURED: Duration = Duration::from_secs(12);
+
+/// Forwards 127.0.0.1:<port> to `target`, counting the bytes sent back to the client.
+struct CountingRelay {
+    port: u16,
+    down: Arc<AtomicU64>,
+    running: Arc<AtomicBool>,
+}
+
+impl CountingRelay {
+    fn start(target: String) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let port = listener.local_addr()?.port();
+        let down = Arc::new(AtomicU64::new(0));
+        let running = Arc::new(AtomicBool::new(true));
+        let (count, keep) = (down.clone(), running.clone());
+        std::thread::spawn(move || {
+            while keep.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let Ok(server) = TcpStream::connect(&target) else {
+                            continue;
+                        };
+                        let _ = client.set_nonblocking(false);
+                        let pipes = client
+                            .try_clone()
+                            .and_then(|c| Ok((c, server.try_clone()?)));
+                        let Ok((client_copy, server_copy)) = pipes else {
+                            continue;
+                        };
+                        let count = count.clone();
+                        std::thread::spawn(move || pipe(server, client_copy, Some(count)));
+                        std::thread::spawn(move || pipe(client, server_copy, None));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        Ok(Self {
+            port,
+            down,
+            running,
+        })
+    }
+
+    fn bytes_down(&self) -> u64 {
+        self.down.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for CountingRelay {
+    fn drop(&mut self) {
+        self.running.store(false, Ordering::SeqCst);
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream, count: Option<Arc<AtomicU64>>) {
+    let mut buffer = [0u8; 64 * 1024];
+    while let Ok(read @ 1..) = from.read(&mut buffer) {
+        if to.write_all(&buffer[..read]).is_err() {
+            break;
+        }
+        if let Some(count) = &count {
+            count.fetch_add(read as u64, Ordering::SeqCst);
+        }
+    }
+    let _ = to.shutdown(Shutdown::Both);
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Headless Chromium on `url`, in real time, until dropped.
+fn chromium(url: &str, profile: &std::path::Path) -> anyhow::Result<Killed> {
+    Command::new("chromium")
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+            "--window-size=1280,800",
+            &format!("--user-data-dir={}", profile.display()),
+            url,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Killed)
+        .context("cannot start chromium")
+}
+
+fn profile_dir(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("screenshare-bench-{name}-{}", std::process::id()))
+}
+
+/// Measures a browser on `url` (already through the relay) while `servers` serve it.
+fn measure(
+    relay: &CountingRelay,
+    url: &str,
+    server: u32,
+    proxy: Option<u32>,
+    name: &str,
+) -> anyhow::Result<BrowserRun> {
+    let profile = profile_dir(name);
+    let browser = chromium(url, &profile)?;
+    std::thread::sleep(WARM_UP);
+    let (bytes_before, cpu_before) = (relay.bytes_down(), crate::bench::cpu_seconds(server)?);
+    let proxy_before = proxy.map(crate::bench::cpu_seconds).transpose()?;
+    let started = Instant::now();
+    std::thread::sleep(MEASURED);
+    let elapsed = started.elapsed().as_secs_f64();
+    let bytes = relay.bytes_down() - bytes_before;
+    let cpu = crate::bench::cpu_seconds(server)? - cpu_before;
+    let proxy_cpu = match (proxy, proxy_before) {
+        (Some(pid), Some(before)) => crate::bench::cpu_seconds(pid)? - before,
+        _ => 0.0,
+    };
+    drop(browser);
+    let _ = std::fs::remove_dir_all(&profile);
+    if bytes == 0 {
+        bail!("{name}: the browser received nothing");
+    }
+    Ok(BrowserRun {
+        megabits_per_second: bytes as f64 * 8.0 / 1e6 / elapsed,
+        cpu_percent: cpu / elapsed * 100.0,
+        proxy_cpu_percent: proxy_cpu / elapsed * 100.0,
+    })
+}
+
+/// The viewer page of a share of `stage` at 30 fps, in Chromium.
+pub fn our_page(stage: &Stage) -> anyhow::Result<BrowserRun> {
+    let server = crate::bench::start_server(stage)?;
+    let (address, path) = split_url(&server.viewer)?;
+    let relay = CountingRelay::start(address)?;
+    let url = format!("http://127.0.0.1:{}/{path}", relay.port);
+    measure(&relay, &url, server.child.0.id(), None, "page")
+}
+
+/// x11vnc on `stage`, shown by noVNC in Chromium through websockify.
+pub fn vnc_peer(stage: &Stage) -> anyhow::Result<BrowserRun> {
+    let rfb_port = free_port()?;
+    let web_port = free_port()?;
+    let x11vnc = Killed(
+        stage
+            .command("x11vnc")
+            .args([
+                "-rfbport",
+                &rfb_port.to_string(),
+                "-localhost",
+                "-nopw",
+                "-shared",
+                "-forever",
+                "-quiet",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start x11vnc (apt-get install x11vnc)")?,
+    );
+    let websockify = Killed(
+        Command::new("websockify")
+            .args([
+                "--web",
+                "/usr/share/novnc",
+                &format!("127.0.0.1:{web_port}"),
+                &format!("127.0.0.1:{rfb_port}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start websockify (apt-get install websockify novnc)")?,
+    );
+    wait_for_port(rfb_port)?;
+    wait_for_port(web_port)?;
+    let relay = CountingRelay::start(format!("127.0.0.1:{web_port}"))?;
+    let url = format!(
+        "http://127.0.0.1:{port}/vnc_lite.html?host=127.0.0.1&port={port}&scale=true",
+        port = relay.port
+    );
+    measure(
+        &relay,
+        &url,
+        x11vnc.0.id(),
+        Some(websockify.0.id()),
+        "novnc",
+    )
+}
+
+/// Glass to glass: a square changes colour on the X screen; the time until the page's canvas
+/// shows the new colour, read through chromedriver. Returns (p50, p95) in milliseconds.
+pub fn glass_to_glass(stage: &Stage, samples: usize) -> anyhow::Result<(f64, f64)> {
+    let server = crate::bench::start_server(stage)?;
+    let port = free_port()?;
+    let driver = Killed(
+        Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start chromedriver")?,
+    );
+    wait_for_port(port)?;
+    let webdriver = WebDriver::new(port, &profile_dir("glass"))?;
+    webdriver.call("POST", "url", serde_json::json!({ "url": server.viewer }))?;
+    let (conn, screen) = x11rb::connect(Some(stage.display()))?;
+    let root = conn.setup().roots[screen].root;
+    let read = "const c = document.getElementById('screen'); \
+                if (!c || c.width < 1100) return -1; \
+                const d = c.getContext('2d').getImageData(1016, 616, 1, 1).data; \
+                return d[0] * 65536 + d[1] * 256 + d[2];";
+    let mut latencies = Vec::with_capacity(samples);
+    // Wait for the page to show the screen at all.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while webdriver.execute(read)?.as_i64() == Some(-1) {
+        if Instant::now() > deadline {
+            bail!("the page never showed the screen");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for sample in 0..samples {
+        let colour: u32 = if sample % 2 == 0 { 0xff2040 } else { 0x20ff40 } ^ (sample as u32 & 7);
+        let gc = conn.generate_id()?;
+        conn.create_gc(gc, root, &CreateGCAux::new().foreground(colour))?;
+        conn.poly_fill_rectangle(
+            root,
+            gc,
+            &[Rectangle {
+                x: 1000,
+                y: 600,
+                width: 32,
+                height: 32,
+            }],
+        )?;
+        conn.free_gc(gc)?;
+        conn.get_input_focus()?.reply()?;
+        let painted = Instant::now();
+        loop {
+            if webdriver.execute(read)?.as_i64() == Some(i64::from(colour)) {
+                latencies.push(painted.elapsed().as_secs_f64() * 1000.0);
+                break;
+            }
+            if painted.elapsed() > Duration::from_secs(5) {
+                bail!("the page did not show a change within 5 s");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    drop(webdriver);
+    drop(driver);
+    latencies.sort_by(f64::total_cmp);
+    let at = |share: f64| latencies[((latencies.len() - 1) as f64 * share).round() as usize];
+    Ok((at(0.5), at(0.95)))
+}
+
+/// Just enough of the WebDriver protocol to open a page and run a script.
+struct WebDriver {
+    port: u16,
+    session: String,
+    profile: std::path::PathBuf,
+}
+
+impl WebDriver {
+    fn new(port: u16, profile: &std::path::Path) -> anyhow::Result<Self> {
+        let capabilities = serde_json::json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-quic", "--window-size=1280,800",
+                format!("--user-data-dir={}", profile.display()),
+            ]}
+        }}});
+        let reply = request(port, "POST", "/session", Some(&capabilities))?;
+        let session = reply["value"]["sessionId"]
+            .as_str()
+            .with_context(|| format!("no WebDriver session: {reply}"))?
+            .to_owned();
+        Ok(Self {
+            port,
+            session,
+            profile: profile.to_owned(),
+        })
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        what: &str,
+        body: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        request(
+            self.port,
+            method,
+            &format!("/session/{}/{what}", self.session),
+            Some(&body),
+        )
+    }
+
+    fn execute(&self, script: &str) -> anyhow::Result<serde_json::Value> {
+        let reply = self.call(
+            "POST",
+            "execute/sync",
+            serde_json::json!({ "script": script, "args": [] }),
+        )?;
+        Ok(reply["value"].clone())
+    }
+}
+
+impl Drop for WebDriver {
+    fn drop(&mut self) {
+        let _ = request(
+            self.port,
+            "DELETE",
+            &format!("/session/{}", self.session),
+            None,
+        );
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> anyhow::Result<serde_json::Value> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let body = body.map(ToString::to_string).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let split = response
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .context("no end of headers from chromedriver")?;
+    let head = String::from_utf8_lossy(&response[..split]).to_lowercase();
+    let mut payload = response[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        payload = dechunk(&payload);
+    }
+    serde_json::from_slice(&payload).context("chromedriver answered no JSON")
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = data.windows(2).position(|window| window == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = end + 2;
+        out.extend_from_slice(&data[start..(start + size).min(data.len())]);
+        data = &data[(start + size + 2).min(data.len())..];
+    }
+    out
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn wait_for_port(port: u16) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("nothing listens on 127.0.0.1:{port}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+fn split_url(url: &str) -> anyhow::Result<(String, String)> {
+    let rest = url.trim_start_matches("http://");
+    let (address, path) = rest.split_once('/').context("a URL with a path")?;
+    Ok((address.to_owned(), path.to_owned()))
+}
