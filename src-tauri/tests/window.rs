@@ -260,6 +260,10 @@ async fn presenter_shares_and_steers_a_live_share() -> anyhow::Result<()> {
     // For the docs: SCREENSHARE_E2E_SCREENSHOT=path keeps a picture of the sharing window.
     if let Some(path) = std::env::var_os("SCREENSHARE_E2E_SCREENSHOT") {
         tokio::time::sleep(Duration::from_secs(2)).await;
+        // A relative path is from the repository root, where the README's command runs.
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(path);
         std::fs::write(path, client.screenshot().await?)?;
     }
     // textContent: WebKitWebDriver's element text leaves out the selectable address spans.

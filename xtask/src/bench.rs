@@ -27,17 +27,29 @@ const WARM_UP: Duration = Duration::from_secs(3);
 const MEASURED: Duration = Duration::from_secs(8);
 const SHARE_FPS: u32 = 30;
 
-pub fn bench(_args: &[String]) -> anyhow::Result<()> {
+pub fn bench(args: &[String]) -> anyhow::Result<()> {
+    // `--only NAME[,NAME]` (pipeline, scenes, browsers, wrk) measures part of it and prints the
+    // report without writing docs/BENCHMARKS.md.
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|arg| arg == "--only")
+        .and_then(|at| args.get(at + 1))
+        .map(|names| names.split(',').map(str::to_owned).collect());
+    let wanted = |name: &str| {
+        only.as_ref()
+            .is_none_or(|only| only.iter().any(|o| o == name))
+    };
     packages::ensure(packages::BENCH)?;
     cargo(&["build", "--release", "--package", "screenshare-cli"])?;
 
-    eprintln!("xtask: measuring the pixel path…");
-    let pipeline = {
+    let mut pipeline = Vec::new();
+    if wanted("pipeline") {
+        eprintln!("xtask: measuring the pixel path…");
         let stage = Stage::start(Scene::Typing)?;
-        pipeline(&stage)?
-    };
+        pipeline = self::pipeline(&stage)?;
+    }
     let mut scenes = Vec::new();
-    for scene in Scene::ALL {
+    for scene in Scene::ALL.into_iter().filter(|_| wanted("scenes")) {
         eprintln!("xtask: measuring the {} scene…", scene.name());
         let stage = Stage::start(scene)?;
         let mut runs = Vec::new();
@@ -46,26 +58,31 @@ pub fn bench(_args: &[String]) -> anyhow::Result<()> {
         }
         scenes.push((scene, runs));
     }
-    eprintln!("xtask: measuring the page and x11vnc + noVNC in Chromium…");
-    let browsers = {
+    // A browser that misbehaves costs its rows, not the whole run: failures are reported.
+    let browsers = wanted("browsers").then(|| {
+        eprintln!("xtask: measuring the page and x11vnc + noVNC in Chromium…");
+        let stage = Stage::start(Scene::Typing).map_err(|error| format!("{error:#}"))?;
+        Ok::<_, String>(Browsers {
+            page: peer::our_page(&stage).map_err(|error| format!("{error:#}")),
+            vnc: peer::vnc_peer(&stage).map_err(|error| format!("{error:#}")),
+            glass: peer::glass_to_glass(&stage, 40).map_err(|error| format!("{error:#}")),
+            pointer: Stage::start(Scene::Static)
+                .and_then(|stage| pointer_bytes(&stage))
+                .map_err(|error| format!("{error:#}")),
+        })
+    });
+    let mut loads = None;
+    if wanted("wrk") {
+        eprintln!("xtask: measuring serving with wrk…");
         let stage = Stage::start(Scene::Typing)?;
-        Browsers {
-            page: peer::our_page(&stage)?,
-            vnc: peer::vnc_peer(&stage)?,
-            glass: peer::glass_to_glass(&stage, 40)?,
-        }
-    };
-    let pointer = {
-        let stage = Stage::start(Scene::Static)?;
-        pointer_bytes(&stage)?
-    };
-    eprintln!("xtask: measuring serving with wrk…");
-    let (one, ten) = {
-        let stage = Stage::start(Scene::Typing)?;
-        (serve_under_load(&stage, 1)?, serve_under_load(&stage, 10)?)
-    };
+        loads = Some((serve_under_load(&stage, 1)?, serve_under_load(&stage, 10)?));
+    }
 
-    let report = report(&pipeline, &scenes, &browsers, pointer, &one, &ten);
+    let report = report(&pipeline, &scenes, browsers.as_ref(), loads.as_ref());
+    if only.is_some() {
+        println!("{report}");
+        return Ok(());
+    }
     let path = workspace_root().join("docs/BENCHMARKS.md");
     std::fs::create_dir_all(path.parent().context("docs folder")?)?;
     std::fs::write(&path, &report)?;
@@ -74,12 +91,15 @@ pub fn bench(_args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One viewer in real Chromium on the typing scene: this page, and x11vnc + noVNC.
+/// One viewer in real Chromium on the typing scene: this page, and x11vnc + noVNC; each
+/// measurement or why it failed.
 struct Browsers {
-    page: BrowserRun,
-    vnc: BrowserRun,
+    page: Result<BrowserRun, String>,
+    vnc: Result<BrowserRun, String>,
     /// Glass to glass, p50 and p95, in ms.
-    glass: (f64, f64),
+    glass: Result<(f64, f64), String>,
+    /// Bytes a viewer receives per pointer move: (update body, on the wire).
+    pointer: Result<(f64, f64), String>,
 }
 
 /// Bytes a viewer receives for one pointer move: (update body, on the wire).
@@ -450,10 +470,8 @@ fn today() -> String {
 fn report(
     pipeline: &[(String, f64)],
     scenes: &[(Scene, Vec<Run>)],
-    browsers: &Browsers,
-    pointer: (f64, f64),
-    one: &Load,
-    ten: &Load,
+    browsers: Option<&Result<Browsers, String>>,
+    loads: Option<&(Load, Load)>,
 ) -> String {
     let mut out = String::new();
     out.push_str("# Benchmarks\n\n");
@@ -536,32 +554,12 @@ fn report(
             out.push_str(&format!(" Capture path: {}.\n", run.capture));
         }
     }
-    out.push_str(&format!(
-        "\n## One viewer in headless Chromium, typing scene: this page against x11vnc + noVNC\n\n\
-         The same scene, the same browser, {} s each; bytes counted by a relay in front of the\n\
-         server (everything the browser received), CPU read off the serving processes.\n\n\
-         | viewer | Mbit/s received | server CPU | proxy CPU |\n|---|---:|---:|---:|\n\
-         | screenshare page (updates, adaptive) | {:.3} | {:.1}% | – |\n\
-         | noVNC ← websockify ← x11vnc | {:.3} | {:.1}% (x11vnc) | {:.1}% (websockify) |\n\n\
-         The page receives {:.2}x the bytes of noVNC, at {:.2}x x11vnc's CPU (screenshare encodes \
-         once for every viewer; x11vnc encodes per client).\n\n\
-         Glass to glass (an X drawing until the page's canvas shows it, read through\n\
-         chromedriver, 40 samples at 30 fps): p50 {:.0} ms, p95 {:.0} ms.\n\n\
-         A pointer move costs a viewer {:.0} bytes of update ({:.0} bytes with the HTTP headers),\n\
-         and no encode.\n",
-        12,
-        browsers.page.megabits_per_second,
-        browsers.page.cpu_percent,
-        browsers.vnc.megabits_per_second,
-        browsers.vnc.cpu_percent,
-        browsers.vnc.proxy_cpu_percent,
-        browsers.page.megabits_per_second / browsers.vnc.megabits_per_second.max(1e-9),
-        browsers.page.cpu_percent / browsers.vnc.cpu_percent.max(1e-9),
-        browsers.glass.0,
-        browsers.glass.1,
-        pointer.0,
-        pointer.1,
-    ));
+    if let Some(browsers) = browsers {
+        out.push_str(&browsers_section(browsers));
+    }
+    let Some((one, ten)) = loads else {
+        return out;
+    };
     out.push_str(&format!(
         "\n## Serving `screen.jpg` under `wrk` on 127.0.0.1 ({WRK_SECONDS} s, share at 30 fps, typing scene)\n\n\
          Every connection asks again as soon as it has an answer: this is the server's capacity,\n\
@@ -580,6 +578,59 @@ fn report(
             load.jpeg_encodes as f64 / load.requests.max(1) as f64,
             load.achieved_fps,
         ));
+    }
+    out
+}
+
+fn browsers_section(browsers: &Result<Browsers, String>) -> String {
+    let mut out = String::from(
+        "\n## One viewer in headless Chromium, typing scene: this page against x11vnc + noVNC\n\n\
+         The same scene and the same browser, 12 s each after a 6 s warm-up. Bytes are counted by\n\
+         a relay in front of the server (everything the browser received); CPU is read off the\n\
+         serving processes.\n\n",
+    );
+    let browsers = match browsers {
+        Ok(browsers) => browsers,
+        Err(error) => return out + &format!("Not measured: {error}\n"),
+    };
+    out.push_str("| viewer | Mbit/s received | server CPU | proxy CPU |\n|---|---:|---:|---:|\n");
+    match &browsers.page {
+        Ok(page) => out.push_str(&format!(
+            "| screenshare page (updates, adaptive) | {:.3} | {:.1}% | none |\n",
+            page.megabits_per_second, page.cpu_percent
+        )),
+        Err(error) => out.push_str(&format!(
+            "| screenshare page | not measured: {error} | | |\n"
+        )),
+    }
+    match &browsers.vnc {
+        Ok(vnc) => out.push_str(&format!(
+            "| noVNC, websockify, x11vnc | {:.3} | {:.1}% (x11vnc) | {:.1}% (websockify) |\n",
+            vnc.megabits_per_second, vnc.cpu_percent, vnc.proxy_cpu_percent
+        )),
+        Err(error) => out.push_str(&format!("| noVNC | not measured: {error} | | |\n")),
+    }
+    if let (Ok(page), Ok(vnc)) = (&browsers.page, &browsers.vnc) {
+        out.push_str(&format!(
+            "\nThe page receives {:.2}x the bytes noVNC does, at {:.2}x x11vnc's CPU (screenshare \
+             encodes once for every viewer; x11vnc encodes for each client).\n",
+            page.megabits_per_second / vnc.megabits_per_second.max(1e-9),
+            page.cpu_percent / vnc.cpu_percent.max(1e-9),
+        ));
+    }
+    match &browsers.glass {
+        Ok((p50, p95)) => out.push_str(&format!(
+            "\nGlass to glass (an X drawing until the page's canvas shows it, polled through\n\
+             chromedriver, 40 samples, share at 30 fps): p50 {p50:.0} ms, p95 {p95:.0} ms.\n"
+        )),
+        Err(error) => out.push_str(&format!("\nGlass to glass not measured: {error}\n")),
+    }
+    match &browsers.pointer {
+        Ok((body, wire)) => out.push_str(&format!(
+            "\nA pointer move costs a viewer {body:.0} bytes of update ({wire:.0} bytes with the HTTP\n\
+             headers), and no encode.\n"
+        )),
+        Err(error) => out.push_str(&format!("\nPointer bytes not measured: {error}\n")),
     }
     out
 }

@@ -373,33 +373,49 @@ fn request(
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let split = response
-        .windows(4)
-        .position(|window| window == b"\r\n\r\n")
-        .context("no end of headers from chromedriver")?;
-    let head = String::from_utf8_lossy(&response[..split]).to_lowercase();
-    let mut payload = response[split + 4..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        payload = dechunk(&payload);
+    // chromedriver keeps connections open whatever the request says: read exactly one answer.
+    let mut reader = std::io::BufReader::new(stream);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut reader, &mut line)? == 0 || line == "\r\n" {
+            break;
+        }
+        head.push_str(&line.to_lowercase());
     }
+    let length = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|value| value.trim().parse::<usize>().ok());
+    let payload = match length {
+        Some(length) => {
+            let mut payload = vec![0; length];
+            reader.read_exact(&mut payload)?;
+            payload
+        }
+        None if head.contains("transfer-encoding: chunked") => read_chunked(&mut reader)?,
+        None => {
+            let mut payload = Vec::new();
+            reader.read_to_end(&mut payload)?;
+            payload
+        }
+    };
     serde_json::from_slice(&payload).context("chromedriver answered no JSON")
 }
 
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
+fn read_chunked(reader: &mut impl std::io::BufRead) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::new();
-    while let Some(end) = data.windows(2).position(|window| window == b"\r\n") {
-        let size =
-            usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16).unwrap_or(0);
+    loop {
+        let mut size = String::new();
+        reader.read_line(&mut size)?;
+        let size = usize::from_str_radix(size.trim(), 16).context("a chunk size")?;
+        let mut chunk = vec![0; size + 2];
+        reader.read_exact(&mut chunk)?;
         if size == 0 {
-            break;
+            return Ok(out);
         }
-        let start = end + 2;
-        out.extend_from_slice(&data[start..(start + size).min(data.len())]);
-        data = &data[(start + size + 2).min(data.len())..];
+        out.extend_from_slice(&chunk[..size]);
     }
-    out
 }
 
 fn free_port() -> anyhow::Result<u16> {

@@ -40,9 +40,70 @@ pub enum EncodeError {
     Scale(String),
 }
 
-/// `rect` of `picture` as lossless PNG (RGB: screens have no transparency).
+/// `rect` of `picture` as lossless PNG: indexed colour when it has 16 colours or fewer (text,
+/// icons, UI: a typed character's cell is half the size it would be in RGB), RGB otherwise.
 pub fn png_of(picture: &Picture, rect: Rect) -> Result<Vec<u8>, EncodeError> {
-    png_rgb(&picture.rgb_of(rect), rect.width, rect.height)
+    let rgb = picture.rgb_of(rect);
+    match palette_of(&rgb) {
+        Some(palette) => png_indexed(&rgb, &palette, rect.width, rect.height),
+        None => png_rgb(&rgb, rect.width, rect.height),
+    }
+}
+
+/// The distinct colours of packed RGB bytes, if there are at most 16.
+fn palette_of(rgb: &[u8]) -> Option<Vec<[u8; 3]>> {
+    let mut palette: Vec<[u8; 3]> = Vec::with_capacity(16);
+    for pixel in rgb.chunks_exact(3) {
+        let pixel = [pixel[0], pixel[1], pixel[2]];
+        if !palette.contains(&pixel) {
+            if palette.len() == 16 {
+                return None;
+            }
+            palette.push(pixel);
+        }
+    }
+    Some(palette)
+}
+
+fn png_indexed(
+    rgb: &[u8],
+    palette: &[[u8; 3]],
+    width: u32,
+    height: u32,
+) -> Result<Vec<u8>, EncodeError> {
+    let bits: u32 = match palette.len() {
+        0..=2 => 1,
+        3..=4 => 2,
+        _ => 4,
+    };
+    let per_byte = 8 / bits;
+    let row_bytes = width.div_ceil(per_byte) as usize;
+    let mut packed = vec![0u8; row_bytes * height as usize];
+    for (index, pixel) in rgb.chunks_exact(3).enumerate() {
+        let entry = palette
+            .iter()
+            .position(|colour| colour[..] == pixel[..])
+            .unwrap_or(0) as u8;
+        let (x, y) = (index as u32 % width, index as u32 / width);
+        let byte = y as usize * row_bytes + (x / per_byte) as usize;
+        let shift = 8 - bits * (x % per_byte + 1);
+        packed[byte] |= entry << shift;
+    }
+    let png_error = |error: png::EncodingError| EncodeError::Png(error.to_string());
+    let mut out = Vec::with_capacity(packed.len() / 2 + 128);
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(png::ColorType::Indexed);
+    encoder.set_depth(match bits {
+        1 => png::BitDepth::One,
+        2 => png::BitDepth::Two,
+        _ => png::BitDepth::Four,
+    });
+    encoder.set_palette(palette.concat());
+    encoder.set_compression(png::Compression::Balanced);
+    let mut writer = encoder.write_header().map_err(png_error)?;
+    writer.write_image_data(&packed).map_err(png_error)?;
+    writer.finish().map_err(png_error)?;
+    Ok(out)
 }
 
 /// `rect` of `picture` as JPEG at `quality`, straight from the B, G, R, X bytes.
@@ -268,6 +329,38 @@ mod tests {
             r.abs_diff(20) < 8 && g.abs_diff(90) < 8 && b.abs_diff(220) < 8,
             "{r},{g},{b}"
         );
+    }
+
+    #[test]
+    fn few_colours_go_indexed_and_stay_exact() {
+        // A "glyph": two colours, an odd width so rows end mid-byte.
+        let mut picture = Picture::filled(13, 9, [16, 20, 24]);
+        for (x, y) in [(1, 1), (2, 2), (12, 8), (6, 4)] {
+            picture.paste(&Picture::filled(1, 1, [216, 222, 233]), x, y);
+        }
+        let small = png_of(&picture, picture.bounds()).expect("png");
+        let rgb_png = png_rgb(&picture.rgb_of(picture.bounds()), 13, 9).expect("png");
+        assert!(
+            small.len() < rgb_png.len(),
+            "{} vs {}",
+            small.len(),
+            rgb_png.len()
+        );
+        let decoded = image::load_from_memory_with_format(&small, ImageFormat::Png)
+            .expect("decodes")
+            .to_rgba8();
+        assert_eq!(decoded, picture.to_rgba());
+        // Five and seventeen colours: 4-bit indexed, then RGB; both exact.
+        for colours in [5u8, 17] {
+            let picture = Picture::from_rgba(RgbaImage::from_fn(17, 3, |x, _| {
+                Rgba([(x as u8 % colours) * 10, 0, 0, 255])
+            }));
+            let png = png_of(&picture, picture.bounds()).expect("png");
+            let decoded = image::load_from_memory_with_format(&png, ImageFormat::Png)
+                .expect("decodes")
+                .to_rgba8();
+            assert_eq!(decoded, picture.to_rgba(), "{colours} colours");
+        }
     }
 
     #[test]

@@ -651,3 +651,34 @@ async fn bad_update_queries_get_400() {
         "unknown parameters are ignored"
     );
 }
+
+#[tokio::test]
+async fn a_scaled_share_sends_scaled_updates() {
+    let fx = start(
+        Settings {
+            fps: 30,
+            max_width: Some(160),
+            ..Settings::default()
+        },
+        false,
+    )
+    .await;
+    let (_, whole) = update(&fx, "mode=lossless").await;
+    let whole = whole.expect("update");
+    assert_eq!((whole.header.width, whole.header.height), (160, 100));
+    assert!(whole.header.full);
+    // A change while scaled still arrives, as a change of the scaled picture.
+    fx.screens
+        .paint_rect(0, Rect::new(0, 0, 320, 100), [0, 0, 250]);
+    let (_, next) = update(&fx, &format!("mode=lossless&after={}", whole.header.seq)).await;
+    let next = next.expect("a change");
+    assert!(!next.header.full);
+    assert!(
+        next.pieces.iter().all(|piece| piece.rect.bottom() <= 51),
+        "only the top half changed: {:?}",
+        next.pieces
+            .iter()
+            .map(|piece| piece.rect)
+            .collect::<Vec<_>>()
+    );
+}

@@ -151,8 +151,8 @@ impl CaptureLoop {
             status.monitor = Some(info);
             status.method = Some(method.to_owned());
         });
-        // A new source reports no damage for what changed before it opened: compare everything.
-        self.publisher.reset();
+        // A new source's first grab compares every tile (it cannot know what changed while it
+        // was closed), so viewers get what changed, not the whole screen again.
         self.scaled = None;
         self.source = Some((settings.monitor.clone(), source));
         Ok(())

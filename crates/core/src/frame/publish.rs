@@ -59,11 +59,6 @@ impl Publisher {
         }
     }
 
-    /// Forgets the screen: the next grab starts a new grid that every viewer gets whole.
-    pub fn reset(&mut self) {
-        self.grid = None;
-    }
-
     /// The next frame, or `None` when nothing a viewer could see has changed.
     pub fn publish(
         &mut self,
@@ -229,7 +224,7 @@ fn first_seq() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::wire;
+    use crate::frame::wire::{self, PieceBody};
 
     fn capture(picture: &Picture, modes: [bool; 2]) -> Capture<'_> {
         Capture {
@@ -280,6 +275,84 @@ mod tests {
         assert_eq!(update.pieces.len(), 1);
         assert_eq!(update.pieces[0].rect, Rect::new(100, 100, 6, 12));
         assert_eq!(counters.snapshot().rects, 1, "encoded once for both modes");
+    }
+
+    #[test]
+    fn moving_regions_go_lossy_in_adaptive_mode_then_settle_lossless() {
+        use std::time::Duration;
+        let mut publisher = Publisher::new(Arc::new(EncodeCounters::default()));
+        let start = Instant::now();
+        let mut picture = Picture::filled(256, 256, [0, 0, 0]);
+        let video = Rect::new(0, 0, 192, 192);
+        let mut last = None;
+        // A "video" region changing every 100 ms: by the third change its tiles are hot.
+        for step in 0..4u8 {
+            let mut frame = Picture::new(192, 192);
+            for y in 0..192 {
+                frame.paste(
+                    &Picture::filled(192, 1, [step * 40, y as u8, 255 - y as u8]),
+                    0,
+                    y,
+                );
+            }
+            picture.paste(&frame, 0, 0);
+            let at = start + Duration::from_millis(100 * u64::from(step));
+            last = publisher
+                .publish(capture(&picture, [true, true]), at)
+                .expect("publishes");
+        }
+        let frame = last.expect("a frame");
+        let kinds = |mode: Mode| -> Vec<u8> {
+            let bytes = frame.update_ready(frame.seq() - 1, mode).expect("prepared");
+            wire::parse(&bytes)
+                .expect("parses")
+                .pieces
+                .iter()
+                .map(|piece| match piece.body {
+                    PieceBody::Solid(_) => 0,
+                    PieceBody::Png(_) => 1,
+                    PieceBody::Jpeg(_) => 2,
+                })
+                .collect()
+        };
+        assert_eq!(
+            kinds(Mode::Adaptive),
+            vec![2],
+            "a moving region goes as JPEG"
+        );
+        assert_eq!(kinds(Mode::Lossless), vec![1], "never for sharp viewers");
+
+        // Still for a second: adaptive viewers get it again, exact; sharp viewers get nothing.
+        let settled = publisher
+            .publish(
+                capture(&picture, [true, true]),
+                start + Duration::from_millis(300) + super::super::tiles::SETTLE_AFTER,
+            )
+            .expect("publishes")
+            .expect("a repaint frame");
+        let adaptive = wire::parse(
+            &settled
+                .update_ready(frame.seq(), Mode::Adaptive)
+                .expect("prepared"),
+        )
+        .expect("parses");
+        assert!(!adaptive.pieces.is_empty());
+        assert!(
+            adaptive
+                .pieces
+                .iter()
+                .all(|piece| matches!(piece.body, PieceBody::Png(_))),
+            "repainted lossless"
+        );
+        let covered: u64 = adaptive.pieces.iter().map(|piece| piece.rect.area()).sum();
+        assert!(covered >= video.area(), "the whole region is repainted");
+        let lossless = wire::parse(
+            &settled
+                .update_ready(frame.seq(), Mode::Lossless)
+                .expect("prepared"),
+        )
+        .expect("parses");
+        assert!(lossless.pieces.is_empty());
     }
 
     #[test]

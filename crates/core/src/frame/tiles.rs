@@ -127,7 +127,9 @@ struct Activity {
     recent: [Option<Instant>; HOT_CHANGES],
     next: usize,
     last_change: Instant,
-    /// Its current pixels may have reached an adaptive viewer as JPEG.
+    /// Some of its pixels reached adaptive viewers as JPEG (in a rectangle, or as a whole tile to
+    /// a viewer catching up) and have not been repainted exact since. A later exact change of
+    /// part of the tile leaves the rest as it was, so this stays set until [`TileGrid::settle`].
     lossy: bool,
 }
 
@@ -146,12 +148,9 @@ impl Activity {
         self.recent[self.next] = Some(now);
         self.next = (self.next + 1) % HOT_CHANGES;
         self.last_change = now;
-        let hot = self
-            .recent
+        self.recent
             .iter()
-            .all(|at| at.is_some_and(|at| now.saturating_duration_since(at) <= HOT_WINDOW));
-        self.lossy = hot;
-        hot
+            .all(|at| at.is_some_and(|at| now.saturating_duration_since(at) <= HOT_WINDOW))
     }
 }
 
@@ -235,20 +234,25 @@ impl TileGrid {
             let Some(changed) = picture.changed_within(tile.rect, &tile.pixels) else {
                 continue;
             };
-            let hot = self.activity[index].changed(now);
+            let activity = &mut self.activity[index];
+            if tile.jpeg.get().is_some() {
+                activity.lossy = true;
+            }
+            let hot = activity.changed(now);
             self.tiles[index] = Arc::new(Tile::new(picture, tile.rect, seq, hot));
             boxes.push(changed);
         }
         boxes
     }
 
-    /// Tiles that went out lossy and have been still for [`SETTLE_AFTER`] become lossless at
-    /// frame `seq`. Returns their rectangles.
+    /// Tiles that went out lossy (in a JPEG rectangle, or as a JPEG tile to a viewer catching
+    /// up) and have been still for [`SETTLE_AFTER`] become lossless at frame `seq`. Returns
+    /// their rectangles. A tile that only ever went out exact is left alone.
     pub fn settle(&mut self, seq: u64, now: Instant) -> Vec<Rect> {
         let mut settled = Vec::new();
         for (tile, activity) in self.tiles.iter_mut().zip(&mut self.activity) {
-            if activity.lossy && now.saturating_duration_since(activity.last_change) >= SETTLE_AFTER
-            {
+            let went_lossy = activity.lossy || tile.jpeg.get().is_some();
+            if went_lossy && now.saturating_duration_since(activity.last_change) >= SETTLE_AFTER {
                 activity.lossy = false;
                 activity.recent = [None; HOT_CHANGES];
                 *tile = Arc::new(tile.settled(seq));
@@ -392,9 +396,14 @@ mod tests {
         }
         assert!(grid.is_hot(Rect::new(0, 0, 64, 64)));
         assert!(!grid.is_hot(Rect::new(64, 0, 64, 64)));
+        let later = start + Duration::from_millis(300) + SETTLE_AFTER;
+        assert!(
+            grid.settle(9, later).is_empty(),
+            "hot, but it only ever went out exact: nothing to repaint"
+        );
+        grid.mark_lossy(Rect::new(0, 0, 64, 64));
         let soon = start + Duration::from_millis(500);
         assert!(grid.settle(10, soon).is_empty(), "still moving");
-        let later = start + Duration::from_millis(300) + SETTLE_AFTER;
         assert_eq!(grid.settle(11, later), vec![Rect::new(0, 0, 64, 64)]);
         assert!(!grid.is_hot(Rect::new(0, 0, 64, 64)));
         assert!(grid.settle(12, later).is_empty(), "settled once");
