@@ -78,7 +78,10 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
         loads = Some((serve_under_load(&stage, 1)?, serve_under_load(&stage, 10)?));
     }
 
-    let report = report(&pipeline, &scenes, browsers.as_ref(), loads.as_ref());
+    let mut report = report(&pipeline, &scenes, browsers.as_ref(), loads.as_ref());
+    if only.is_none() {
+        report.push_str(&targets(&pipeline, &scenes, browsers.as_ref()));
+    }
     if only.is_some() {
         println!("{report}");
         return Ok(());
@@ -631,6 +634,154 @@ fn browsers_section(browsers: &Result<Browsers, String>) -> String {
              headers), and no encode.\n"
         )),
         Err(error) => out.push_str(&format!("\nPointer bytes not measured: {error}\n")),
+    }
+    out
+}
+
+/// The pixel path's targets against this run's figures, saying by how much a missed one misses.
+fn targets(
+    pipeline: &[(String, f64)],
+    scenes: &[(Scene, Vec<Run>)],
+    browsers: Option<&Result<Browsers, String>>,
+) -> String {
+    let step = |name: &str| {
+        pipeline
+            .iter()
+            .find(|(step, _)| step.starts_with(name))
+            .map_or(f64::NAN, |(_, value)| *value)
+    };
+    let run = |scene: Scene, viewers: u32| {
+        scenes
+            .iter()
+            .find(|(s, _)| *s == scene)
+            .and_then(|(_, runs)| {
+                runs.iter()
+                    .find(|run| run.path == Path::Updates && run.viewers == viewers)
+            })
+    };
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    let mut at_most = |target: &str, value: f64, limit: f64, unit: &str| {
+        let met = value <= limit;
+        let verdict = if met {
+            "met".to_owned()
+        } else if limit > 0.0 {
+            format!("missed by {:.0}%", (value / limit - 1.0) * 100.0)
+        } else {
+            "missed".to_owned()
+        };
+        rows.push((target.to_owned(), format!("{value:.3} {unit}"), verdict));
+    };
+    at_most(
+        "1080p grab through MIT-SHM ≤ 3 ms",
+        step("grab 1920x1080 through MIT-SHM"),
+        3.0,
+        "ms",
+    );
+    at_most(
+        "small damaged region ≤ 0.5 ms",
+        step("grab of a 64x16"),
+        0.5,
+        "ms",
+    );
+    if let Some(run) = run(Scene::Static, 10) {
+        at_most(
+            "static, 10 viewers: ≤ 1% of a core",
+            run.cpu_percent,
+            1.0,
+            "% of a core",
+        );
+        at_most(
+            "static: no bytes beyond keep-alives (Mbit/s per viewer)",
+            run.megabits_per_viewer_per_second,
+            0.001,
+            "Mbit/s",
+        );
+    }
+    if let Some(run) = run(Scene::Typing, 10) {
+        at_most(
+            "typing: ≤ 0.05 Mbit/s per viewer",
+            run.megabits_per_viewer_per_second,
+            0.05,
+            "Mbit/s",
+        );
+        at_most(
+            "typing: ≤ 0.05 core in all (10 viewers)",
+            run.cpu_percent,
+            5.0,
+            "% of a core",
+        );
+    }
+    if let Some(run) = run(Scene::FullMotion, 10) {
+        at_most(
+            "full motion, 10 viewers: ≤ 0.6 core",
+            run.cpu_percent,
+            60.0,
+            "% of a core",
+        );
+        // At least 29 frames a second: counted as a shortfall below 29.
+        let fps = run.updates_per_viewer_per_second;
+        at_most(
+            "full motion: ≥ 29 frames/s to each of 10 viewers (shortfall)",
+            (29.0 - fps).max(0.0),
+            0.0,
+            "frames/s short",
+        );
+    }
+    if let (Some(one), Some(hundred)) = (run(Scene::Typing, 1), run(Scene::Typing, 100)) {
+        at_most(
+            "typing, 100 viewers: errors",
+            hundred.errors as f64,
+            0.0,
+            "errors",
+        );
+        at_most(
+            "each extra viewer ≤ 1% of a core",
+            (hundred.cpu_percent - one.cpu_percent) / 99.0,
+            1.0,
+            "% of a core",
+        );
+    }
+    if let Some(Ok(browsers)) = browsers {
+        if let (Ok(page), Ok(vnc)) = (&browsers.page, &browsers.vnc) {
+            at_most(
+                "typing: within 2x of x11vnc + noVNC's bytes",
+                page.megabits_per_second / vnc.megabits_per_second.max(1e-9),
+                2.0,
+                "x",
+            );
+            at_most(
+                "typing: within 2x of x11vnc's CPU",
+                page.cpu_percent / vnc.cpu_percent.max(1e-9),
+                2.0,
+                "x",
+            );
+        }
+        if let Ok((p50, _)) = browsers.glass {
+            at_most(
+                "glass to glass p50 ≤ one frame + 30 ms",
+                p50,
+                1000.0 / f64::from(SHARE_FPS) + 30.0,
+                "ms",
+            );
+        }
+        if let Ok((body, wire)) = browsers.pointer {
+            at_most(
+                "a pointer move ≤ 100 bytes per viewer (update body)",
+                body,
+                100.0,
+                "B",
+            );
+            at_most(
+                "a pointer move ≤ 100 bytes per viewer (with HTTP headers)",
+                wire,
+                100.0,
+                "B",
+            );
+        }
+    }
+    let mut out = String::from("\n## Targets\n\n| target | measured | |\n|---|---:|---|\n");
+    for (target, measured, verdict) in rows {
+        out.push_str(&format!("| {target} | {measured} | {verdict} |\n"));
     }
     out
 }

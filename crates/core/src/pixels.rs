@@ -150,6 +150,14 @@ impl Picture {
         &mut self.data[start..start + stride]
     }
 
+    /// The bytes of `rows` whole rows from row `y` (clipped to the picture): where a full-width
+    /// read can land without a copy.
+    pub fn rows_mut(&mut self, y: u32, rows: u32) -> &mut [u8] {
+        let start = (y.min(self.height) as usize) * self.stride();
+        let end = ((y.saturating_add(rows)).min(self.height) as usize) * self.stride();
+        &mut self.data[start..end]
+    }
+
     /// Copies packed B, G, R, X rows (`rect.width` pixels each) into `rect` of this picture.
     /// Rows beyond what `packed` holds, or parts of `rect` outside the picture, are left alone.
     pub fn write_rect(&mut self, rect: Rect, packed: &[u8]) {

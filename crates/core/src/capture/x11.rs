@@ -359,12 +359,18 @@ impl X11Source {
                     .map_err(failed)?
                     .reply()
                     .map_err(failed)?;
-                self.scratch.resize(bytes, 0);
-                segment
-                    .file
-                    .read_exact_at(&mut self.scratch, 0)
-                    .map_err(failed)?;
-                self.picture.write_rect(rect, &self.scratch);
+                if rect.x == 0 && rect.width == self.picture.width() {
+                    // Whole rows are contiguous in the picture too: read straight into it.
+                    let rows = self.picture.rows_mut(rect.y, rect.height);
+                    segment.file.read_exact_at(rows, 0).map_err(failed)?;
+                } else {
+                    self.scratch.resize(bytes, 0);
+                    segment
+                        .file
+                        .read_exact_at(&mut self.scratch, 0)
+                        .map_err(failed)?;
+                    self.picture.write_rect(rect, &self.scratch);
+                }
             }
             _ => {
                 let reply = self

@@ -105,6 +105,9 @@ pub struct Frame {
     tiles: Arc<[Arc<Tile>]>,
     /// The update from frame `seq - 1`, per mode, where the capture thread prepared it.
     deltas: [OnceLock<Bytes>; 2],
+    /// The whole screen, per mode, made once for every viewer that joins at this frame (a
+    /// hundred viewers joining share one copy of it).
+    everything: [OnceLock<Result<Bytes, EncodeError>>; 2],
     pointer: Option<FramePointer>,
     png: OnceLock<Result<Bytes, EncodeError>>,
     jpeg: OnceLock<Result<Bytes, EncodeError>>,
@@ -127,6 +130,7 @@ impl Frame {
             jpeg_quality: grid.quality(),
             tiles: grid.snapshot(),
             deltas: [OnceLock::new(), OnceLock::new()],
+            everything: [OnceLock::new(), OnceLock::new()],
             pointer,
             png: OnceLock::new(),
             jpeg: OnceLock::new(),
@@ -225,11 +229,23 @@ impl Frame {
         {
             return Some(delta.clone());
         }
-        let tiles = self.tiles_after(after);
-        if tiles.iter().all(|tile| tile.is_ready(mode)) {
-            return self.assemble(after, mode, &tiles).ok();
+        let everything = &self.everything[mode.index()];
+        if self.needs_everything(after)
+            && let Some(made) = everything.get()
+        {
+            return made.clone().ok();
         }
-        None
+        let tiles = self.tiles_after(after);
+        if !tiles.iter().all(|tile| tile.is_ready(mode)) {
+            return None;
+        }
+        if self.needs_everything(after) {
+            return everything
+                .get_or_init(|| self.assemble(after, mode, &tiles))
+                .clone()
+                .ok();
+        }
+        self.assemble(after, mode, &tiles).ok()
     }
 
     /// The update that brings a viewer from frame `after` to this one: the prepared delta when
@@ -241,6 +257,11 @@ impl Frame {
             return Ok(ready);
         }
         let tiles = self.tiles_after(after);
+        if self.needs_everything(after) {
+            return self.everything[mode.index()]
+                .get_or_init(|| self.assemble(after, mode, &tiles))
+                .clone();
+        }
         self.assemble(after, mode, &tiles)
     }
 
