@@ -330,13 +330,21 @@ function showStats(s) {
   ui.frameSize.textContent = bytes(s.jpeg_bytes ?? s.png_bytes);
   ui.bandwidth.textContent = bw != null ? `${bytes(bw)}/s` : DASH;
   const viewers = s.viewer_list || [];
-  ui.viewerList.replaceChildren(...viewers.map((v) => {
-    const li = el("li");
-    li.append(el("span", "addr", v.address), el("span", "since", `since ${clock(v.since_unix_ms)}`));
-    li.title = `${v.frames} frames, ${bytes(v.bytes)}`;
-    return li;
-  }));
-  if (!viewers.length) ui.viewerList.append(el("li", "muted", "Nobody yet"));
+  // Rebuilt only when someone arrives or leaves, so a selected address stays selected.
+  const who = viewers.map((v) => `${v.address}@${v.since_unix_ms}`).join(" ");
+  if (who !== app.viewersShown || !ui.viewerList.children.length) {
+    app.viewersShown = who;
+    ui.viewerList.replaceChildren(...viewers.map((v) => {
+      const li = el("li");
+      li.append(el("span", "addr", v.address), el("span", "since", `since ${clock(v.since_unix_ms)}`));
+      return li;
+    }));
+    if (!viewers.length) ui.viewerList.append(el("li", "muted", "Nobody yet"));
+  }
+  viewers.forEach((v, i) => {
+    const li = ui.viewerList.children[i];
+    if (li) li.title = `${v.frames} frames, ${bytes(v.bytes)}`;
+  });
 }
 
 const previewErrors = reporter("Couldn't get the preview: ");
@@ -347,6 +355,11 @@ async function previewLoop() {
   if (previewRunning) return;
   previewRunning = true;
   while (app.sharing) {
+    // A hidden or minimised window asks for nothing: the preview must not keep capture awake.
+    if (document.hidden) {
+      await new Promise((r) => document.addEventListener("visibilitychange", r, { once: true }));
+      continue;
+    }
     try {
       const url = await invoke("preview");
       if (url && app.sharing) {
