@@ -38,11 +38,18 @@ pub enum EncodeError {
     Jpeg(String),
     #[error("could not scale the frame: {0}")]
     Scale(String),
+    #[error(
+        "a {0}x{1} picture is larger than viewers can be sent (65535 pixels a side); set a maximum width"
+    )]
+    TooLarge(u32, u32),
 }
 
 /// `rect` of `picture` as lossless PNG: indexed colour when it has 16 colours or fewer (text,
 /// icons, UI: a typed character's cell is half the size it would be in RGB), RGB otherwise.
 pub fn png_of(picture: &Picture, rect: Rect) -> Result<Vec<u8>, EncodeError> {
+    let rect = rect
+        .intersect(&picture.bounds())
+        .ok_or_else(|| EncodeError::Png(format!("{rect:?} lies outside the picture")))?;
     let rgb = picture.rgb_of(rect);
     match palette_of(&rgb) {
         Some(palette) => png_indexed(&rgb, &palette, rect.width, rect.height),
@@ -108,6 +115,9 @@ fn png_indexed(
 
 /// `rect` of `picture` as JPEG at `quality`, straight from the B, G, R, X bytes.
 pub fn jpeg_of(picture: &Picture, rect: Rect, quality: u8) -> Result<Vec<u8>, EncodeError> {
+    let rect = rect
+        .intersect(&picture.bounds())
+        .ok_or_else(|| EncodeError::Jpeg(format!("{rect:?} lies outside the picture")))?;
     let whole = rect == picture.bounds();
     let cropped;
     let source = if whole {

@@ -1,6 +1,5 @@
 //! Headless Chromium driven through chromedriver.
 
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -24,10 +23,7 @@ impl Browser {
     pub async fn start() -> anyhow::Result<Self> {
         static PROFILES: AtomicU32 = AtomicU32::new(0);
         let port = crate::free_port()?;
-        // Its own process group: Chromium inherits it, so dropping the fixture kills the browser
-        // too, even when a failed test never closed its session.
         let driver = Command::new("chromedriver")
-            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -110,10 +106,6 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.driver.id())])
-            .stderr(Stdio::null())
-            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         let _ = std::fs::remove_dir_all(&self.profile);

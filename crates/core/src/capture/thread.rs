@@ -86,6 +86,7 @@ impl CaptureLoop {
         if settings.paused {
             self.set_phase(Phase::Paused);
             self.pacer.reset();
+            self.settle_without_grab();
             demand.sleep(IDLE_CHECK);
             return;
         }
@@ -123,7 +124,8 @@ impl CaptureLoop {
                 Some((_, retry_at)) => {
                     let left = retry_at.saturating_duration_since(Instant::now());
                     if !left.is_zero() {
-                        demand.sleep(left);
+                        self.settle_without_grab();
+                        demand.sleep(left.min(IDLE_CHECK));
                         return;
                     }
                 }
@@ -135,6 +137,18 @@ impl CaptureLoop {
             }
         }
         self.grab(settings, interval);
+    }
+
+    /// Paused or lost, nothing is grabbed; what went out lossy is still repainted exact.
+    fn settle_without_grab(&mut self) {
+        let modes = Mode::ALL.map(|mode| self.state.demand.wants_mode(mode, Instant::now()));
+        match self.publisher.settle_without_grab(Instant::now(), modes) {
+            Ok(Some(frame)) => {
+                self.state.frames.send_replace(Some(Arc::new(frame)));
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "exact repaint dropped"),
+        }
     }
 
     fn open(&mut self, settings: &Settings) -> Result<(), super::CaptureError> {
@@ -182,6 +196,8 @@ impl CaptureLoop {
                         ) {
                             Ok(scaled) => scaled,
                             Err(error) => {
+                                // The damage is spent: compare everything next time.
+                                self.scaled = None;
                                 tracing::warn!(%error, "frame dropped");
                                 return;
                             }

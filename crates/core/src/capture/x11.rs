@@ -28,6 +28,10 @@ use crate::settings::MonitorChoice;
 
 /// Above this many damaged rectangles one read of their bounding box is cheaper than many.
 const MAX_READS_PER_GRAB: usize = 16;
+/// How often a grab also checks the monitor's geometry and reads everything: DAMAGE is a hint
+/// (drawing it misses, like some GL page flips, must still reach viewers), and a monitor that
+/// grows or moves must be followed.
+const RECHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Whether `DISPLAY` names an X server and no Wayland session is set.
 pub fn is_x11_session() -> bool {
@@ -237,6 +241,7 @@ struct X11Source {
     shape: Option<Arc<PointerShape>>,
     /// The first grab reads the whole monitor; later ones only what DAMAGE reports.
     primed: bool,
+    checked_at: std::time::Instant,
     scratch: Vec<u8>,
 }
 
@@ -284,6 +289,7 @@ impl X11Source {
             sees_pointer: xfixes_version.is_some_and(|major| major >= 2),
             shape: None,
             primed: false,
+            checked_at: std::time::Instant::now(),
             scratch: Vec::new(),
         })
     }
@@ -313,13 +319,16 @@ impl X11Source {
             .rectangles
             .iter()
             .filter_map(|rectangle| {
-                let x = u32::try_from(rectangle.x).ok()?;
-                let y = u32::try_from(rectangle.y).ok()?;
+                // Clamped to the root's origin: a region may start off screen.
+                let (x, y) = (i32::from(rectangle.x), i32::from(rectangle.y));
+                let right = x + i32::from(rectangle.width);
+                let bottom = y + i32::from(rectangle.height);
+                let (x, y) = (x.max(0), y.max(0));
                 let rect = Rect::new(
-                    x,
-                    y,
-                    u32::from(rectangle.width),
-                    u32::from(rectangle.height),
+                    u32::try_from(x).ok()?,
+                    u32::try_from(y).ok()?,
+                    u32::try_from(right - x).ok()?,
+                    u32::try_from(bottom - y).ok()?,
                 );
                 let on_monitor = rect.intersect(&self.area)?;
                 Some(Rect::new(
@@ -430,6 +439,25 @@ impl Source for X11Source {
     }
 
     fn grab(&mut self) -> Result<Grab<'_>, CaptureError> {
+        if self.checked_at.elapsed() >= RECHECK_EVERY {
+            self.checked_at = std::time::Instant::now();
+            let now = monitors(&self.conn, self.root)?
+                .into_iter()
+                .find(|monitor| monitor.name == self.info.name);
+            let same = now
+                .as_ref()
+                .and_then(|monitor| monitor_area(monitor).ok())
+                .is_some_and(|area| area == self.area);
+            if !same {
+                return Err(CaptureError::Failed {
+                    reason: format!(
+                        "monitor \"{}\" changed size or position, or went away",
+                        self.info.name
+                    ),
+                });
+            }
+            self.primed = false;
+        }
         let damage = self.take_damage()?;
         let reads = match &damage {
             Damage::Unknown => vec![self.picture.bounds()],

@@ -109,6 +109,9 @@ pub struct Frame {
     /// hundred viewers joining share one copy of it).
     everything: [OnceLock<Result<Bytes, EncodeError>>; 2],
     pointer: Option<FramePointer>,
+    /// The last few pointer shapes, so that a page asking for one that just changed (an animated
+    /// cursor) still gets it.
+    shapes: Arc<[Arc<SharedShape>]>,
     png: OnceLock<Result<Bytes, EncodeError>>,
     jpeg: OnceLock<Result<Bytes, EncodeError>>,
     counters: Arc<EncodeCounters>,
@@ -132,6 +135,7 @@ impl Frame {
             deltas: [OnceLock::new(), OnceLock::new()],
             everything: [OnceLock::new(), OnceLock::new()],
             pointer,
+            shapes: Arc::new([]),
             png: OnceLock::new(),
             jpeg: OnceLock::new(),
             counters,
@@ -155,6 +159,15 @@ impl Frame {
 
     pub fn pointer(&self) -> Option<&FramePointer> {
         self.pointer.as_ref()
+    }
+
+    /// A recent pointer shape by its id.
+    pub fn shape(&self, id: u32) -> Option<Arc<SharedShape>> {
+        self.shapes.iter().find(|shape| shape.id == id).cloned()
+    }
+
+    pub(crate) fn set_shapes(&mut self, shapes: Arc<[Arc<SharedShape>]>) {
+        self.shapes = shapes;
     }
 
     pub fn tiles(&self) -> &[Arc<Tile>] {

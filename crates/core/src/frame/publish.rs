@@ -13,6 +13,9 @@ use crate::capture::{Damage, PointerState};
 use crate::encode::{self, EncodeError};
 use crate::pixels::{Picture, Rect};
 
+/// Pointer shapes kept for pages that ask for one just replaced (animated cursors).
+const RECENT_SHAPES: usize = 8;
+
 /// Below this area a JPEG's own tables (about 600 bytes) outweigh what it saves over PNG.
 const JPEG_MIN_AREA: u64 = 128 * 128;
 
@@ -44,7 +47,11 @@ pub(crate) struct Publisher {
     grid: Option<TileGrid>,
     seq: u64,
     shape: Option<Arc<SharedShape>>,
+    /// The last few shapes, newest last, shared with every frame.
+    shapes: Arc<[Arc<SharedShape>]>,
     pointer: Option<PointerKey>,
+    /// The pointer as the last frame showed it, for frames made without a grab.
+    last_pointer: Option<FramePointer>,
     counters: Arc<EncodeCounters>,
 }
 
@@ -54,7 +61,9 @@ impl Publisher {
             grid: None,
             seq: first_seq(),
             shape: None,
+            shapes: Arc::new([]),
             pointer: None,
+            last_pointer: None,
             counters,
         }
     }
@@ -67,6 +76,9 @@ impl Publisher {
     ) -> Result<Option<Frame>, EncodeError> {
         let next = self.seq + 1;
         let picture = capture.picture;
+        if picture.width() > u32::from(u16::MAX) || picture.height() > u32::from(u16::MAX) {
+            return Err(EncodeError::TooLarge(picture.width(), picture.height()));
+        }
         let (reset, boxes, settled) = match &mut self.grid {
             Some(grid) if grid.fits(picture, capture.quality) => {
                 let boxes = grid.apply(picture, &capture.damage, next, now);
@@ -92,16 +104,18 @@ impl Publisher {
         };
         self.seq = next;
         self.pointer = key;
+        self.last_pointer = pointer.clone();
         let changed = merge(&boxes);
         let refined = merge(&settled);
         let mut lossy = Vec::new();
-        let frame = Frame::new(
+        let mut frame = Frame::new(
             next,
             grid,
             (picture.width(), picture.height()),
             pointer,
             self.counters.clone(),
         );
+        frame.set_shapes(self.shapes.clone());
         if !reset {
             let mut pieces = PieceCache::default();
             for mode in Mode::ALL {
@@ -135,7 +149,50 @@ impl Publisher {
             }
         }
         for rect in lossy {
-            grid.mark_lossy(rect);
+            grid.mark_lossy(rect, now);
+        }
+        Ok(Some(frame))
+    }
+
+    /// While nothing is grabbed (paused, the source lost), regions sent lossy still become exact
+    /// once still: a frame of those tiles, lossless, from the pixels they keep. `None` when no
+    /// tile needs it.
+    pub fn settle_without_grab(
+        &mut self,
+        now: Instant,
+        modes: [bool; 2],
+    ) -> Result<Option<Frame>, EncodeError> {
+        let Some(grid) = self.grid.as_mut() else {
+            return Ok(None);
+        };
+        let next = self.seq + 1;
+        let settled = grid.settle(next, now);
+        if settled.is_empty() {
+            return Ok(None);
+        }
+        self.seq = next;
+        let size = grid.size();
+        let pointer = self.last_pointer.clone();
+        let mut frame = Frame::new(next, grid, size, pointer, self.counters.clone());
+        frame.set_shapes(self.shapes.clone());
+        let tiles: Vec<_> = frame
+            .tiles()
+            .iter()
+            .filter(|tile| tile.changed_at() == next)
+            .cloned()
+            .collect();
+        for mode in Mode::ALL {
+            if !modes[mode.index()] {
+                continue;
+            }
+            let mut pieces = Vec::new();
+            if mode == Mode::Adaptive {
+                for tile in &tiles {
+                    pieces.push(tile.piece(Mode::Lossless, grid.quality(), &self.counters)?);
+                }
+            }
+            let refs: Vec<&Piece> = pieces.iter().collect();
+            frame.prepare_delta(mode, frame.delta_bytes(&refs));
         }
         Ok(Some(frame))
     }
@@ -148,10 +205,16 @@ impl Publisher {
         let shape = match &self.shape {
             Some(shared) if shared.shape.serial == state.shape.serial => shared.clone(),
             previous => {
+                // Ids start at random: `pointer.png?shape=ID` is cached for ever, and another
+                // share on the same address must not hit this one's shapes.
                 let id = previous
                     .as_ref()
-                    .map_or(1, |shared| shared.id.wrapping_add(1).max(1));
+                    .map_or_else(|| first_seq() as u32, |shared| shared.id.wrapping_add(1))
+                    .max(1);
                 let shared = Arc::new(SharedShape::new(id, state.shape.clone()));
+                let keep = self.shapes.len().min(RECENT_SHAPES - 1);
+                let recent = self.shapes[self.shapes.len() - keep..].iter().cloned();
+                self.shapes = recent.chain([shared.clone()]).collect();
                 self.shape = Some(shared.clone());
                 shared
             }
@@ -356,6 +419,63 @@ mod tests {
     }
 
     #[test]
+    fn lossy_regions_are_repainted_even_without_grabs() {
+        use std::time::Duration;
+        let mut publisher = Publisher::new(Arc::new(EncodeCounters::default()));
+        let start = Instant::now();
+        let mut picture = Picture::filled(256, 256, [0, 0, 0]);
+        for step in 0..4u8 {
+            let mut video = Picture::new(192, 192);
+            for y in 0..192 {
+                video.paste(&Picture::filled(192, 1, [step * 40, y as u8, 9]), 0, y);
+            }
+            picture.paste(&video, 0, 0);
+            let at = start + Duration::from_millis(100 * u64::from(step));
+            publisher
+                .publish(capture(&picture, [true, true]), at)
+                .expect("publishes");
+        }
+        // Paused: no grabs. Too soon, nothing; a second later, the exact repaint.
+        let soon = start + Duration::from_millis(500);
+        assert!(
+            publisher
+                .settle_without_grab(soon, [true, true])
+                .expect("ok")
+                .is_none()
+        );
+        let later = start + Duration::from_millis(300) + super::super::tiles::SETTLE_AFTER;
+        let frame = publisher
+            .settle_without_grab(later, [true, true])
+            .expect("ok")
+            .expect("a repaint");
+        let adaptive = wire::parse(
+            &frame
+                .update_ready(frame.seq() - 1, Mode::Adaptive)
+                .expect("prepared"),
+        )
+        .expect("parses");
+        assert_eq!(adaptive.pieces.len(), 9, "the nine tiles under the video");
+        assert!(
+            adaptive
+                .pieces
+                .iter()
+                .all(|p| matches!(p.body, PieceBody::Png(_)))
+        );
+        assert!(
+            frame
+                .tiles()
+                .iter()
+                .all(|tile| tile.changed_at() <= frame.seq())
+        );
+        assert!(
+            publisher
+                .settle_without_grab(later, [true, true])
+                .expect("ok")
+                .is_none()
+        );
+    }
+
+    #[test]
     fn pointer_moves_are_frames_without_pixels() {
         let mut publisher = Publisher::new(Arc::new(EncodeCounters::default()));
         let picture = Picture::filled(100, 100, [0, 0, 0]);
@@ -387,10 +507,10 @@ mod tests {
         )
         .expect("parses");
         assert!(update.pieces.is_empty());
-        assert_eq!(
-            (update.header.pointer.x, update.header.pointer.shape),
-            (2, 1)
-        );
+        assert_eq!(update.header.pointer.x, 2);
+        let shape = first.pointer().expect("shown").shape.id;
+        assert_eq!(update.header.pointer.shape, shape, "same shape, same id");
+        assert!(moved.shape(shape).is_some(), "the page can fetch it");
         let mut hidden = capture(&picture, [true, false]);
         hidden.pointer = Some(at(2));
         hidden.show_pointer = false;

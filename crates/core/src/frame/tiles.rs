@@ -3,6 +3,7 @@
 //! has not changed: "everything that changed after frame N" is then a list of encodings that
 //! already exist, whatever N is and however many viewers ask.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -33,10 +34,20 @@ pub struct Tile {
     solid: Option<[u8; 3]>,
     png: OnceLock<Result<Bytes, EncodeError>>,
     jpeg: OnceLock<Result<Bytes, EncodeError>>,
+    /// Shared by every version of the tile at this position: set when any of them goes out as
+    /// JPEG (even an old version, encoded for a late viewer after it was replaced), so the
+    /// capture thread knows to repaint the position exactly.
+    sent_lossy: Arc<AtomicBool>,
 }
 
 impl Tile {
-    fn new(picture: &Picture, rect: Rect, changed_at: u64, hot: bool) -> Self {
+    fn new(
+        picture: &Picture,
+        rect: Rect,
+        changed_at: u64,
+        hot: bool,
+        sent_lossy: Arc<AtomicBool>,
+    ) -> Self {
         Self {
             rect,
             changed_at,
@@ -45,6 +56,7 @@ impl Tile {
             solid: picture.solid_colour(rect),
             png: OnceLock::new(),
             jpeg: OnceLock::new(),
+            sent_lossy,
         }
     }
 
@@ -58,6 +70,7 @@ impl Tile {
             solid: self.solid,
             png: OnceLock::new(),
             jpeg: OnceLock::new(),
+            sent_lossy: self.sent_lossy.clone(),
         }
     }
 
@@ -106,6 +119,7 @@ impl Tile {
                 counters.count_tile();
                 encode::jpeg_of(&self.pixels, whole, quality).map(Bytes::from)
             });
+            self.sent_lossy.store(true, Ordering::Release);
             PieceBody::Jpeg(bytes.clone()?)
         } else {
             let bytes = self.png.get_or_init(|| {
@@ -127,6 +141,8 @@ struct Activity {
     recent: [Option<Instant>; HOT_CHANGES],
     next: usize,
     last_change: Instant,
+    /// When it last went out lossy in a JPEG rectangle.
+    lossy_at: Option<Instant>,
     /// Some of its pixels reached adaptive viewers as JPEG (in a rectangle, or as a whole tile to
     /// a viewer catching up) and have not been repainted exact since. A later exact change of
     /// part of the tile leaves the rest as it was, so this stays set until [`TileGrid::settle`].
@@ -139,6 +155,7 @@ impl Activity {
             recent: [None; HOT_CHANGES],
             next: 0,
             last_change: now,
+            lossy_at: None,
             lossy: false,
         }
     }
@@ -163,6 +180,8 @@ pub(crate) struct TileGrid {
     quality: u8,
     tiles: Vec<Arc<Tile>>,
     activity: Vec<Activity>,
+    /// Per position: a version of the tile went out as JPEG (see [`Tile`]).
+    sent_lossy: Vec<Arc<AtomicBool>>,
     /// The frame this grid was made at: an `after` older than this gets the whole screen.
     reset_at: u64,
 }
@@ -174,12 +193,15 @@ impl TileGrid {
         let columns = width.div_ceil(TILE);
         let rows = height.div_ceil(TILE);
         let mut tiles = Vec::with_capacity((columns * rows) as usize);
+        let mut sent_lossy = Vec::with_capacity(tiles.capacity());
         for row in 0..rows {
             for column in 0..columns {
                 let rect = Rect::new(column * TILE, row * TILE, TILE, TILE)
                     .intersect(&picture.bounds())
                     .unwrap_or_default();
-                tiles.push(Arc::new(Tile::new(picture, rect, seq, false)));
+                let flag = Arc::new(AtomicBool::new(false));
+                tiles.push(Arc::new(Tile::new(picture, rect, seq, false, flag.clone())));
+                sent_lossy.push(flag);
             }
         }
         let activity = vec![Activity::new(now); tiles.len()];
@@ -190,6 +212,7 @@ impl TileGrid {
             quality,
             tiles,
             activity,
+            sent_lossy,
             reset_at: seq,
         }
     }
@@ -197,6 +220,10 @@ impl TileGrid {
     /// Whether grabs of this size, encoded at this quality, continue this grid.
     pub fn fits(&self, picture: &Picture, quality: u8) -> bool {
         (self.width, self.height, self.quality) == (picture.width(), picture.height(), quality)
+    }
+
+    pub fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
     }
 
     pub fn reset_at(&self) -> u64 {
@@ -234,12 +261,9 @@ impl TileGrid {
             let Some(changed) = picture.changed_within(tile.rect, &tile.pixels) else {
                 continue;
             };
-            let activity = &mut self.activity[index];
-            if tile.jpeg.get().is_some() {
-                activity.lossy = true;
-            }
-            let hot = activity.changed(now);
-            self.tiles[index] = Arc::new(Tile::new(picture, tile.rect, seq, hot));
+            let hot = self.activity[index].changed(now);
+            let flag = self.sent_lossy[index].clone();
+            self.tiles[index] = Arc::new(Tile::new(picture, tile.rect, seq, hot, flag));
             boxes.push(changed);
         }
         boxes
@@ -250,10 +274,22 @@ impl TileGrid {
     /// their rectangles. A tile that only ever went out exact is left alone.
     pub fn settle(&mut self, seq: u64, now: Instant) -> Vec<Rect> {
         let mut settled = Vec::new();
-        for (tile, activity) in self.tiles.iter_mut().zip(&mut self.activity) {
-            let went_lossy = activity.lossy || tile.jpeg.get().is_some();
-            if went_lossy && now.saturating_duration_since(activity.last_change) >= SETTLE_AFTER {
+        for ((tile, activity), flag) in self
+            .tiles
+            .iter_mut()
+            .zip(&mut self.activity)
+            .zip(&self.sent_lossy)
+        {
+            let went_lossy = activity.lossy || flag.load(Ordering::Acquire);
+            // Still since its last change and since it last went out lossy: a still tile that a
+            // JPEG rectangle keeps covering (it lies between moving ones) waits for the motion
+            // to stop instead of being repainted every frame.
+            let quiet_since = activity
+                .lossy_at
+                .map_or(activity.last_change, |at| at.max(activity.last_change));
+            if went_lossy && now.saturating_duration_since(quiet_since) >= SETTLE_AFTER {
                 activity.lossy = false;
+                flag.store(false, Ordering::Release);
                 activity.recent = [None; HOT_CHANGES];
                 *tile = Arc::new(tile.settled(seq));
                 settled.push(tile.rect);
@@ -269,11 +305,12 @@ impl TileGrid {
         !under.is_empty() && hot * 2 >= under.len()
     }
 
-    /// The tiles under `rect` may now be on viewers' screens as JPEG.
-    pub fn mark_lossy(&mut self, rect: Rect) {
+    /// The tiles under `rect` are now on viewers' screens as JPEG (as of `now`).
+    pub fn mark_lossy(&mut self, rect: Rect, now: Instant) {
         let under: Vec<usize> = self.tiles_under(rect).collect();
         for index in under {
             self.activity[index].lossy = true;
+            self.activity[index].lossy_at = Some(now);
         }
     }
 
@@ -401,7 +438,7 @@ mod tests {
             grid.settle(9, later).is_empty(),
             "hot, but it only ever went out exact: nothing to repaint"
         );
-        grid.mark_lossy(Rect::new(0, 0, 64, 64));
+        grid.mark_lossy(Rect::new(0, 0, 64, 64), start + Duration::from_millis(200));
         let soon = start + Duration::from_millis(500);
         assert!(grid.settle(10, soon).is_empty(), "still moving");
         assert_eq!(grid.settle(11, later), vec![Rect::new(0, 0, 64, 64)]);

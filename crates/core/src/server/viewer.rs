@@ -156,8 +156,8 @@ pub async fn updates(
     Ok(response)
 }
 
-/// The pointer's current shape as PNG, for `?shape=ID` as an update names it (404 once the
-/// shape has changed: the next update names the new one).
+/// A pointer shape as PNG, for `?shape=ID` as an update names it (one of the last few; 404 for
+/// older ones: the next update names the current one).
 pub async fn pointer_shape(
     State(state): State<AppState>,
     query: Result<Query<ShapeQuery>, QueryRejection>,
@@ -171,8 +171,7 @@ pub async fn pointer_shape(
     let shape = state
         .share
         .latest_frame()
-        .and_then(|frame| frame.pointer().map(|pointer| pointer.shape.clone()))
-        .filter(|shape| shape.id == wanted)
+        .and_then(|frame| frame.shape(wanted))
         .ok_or(ServerError::NotFound)?;
     let png = shape.png().map_err(internal)?;
     let mut response = Response::new(Body::from(png));
