@@ -134,11 +134,7 @@ impl Presenter {
             return Ok(None);
         };
         let jpeg = tokio::task::spawn_blocking(move || {
-            screenshare_core::encode::thumbnail_jpeg(
-                &frame.picture_with_pointer().to_rgba(),
-                480,
-                75,
-            )
+            screenshare_core::encode::thumbnail_jpeg(&frame.picture_with_pointer(), 480, 75)
         })
         .await
         .map_err(|error| CommandError::Internal(error.to_string()))?

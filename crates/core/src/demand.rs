@@ -56,14 +56,12 @@ impl Demand {
 
     /// A viewer asked for updates in `mode`: the capture thread prepares that mode's deltas.
     pub fn note_mode(&self, mode: Mode) {
-        let index = Mode::ALL.iter().position(|m| *m == mode).unwrap_or(0);
-        self.lock().mode_asked[index] = Some(Instant::now());
+        self.lock().mode_asked[mode.index()] = Some(Instant::now());
     }
 
     /// Whether anyone asked for updates in `mode` lately (as of `now`).
     pub fn wants_mode(&self, mode: Mode, now: Instant) -> bool {
-        let index = Mode::ALL.iter().position(|m| *m == mode).unwrap_or(0);
-        self.lock().mode_asked[index]
+        self.lock().mode_asked[mode.index()]
             .is_some_and(|at| now.saturating_duration_since(at) < IDLE_AFTER)
     }
 

@@ -6,8 +6,8 @@
 
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::ImageEncoder;
 use image::codecs::png::{CompressionType, PngEncoder};
-use image::{ImageEncoder, RgbaImage};
 use serde::Serialize;
 
 use crate::pixels::{Picture, Rect};
@@ -196,97 +196,42 @@ pub fn scale_picture(
         .ok_or_else(|| EncodeError::Scale("the scaled picture has the wrong size".to_owned()))
 }
 
-/// Lossless PNG, tuned for speed: fast deflate, adaptive filtering (screens compress well anyway).
-pub fn encode_png(image: &RgbaImage) -> Result<Vec<u8>, EncodeError> {
-    // Screens have no transparency: RGB is a quarter smaller to deflate than RGBA.
-    png_rgb(&rgba_to_rgb(image), image.width(), image.height())
-}
-
-/// Baseline JPEG at `quality` (1 to 100).
-pub fn encode_jpeg(image: &RgbaImage, quality: u8) -> Result<Vec<u8>, EncodeError> {
-    let (width, height) = jpeg_dimensions(image)?;
-    let mut out = Vec::with_capacity(image.as_raw().len() / 10);
-    jpeg_encoder::Encoder::new(&mut out, quality.clamp(1, 100))
-        .encode(image.as_raw(), width, height, jpeg_encoder::ColorType::Rgba)
-        .map_err(|error| EncodeError::Jpeg(error.to_string()))?;
-    Ok(out)
-}
-
-fn jpeg_dimensions(image: &RgbaImage) -> Result<(u16, u16), EncodeError> {
-    let side = |value: u32| {
-        u16::try_from(value).map_err(|_| {
-            EncodeError::Jpeg(format!(
-                "{}x{} is larger than JPEG allows (65535 pixels a side)",
-                image.width(),
-                image.height()
-            ))
-        })
-    };
-    Ok((side(image.width())?, side(image.height())?))
-}
-
-fn rgba_to_rgb(image: &RgbaImage) -> Vec<u8> {
-    let mut rgb = Vec::with_capacity(image.as_raw().len() / 4 * 3);
-    for pixel in image.as_raw().chunks_exact(4) {
-        rgb.extend_from_slice(&pixel[..3]);
-    }
-    rgb
-}
-
-/// Scales `image` down to `max_width` (aspect kept); `None` when it is already narrow enough.
-pub fn scale_to_width(
-    image: &RgbaImage,
-    max_width: u32,
-    resizer: &mut Resizer,
-) -> Result<Option<RgbaImage>, EncodeError> {
-    if image.width() <= max_width || max_width == 0 {
-        return Ok(None);
-    }
-    let height =
-        (u64::from(image.height()) * u64::from(max_width) / u64::from(image.width())).max(1) as u32;
-    let mut scaled = RgbaImage::new(max_width, height);
-    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
-    resizer
-        .resize(image, &mut scaled, &options)
-        .map_err(|error| EncodeError::Scale(error.to_string()))?;
-    Ok(Some(scaled))
-}
-
-/// A small JPEG of `image`, at most `width` wide, for previews and thumbnails.
-pub fn thumbnail_jpeg(image: &RgbaImage, width: u32, quality: u8) -> Result<Vec<u8>, EncodeError> {
-    let scaled = scale_to_width(image, width, &mut Resizer::new())?;
-    encode_jpeg(scaled.as_ref().unwrap_or(image), quality)
+/// A small JPEG of `picture`, at most `width` wide, for previews and thumbnails.
+pub fn thumbnail_jpeg(picture: &Picture, width: u32, quality: u8) -> Result<Vec<u8>, EncodeError> {
+    let scaled = scale_picture(picture, width, &mut Resizer::new())?;
+    let picture = scaled.as_ref().unwrap_or(picture);
+    jpeg_of(picture, picture.bounds(), quality)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use image::{ImageFormat, Rgba};
+    use image::{ImageFormat, Rgba, RgbaImage};
 
-    fn two_tone(width: u32, height: u32) -> RgbaImage {
-        RgbaImage::from_fn(width, height, |x, _| {
+    fn two_tone(width: u32, height: u32) -> Picture {
+        Picture::from_rgba(RgbaImage::from_fn(width, height, |x, _| {
             if x < width / 2 {
                 Rgba([200, 30, 40, 255])
             } else {
                 Rgba([20, 90, 220, 255])
             }
-        })
+        }))
     }
 
     #[test]
     fn png_round_trips_exactly() {
         let image = two_tone(64, 48);
-        let bytes = encode_png(&image).expect("encodes");
+        let bytes = png_of(&image, image.bounds()).expect("encodes");
         let decoded = image::load_from_memory_with_format(&bytes, ImageFormat::Png)
             .expect("decodes")
             .to_rgba8();
-        assert_eq!(decoded, image);
+        assert_eq!(decoded, image.to_rgba());
     }
 
     #[test]
     fn jpeg_round_trips_closely() {
         let image = two_tone(64, 48);
-        let bytes = encode_jpeg(&image, 90).expect("encodes");
+        let bytes = jpeg_of(&image, image.bounds(), 90).expect("encodes");
         let decoded = image::load_from_memory_with_format(&bytes, ImageFormat::Jpeg)
             .expect("decodes")
             .to_rgba8();
@@ -303,11 +248,11 @@ mod tests {
 
     #[test]
     fn lower_jpeg_quality_is_smaller() {
-        let image = RgbaImage::from_fn(256, 256, |x, y| {
+        let image = Picture::from_rgba(RgbaImage::from_fn(256, 256, |x, y| {
             Rgba([(x ^ y) as u8, x as u8, y as u8, 255])
-        });
-        let high = encode_jpeg(&image, 95).expect("encodes").len();
-        let low = encode_jpeg(&image, 20).expect("encodes").len();
+        }));
+        let high = jpeg_of(&image, image.bounds(), 95).expect("encodes").len();
+        let low = jpeg_of(&image, image.bounds(), 20).expect("encodes").len();
         assert!(low < high, "q20 {low} bytes, q95 {high} bytes");
     }
 
@@ -387,13 +332,13 @@ mod tests {
     fn scaling_keeps_aspect_and_skips_narrow_images() {
         let mut resizer = Resizer::new();
         let image = two_tone(1920, 1080);
-        let scaled = scale_to_width(&image, 1280, &mut resizer)
+        let scaled = scale_picture(&image, 1280, &mut resizer)
             .expect("scales")
             .expect("was wider");
-        assert_eq!(scaled.dimensions(), (1280, 720));
-        assert_eq!(scaled.get_pixel(10, 10).0, [200, 30, 40, 255]);
+        assert_eq!((scaled.width(), scaled.height()), (1280, 720));
+        assert_eq!(scaled.to_rgba().get_pixel(10, 10).0, [200, 30, 40, 255]);
         assert!(
-            scale_to_width(&image, 1920, &mut resizer)
+            scale_picture(&image, 1920, &mut resizer)
                 .expect("no-op")
                 .is_none()
         );

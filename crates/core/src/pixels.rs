@@ -181,20 +181,6 @@ impl Picture {
         }
     }
 
-    /// Copies `rect` of `source` (same position) into this picture.
-    pub fn copy_from(&mut self, source: &Picture, rect: Rect) {
-        let Some(rect) = rect
-            .intersect(&self.bounds())
-            .and_then(|rect| rect.intersect(&source.bounds()))
-        else {
-            return;
-        };
-        for y in rect.y..rect.bottom() {
-            self.span_mut(rect.x, y, rect.width)
-                .copy_from_slice(source.span(rect.x, y, rect.width));
-        }
-    }
-
     /// `rect` of this picture as a picture of its own (clipped to the picture).
     pub fn crop(&self, rect: Rect) -> Picture {
         let rect = rect.intersect(&self.bounds()).unwrap_or_default();

@@ -142,8 +142,8 @@ pub fn thumbnail(
     width: u32,
 ) -> Result<Vec<u8>, ThumbnailError> {
     let mut source = screens.open(choice)?;
-    let image = source.grab()?.picture.to_rgba();
-    Ok(crate::encode::thumbnail_jpeg(&image, width, 70)?)
+    let grab = source.grab()?;
+    Ok(crate::encode::thumbnail_jpeg(grab.picture, width, 70)?)
 }
 
 /// A thumbnail could not be made.

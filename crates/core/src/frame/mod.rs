@@ -33,7 +33,7 @@ pub enum Mode {
 impl Mode {
     pub const ALL: [Mode; 2] = [Mode::Lossless, Mode::Adaptive];
 
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         match self {
             Mode::Lossless => 0,
             Mode::Adaptive => 1,
@@ -236,38 +236,28 @@ impl Frame {
 
     /// The update from frame `after` to this one, if it exists without encoding anything.
     pub fn update_ready(&self, after: u64, mode: Mode) -> Option<Bytes> {
-        if after.checked_add(1) == Some(self.seq)
-            && !self.needs_everything(after)
-            && let Some(delta) = self.deltas[mode.index()].get()
-        {
-            return Some(delta.clone());
+        if let Some(delta) = self.prepared_delta(after, mode) {
+            return Some(delta);
         }
-        let everything = &self.everything[mode.index()];
         if self.needs_everything(after)
-            && let Some(made) = everything.get()
+            && let Some(made) = self.everything[mode.index()].get()
         {
             return made.clone().ok();
         }
-        let tiles = self.tiles_after(after);
-        if !tiles.iter().all(|tile| tile.is_ready(mode)) {
-            return None;
-        }
-        if self.needs_everything(after) {
-            return everything
-                .get_or_init(|| self.assemble(after, mode, &tiles))
-                .clone()
-                .ok();
-        }
-        self.assemble(after, mode, &tiles).ok()
+        let ready = self
+            .tiles_after(after)
+            .iter()
+            .all(|tile| tile.is_ready(mode));
+        ready.then(|| self.update_since(after, mode).ok()).flatten()
     }
 
     /// The update that brings a viewer from frame `after` to this one: the prepared delta when
     /// it is exactly one frame behind, otherwise every tile that changed since (the whole
-    /// screen for a viewer that has none of it). May encode tiles nobody asked for before:
-    /// call it from `spawn_blocking`.
+    /// screen, made once per frame, for a viewer that has none of it). May encode tiles nobody
+    /// asked for before: call it from `spawn_blocking`.
     pub fn update_since(&self, after: u64, mode: Mode) -> Result<Bytes, EncodeError> {
-        if let Some(ready) = self.update_ready(after, mode) {
-            return Ok(ready);
+        if let Some(delta) = self.prepared_delta(after, mode) {
+            return Ok(delta);
         }
         let tiles = self.tiles_after(after);
         if self.needs_everything(after) {
@@ -276,6 +266,14 @@ impl Frame {
                 .clone();
         }
         self.assemble(after, mode, &tiles)
+    }
+
+    /// The delta the capture thread prepared, for a viewer exactly one frame behind.
+    fn prepared_delta(&self, after: u64, mode: Mode) -> Option<Bytes> {
+        if after.checked_add(1) != Some(self.seq) || self.needs_everything(after) {
+            return None;
+        }
+        self.deltas[mode.index()].get().cloned()
     }
 
     fn tiles_after(&self, after: u64) -> Vec<&Arc<Tile>> {
