@@ -418,6 +418,7 @@ async function init() {
   try {
     saved = (await invoke("load_settings")) || {};
     applySettings(saved);
+    if (saved.notice) showError(saved.notice);
   } catch (err) {
     showError("Couldn't load your last settings: " + message(err));
   }

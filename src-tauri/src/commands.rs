@@ -29,9 +29,20 @@ pub async fn monitor_thumbnail(index: usize) -> Result<String, CommandError> {
     Ok(jpeg_data_url(&jpeg))
 }
 
+/// The settings to start from, and why they are the defaults when the saved ones were unusable.
+#[derive(Debug, serde::Serialize)]
+pub struct StartingSettings {
+    #[serde(flatten)]
+    settings: Settings,
+    notice: Option<String>,
+}
+
 #[tauri::command]
-pub fn load_settings(presenter: State<'_, Presenter>) -> Settings {
-    presenter.settings()
+pub fn load_settings(presenter: State<'_, Presenter>) -> StartingSettings {
+    StartingSettings {
+        settings: presenter.settings(),
+        notice: presenter.load_notice().map(str::to_owned),
+    }
 }
 
 #[tauri::command]

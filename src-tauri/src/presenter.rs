@@ -17,16 +17,18 @@ use crate::store::SettingsStore;
 /// Where the app listens: every interface on the usual port, unless `SCREENSHARE_BIND` says
 /// otherwise (tests bind 127.0.0.1:0).
 pub fn bind_address() -> SocketAddr {
-    std::env::var("SCREENSHARE_BIND")
-        .ok()
-        .and_then(|bind| match bind.parse() {
-            Ok(address) => Some(address),
-            Err(_) => {
-                tracing::warn!(%bind, "SCREENSHARE_BIND is not an address:port; using the default");
-                None
-            }
-        })
-        .unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, DEFAULT_PORT)))
+    bind_address_from(std::env::var("SCREENSHARE_BIND").ok())
+}
+
+fn bind_address_from(bind: Option<String>) -> SocketAddr {
+    bind.and_then(|bind| match bind.parse() {
+        Ok(address) => Some(address),
+        Err(_) => {
+            tracing::warn!(%bind, "SCREENSHARE_BIND is not an address:port; using the default");
+            None
+        }
+    })
+    .unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, DEFAULT_PORT)))
 }
 
 /// What the window shows once sharing starts.
@@ -43,16 +45,25 @@ pub struct Presenter {
     settings: Mutex<Settings>,
     store: SettingsStore,
     bind: SocketAddr,
+    /// What the presenter should be told about the saved settings, once.
+    load_notice: Option<String>,
 }
 
 impl Presenter {
     pub fn new(store: SettingsStore, bind: SocketAddr) -> Self {
+        let loaded = store.load();
         Self {
             share: tokio::sync::Mutex::new(None),
-            settings: Mutex::new(store.load()),
+            settings: Mutex::new(loaded.settings),
             store,
             bind,
+            load_notice: loaded.notice,
         }
+    }
+
+    /// Why the saved settings were not used, if they were not.
+    pub fn load_notice(&self) -> Option<&str> {
+        self.load_notice.as_deref()
     }
 
     pub fn settings(&self) -> Settings {
@@ -72,6 +83,7 @@ impl Presenter {
             settings: settings.clone(),
             bind: self.bind,
             open: false,
+            ..ShareOptions::default()
         };
         let share = match Share::start(options.clone()).await {
             // The usual port is taken (another share?): any free port does, the URL says which.
@@ -209,8 +221,12 @@ mod tests {
 
     #[test]
     fn bind_defaults_to_every_interface_on_5000() {
-        if std::env::var_os("SCREENSHARE_BIND").is_none() {
-            assert_eq!(bind_address(), SocketAddr::from(([0, 0, 0, 0], 5000)));
-        }
+        let default = SocketAddr::from(([0, 0, 0, 0], 5000));
+        assert_eq!(bind_address_from(None), default);
+        assert_eq!(bind_address_from(Some("nonsense".to_owned())), default);
+        assert_eq!(
+            bind_address_from(Some("127.0.0.1:0".to_owned())),
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        );
     }
 }

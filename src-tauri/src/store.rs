@@ -1,6 +1,6 @@
 //! The presenter's settings, kept between launches as JSON in the platform's config folder.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use screenshare_core::Settings;
 
@@ -19,32 +19,47 @@ impl SettingsStore {
         Self { path: None }
     }
 
-    /// The saved settings, or the defaults when there are none or they no longer validate.
-    pub fn load(&self) -> Settings {
+    /// The saved settings, or the defaults when there are none. A file that cannot be used (not
+    /// JSON, out of range, absurdly large, not a file) is moved aside, never overwritten, and the
+    /// notice says where it went.
+    pub fn load(&self) -> Loaded {
         let Some(path) = &self.path else {
-            return Settings::default();
+            return Loaded::defaults(None);
         };
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Settings::default();
-            }
-            Err(error) => {
-                tracing::warn!(%error, path = %path.display(), "cannot read saved settings");
-                return Settings::default();
-            }
-        };
-        match serde_json::from_str::<Settings>(&text) {
-            Ok(settings) if settings.validate().is_ok() => Settings {
-                // A share always starts unpaused.
-                paused: false,
-                ..settings
+        let problem = match read_small(path) {
+            Ok(None) => return Loaded::defaults(None),
+            Ok(Some(text)) => match serde_json::from_str::<Settings>(&text) {
+                Ok(settings) => match settings.validate() {
+                    Ok(()) => {
+                        return Loaded {
+                            // A share always starts unpaused.
+                            settings: Settings {
+                                paused: false,
+                                ..settings
+                            },
+                            notice: None,
+                        };
+                    }
+                    Err(error) => error.to_string(),
+                },
+                Err(error) => format!("not valid settings ({error})"),
             },
-            Ok(_) | Err(_) => {
-                tracing::warn!(path = %path.display(), "saved settings are invalid; using defaults");
-                Settings::default()
-            }
-        }
+            Err(error) => error.to_string(),
+        };
+        tracing::warn!(path = %path.display(), %problem, "saved settings unusable; using defaults");
+        let kept = path.with_extension(format!("json.unusable-{}", unix_seconds()));
+        let notice = match std::fs::rename(path, &kept) {
+            Ok(()) => format!(
+                "Your saved settings could not be used ({problem}), so the defaults are in use. \
+                 The old file is kept as {}.",
+                kept.display()
+            ),
+            Err(error) => format!(
+                "Your saved settings could not be used ({problem}) nor moved aside ({error}); \
+                 the defaults are in use and changes will not be remembered."
+            ),
+        };
+        Loaded::defaults(Some(notice))
     }
 
     /// Saves `settings`; a failure is logged, never fatal (sharing matters more than remembering).
@@ -52,20 +67,73 @@ impl SettingsStore {
         let Some(path) = &self.path else {
             return;
         };
-        let write = || -> std::io::Result<()> {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let json = serde_json::to_string_pretty(settings).map_err(std::io::Error::other)?;
-            // Write then rename, so a crash never leaves half a file.
-            let partial = path.with_extension("json.partial");
-            std::fs::write(&partial, json)?;
-            std::fs::rename(&partial, path)
-        };
-        if let Err(error) = write() {
+        if let Err(error) = write_atomically(path, settings) {
             tracing::warn!(%error, path = %path.display(), "cannot save settings");
         }
     }
+}
+
+/// What [`SettingsStore::load`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    pub settings: Settings,
+    /// Something the presenter should be told (the saved file was unusable).
+    pub notice: Option<String>,
+}
+
+impl Loaded {
+    fn defaults(notice: Option<String>) -> Self {
+        Self {
+            settings: Settings::default(),
+            notice,
+        }
+    }
+}
+
+/// Settings are a few hundred bytes: a file much larger is not ours to read into memory.
+const MAX_SETTINGS_BYTES: u64 = 64 * 1024;
+
+/// The file's text; `None` when there is no file.
+fn read_small(path: &Path) -> std::io::Result<Option<String>> {
+    let metadata = match std::fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    if !metadata.is_file() {
+        return Err(std::io::Error::other("it is not a file"));
+    }
+    if metadata.len() > MAX_SETTINGS_BYTES {
+        return Err(std::io::Error::other(format!(
+            "it is {} bytes, far too large",
+            metadata.len()
+        )));
+    }
+    std::fs::read_to_string(path).map(Some)
+}
+
+/// Write, flush to disk, rename over the old file, flush the folder: after a crash or power cut
+/// the file is either the old settings or the new ones, never half of either.
+fn write_atomically(path: &Path, settings: &Settings) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let json = serde_json::to_vec_pretty(settings).map_err(std::io::Error::other)?;
+    let partial = path.with_extension("json.partial");
+    let mut file = std::fs::File::create(&partial)?;
+    file.write_all(&json)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&partial, path)?;
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
 }
 
 #[cfg(test)]
@@ -88,23 +156,73 @@ mod tests {
             ..Settings::default()
         };
         store.save(&settings);
-        assert_eq!(store.load(), settings);
+        assert_eq!(
+            store.load(),
+            Loaded {
+                settings,
+                notice: None
+            }
+        );
+        assert!(
+            !temp_path("round-trip")
+                .with_extension("json.partial")
+                .exists(),
+            "nothing half-written is left behind"
+        );
     }
 
     #[test]
-    fn missing_or_broken_file_gives_defaults() {
-        let path = temp_path("broken");
-        let store = SettingsStore::new(path.clone());
-        assert_eq!(store.load(), Settings::default());
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
-        std::fs::write(&path, r#"{"fps": 0}"#).expect("write");
-        assert_eq!(
-            store.load(),
-            Settings::default(),
-            "out-of-range values are not trusted"
-        );
-        std::fs::write(&path, "not json").expect("write");
-        assert_eq!(store.load(), Settings::default());
+    fn no_file_gives_defaults_quietly() {
+        let store = SettingsStore::new(temp_path("missing"));
+        assert_eq!(store.load(), Loaded::defaults(None));
+    }
+
+    #[test]
+    fn an_unusable_file_is_kept_aside_and_the_presenter_told() {
+        type MakeFile = dyn Fn(&Path);
+        let cases: [(&str, &MakeFile); 5] = [
+            ("empty", &|path| std::fs::write(path, "").expect("write")),
+            ("truncated", &|path| {
+                std::fs::write(path, r#"{"fps": 12, "qual"#).expect("write")
+            }),
+            ("out-of-range", &|path| {
+                std::fs::write(path, r#"{"fps": 0}"#).expect("write")
+            }),
+            ("huge", &|path| {
+                let file = std::fs::File::create(path).expect("create");
+                file.set_len(100 * 1024 * 1024)
+                    .expect("a sparse 100 MB file");
+            }),
+            ("directory", &|path| {
+                std::fs::create_dir_all(path).expect("dir")
+            }),
+        ];
+        for (name, make) in cases {
+            let path = temp_path(name);
+            let dir = path.parent().expect("parent").to_owned();
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("dir");
+            make(&path);
+            let store = SettingsStore::new(path.clone());
+            let loaded = store.load();
+            assert_eq!(loaded.settings, Settings::default(), "{name}");
+            let notice = loaded.notice.unwrap_or_default();
+            assert!(notice.contains("kept as"), "{name}: {notice}");
+            let kept: Vec<_> = std::fs::read_dir(&dir)
+                .expect("list")
+                .filter_map(Result::ok)
+                .filter(|entry| entry.file_name().to_string_lossy().contains("unusable"))
+                .collect();
+            assert_eq!(kept.len(), 1, "{name}: the old file is kept");
+            // The next save works and the next start is quiet again.
+            store.save(&Settings {
+                fps: 7,
+                ..Settings::default()
+            });
+            let again = store.load();
+            assert_eq!((again.settings.fps, again.notice), (7, None), "{name}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 
     #[test]
@@ -114,6 +232,6 @@ mod tests {
             paused: true,
             ..Settings::default()
         });
-        assert!(!store.load().paused);
+        assert!(!store.load().settings.paused);
     }
 }

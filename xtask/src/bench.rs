@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use crate::peer::{self, BrowserRun};
+use crate::siege;
 use crate::viewers::{self, Path, Received};
 use crate::workload::{Scene, Stage};
 use crate::{cargo, cargo_command, packages, workspace_root};
@@ -28,7 +29,7 @@ const MEASURED: Duration = Duration::from_secs(8);
 const SHARE_FPS: u32 = 30;
 
 pub fn bench(args: &[String]) -> anyhow::Result<()> {
-    // `--only NAME[,NAME]` (pipeline, scenes, browsers, wrk) measures part of it and prints the
+    // `--only NAME[,NAME]` (pipeline, scenes, browsers, wrk, siege) measures part of it and prints the
     // report without writing docs/BENCHMARKS.md.
     let only: Option<Vec<String>> = args
         .iter()
@@ -78,7 +79,17 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
         loads = Some((serve_under_load(&stage, 1)?, serve_under_load(&stage, 10)?));
     }
 
+    let siege = wanted("siege").then(|| {
+        eprintln!("xtask: measuring viewers under a siege of idle and slow connections…");
+        Stage::start(Scene::Typing)
+            .and_then(|stage| siege::siege(&stage))
+            .map_err(|error| format!("{error:#}"))
+    });
+
     let mut report = report(&pipeline, &scenes, browsers.as_ref(), loads.as_ref());
+    if let Some(siege) = &siege {
+        report.push_str(&siege::section(siege));
+    }
     if only.is_none() {
         report.push_str(&targets(&pipeline, &scenes, browsers.as_ref()));
     }
@@ -151,39 +162,9 @@ struct Run {
 
 fn share_to_viewers(stage: &Stage, path: Path, count: u32) -> anyhow::Result<Run> {
     let server = start_server(stage)?;
-    let address = server
-        .viewer
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .context("viewer URL host")?
-        .to_owned();
-    let prefix = format!(
-        "/{}",
-        server
-            .viewer
-            .trim_start_matches("http://")
-            .split_once('/')
-            .map_or("", |(_, path)| path)
-    );
     let from = Instant::now() + WARM_UP;
     let end = from + MEASURED;
-    let threads: Vec<_> = (0..count)
-        .map(|index| {
-            let (address, prefix) = (address.clone(), prefix.clone());
-            std::thread::spawn(move || {
-                viewers::watch(
-                    &address,
-                    &prefix,
-                    path,
-                    &format!("bench-{index}"),
-                    SHARE_FPS,
-                    from,
-                    end,
-                )
-            })
-        })
-        .collect();
+    let threads = server.viewers(path, count, "bench", SHARE_FPS, from, end)?;
     std::thread::sleep(from.saturating_duration_since(Instant::now()));
     let cpu_before = cpu_seconds(server.child.0.id())?;
     let started = Instant::now();
@@ -195,9 +176,7 @@ fn share_to_viewers(stage: &Stage, path: Path, count: u32) -> anyhow::Result<Run
         let received = thread
             .join()
             .map_err(|_| anyhow::anyhow!("viewer thread panicked"))?;
-        total.updates += received.updates;
-        total.bytes += received.bytes;
-        total.errors += received.errors;
+        total.add(received);
     }
     let status = fetch_status(&server.status)?;
     let seconds = MEASURED.as_secs_f64();
@@ -256,11 +235,55 @@ pub(crate) struct Server {
     pub status: String,
 }
 
+impl Server {
+    /// `host:port` of the viewer URL.
+    pub fn authority(&self) -> anyhow::Result<String> {
+        self.viewer
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .map(str::to_owned)
+            .context("viewer URL host")
+    }
+
+    /// `count` paced viewers (`{tag}-{n}`) on their own threads, counting what arrives between
+    /// `from` and `end`.
+    pub fn viewers(
+        &self,
+        path: Path,
+        count: u32,
+        tag: &str,
+        fps: u32,
+        from: Instant,
+        end: Instant,
+    ) -> anyhow::Result<Vec<std::thread::JoinHandle<Received>>> {
+        let authority = self.authority()?;
+        let prefix = format!(
+            "/{}",
+            self.viewer
+                .trim_start_matches("http://")
+                .split_once('/')
+                .map_or("", |(_, path)| path)
+        );
+        Ok((0..count)
+            .map(|index| {
+                let (authority, prefix, id) =
+                    (authority.clone(), prefix.clone(), format!("{tag}-{index}"));
+                std::thread::spawn(move || {
+                    viewers::watch(&authority, &prefix, path, &id, fps, from, end)
+                })
+            })
+            .collect())
+    }
+}
+
 pub(crate) fn start_server(screen: &Stage) -> anyhow::Result<Server> {
     let binary = workspace_root().join("target/release/screenshare");
     let mut child = ChildGuard(
         Command::new(&binary)
             .args(["serve", "--bind", "127.0.0.1", "--port", "0", "--fps", "30"])
+            // Every bench viewer connects from 127.0.0.1, where real ones are separate machines.
+            .args(["--max-connections-per-address", "1000"])
             .env("DISPLAY", screen.display())
             .env_remove("WAYLAND_DISPLAY")
             .env("RUST_LOG", "warn")
@@ -417,7 +440,7 @@ fn fetch_status(url: &str) -> anyhow::Result<StatusFigures> {
 }
 
 /// The most memory the process ever held (VmHWM), in KiB.
-fn peak_memory_kb(pid: u32) -> anyhow::Result<f64> {
+pub(crate) fn peak_memory_kb(pid: u32) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()

@@ -12,6 +12,7 @@ mod bench;
 mod icons;
 mod packages;
 mod peer;
+mod siege;
 mod viewers;
 mod virtual_screen;
 mod workload;

@@ -27,11 +27,22 @@ impl Path {
 }
 
 /// What one viewer got inside the measured window.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Received {
     pub updates: u64,
     pub bytes: u64,
     pub errors: u64,
+    /// How long each counted update took to arrive after it was asked for, in ms.
+    pub answer_ms: Vec<f64>,
+}
+
+impl Received {
+    pub fn add(&mut self, other: Received) {
+        self.updates += other.updates;
+        self.bytes += other.bytes;
+        self.errors += other.errors;
+        self.answer_ms.extend(other.answer_ms);
+    }
 }
 
 /// A minimal HTTP/1.1 client on one kept-alive connection.
@@ -142,6 +153,9 @@ pub fn watch(
                 if counted {
                     received.updates += 1;
                     received.bytes += answer.wire_bytes;
+                    received
+                        .answer_ms
+                        .push(started.elapsed().as_secs_f64() * 1000.0);
                 }
             }
             Ok(answer) if answer.status == 204 => {

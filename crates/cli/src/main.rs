@@ -5,8 +5,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use screenshare_core::server::Limits;
 use screenshare_core::{
     DEFAULT_PORT, Error, MonitorChoice, Settings, Share, ShareOptions, sources,
 };
@@ -61,6 +63,65 @@ struct ServeArgs {
     /// Do not show the pointer to viewers (it can be turned back on with PATCH `show_pointer`)
     #[arg(long)]
     no_pointer: bool,
+    /// Viewers admitted at once; one more is told the share is full
+    #[arg(long, default_value_t = Settings::default().max_viewers)]
+    max_viewers: u32,
+    /// A host name viewers may use to reach this machine, besides its addresses and own name
+    /// (repeat for several); requests naming any other host get 421
+    #[arg(long, value_name = "NAME")]
+    allow_host: Vec<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// The server's timeouts and caps; the defaults suit a room full of viewers.
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Connection limits")]
+struct LimitArgs {
+    /// Seconds a client has to send a request's headers (also how long an idle connection stays)
+    #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().header_timeout.as_secs_f64())]
+    header_timeout: f64,
+    /// Seconds a response may wait for a client that stopped reading before it is dropped
+    #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().write_stall_timeout.as_secs_f64())]
+    write_stall_timeout: f64,
+    /// Open connections in all
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Open connections from one address
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections_per_address)]
+    max_connections_per_address: usize,
+    /// Requests answered at once; more get 503 and are asked to retry
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_requests_in_flight)]
+    max_requests: usize,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> anyhow::Result<Limits> {
+        let seconds = |value: f64, flag: &str| {
+            Duration::try_from_secs_f64(value)
+                .ok()
+                .filter(|duration| !duration.is_zero())
+                .ok_or_else(|| anyhow::anyhow!("--{flag} must be a positive number of seconds"))
+        };
+        let at_least_one = |value: usize, flag: &str| {
+            if value == 0 {
+                Err(anyhow::anyhow!("--{flag} must be at least 1"))
+            } else {
+                Ok(value)
+            }
+        };
+        Ok(Limits {
+            header_timeout: seconds(self.header_timeout, "header-timeout")?,
+            write_stall_timeout: seconds(self.write_stall_timeout, "write-stall-timeout")?,
+            max_connections: at_least_one(self.max_connections, "max-connections")?,
+            max_connections_per_address: at_least_one(
+                self.max_connections_per_address,
+                "max-connections-per-address",
+            )?,
+            max_requests_in_flight: at_least_one(self.max_requests, "max-requests")?,
+            ..Limits::default()
+        })
+    }
 }
 
 fn main() -> ExitCode {
@@ -127,9 +188,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_width: args.max_width,
             paused: false,
             show_pointer: !args.no_pointer,
+            max_viewers: args.max_viewers,
         },
         bind: SocketAddr::new(args.bind, args.port),
         open: args.open,
+        allowed_hosts: args.allow_host,
+        limits: args.limits.limits()?,
     };
     let share = Share::start(options).await?;
     if args.open {

@@ -238,13 +238,7 @@ async fn each_viewer_picks_its_own_view() -> anyhow::Result<()> {
 async fn page_survives_a_network_drop() -> anyhow::Result<()> {
     let xvfb = screen("#e08020");
     let served = Served::start(BIN, &xvfb, &["--fps", "15"])?;
-    let server = served
-        .viewer_url()
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .parse()?;
+    let server = served.address()?;
     let mut relay = Relay::start(server).await?;
     let through_relay = served
         .viewer_url()
@@ -442,5 +436,118 @@ async fn the_pointer_shows_on_the_page_and_in_screen_png_until_turned_off() -> a
         .bytes()
         .await?;
     assert!(!lit_near(&png)?, "screen.png without the pointer");
+    browser.close().await
+}
+
+/// The colour at the centre of the page's screen canvas, read in the page (fast enough to poll).
+async fn canvas_centre(browser: &Browser) -> Option<[u8; 3]> {
+    let value = browser
+        .client()
+        .execute(
+            "const c = document.getElementById('screen'); \
+             const d = c.getContext('2d').getImageData(c.width >> 1, c.height >> 1, 1, 1).data; \
+             return [d[0], d[1], d[2]];",
+            vec![],
+        )
+        .await
+        .ok()?;
+    let channels: Vec<u8> = value
+        .as_array()?
+        .iter()
+        .filter_map(|channel| channel.as_u64().and_then(|c| u8::try_from(c).ok()))
+        .collect();
+    channels.try_into().ok()
+}
+
+#[tokio::test]
+async fn a_viewer_stays_live_under_a_thousand_idle_and_a_hundred_slow_connections()
+-> anyhow::Result<()> {
+    use screenshare_testkit::raw::{connect_from, open_files, raise_open_file_limit, resident_kib};
+    use std::io::Write;
+    raise_open_file_limit();
+    let xvfb = screen("#204060");
+    let served = Served::start(BIN, &xvfb, &["--fps", "15"])?;
+    let server = served.address()?;
+    let browser = Browser::start().await?;
+    browser.client().goto(served.viewer_url()).await?;
+    eventually(PATIENCE, "the first frame on the page", || async {
+        (canvas_centre(&browser).await == Some(rgb("#204060").ok()?)).then_some(())
+    })
+    .await?;
+    let files_before = open_files(served.pid())?;
+    let memory_before = resident_kib(served.pid())?;
+
+    // 1,000 idle connections from 20 addresses and 100 slow ones from two more, each address
+    // under its cap of 64, so every one of them is really held by the server.
+    let mut idle = Vec::new();
+    for n in 0..1_000u32 {
+        let source = std::net::IpAddr::from([127, 0, 2, (n / 50 + 1) as u8]);
+        idle.push(connect_from(source, server)?);
+    }
+    let stop_trickling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut slow = Vec::new();
+    for n in 0..100u32 {
+        let source = std::net::IpAddr::from([127, 0, 3, (n / 50 + 1) as u8]);
+        slow.push(connect_from(source, server)?);
+    }
+    let trickler = std::thread::spawn({
+        let stop = stop_trickling.clone();
+        move || {
+            // A header byte every 5 s, for as long as the server keeps each socket.
+            let request = b"GET / HTTP/1.1\r\nHost: x\r\n";
+            let mut sent = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && sent < request.len() {
+                for socket in &mut slow {
+                    let _ = socket.write_all(&request[sent..=sent]);
+                }
+                sent += 1;
+                for _ in 0..50 {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            slow
+        }
+    });
+    eventually(
+        PATIENCE,
+        "the server to hold all 1,100 connections",
+        || async { (open_files(served.pid()).ok()? >= files_before + 1_100).then_some(()) },
+    )
+    .await?;
+
+    // Under siege, a change on the screen still reaches the real viewer within 2 s.
+    xvfb.paint("#e0a040")?;
+    let want = rgb("#e0a040")?;
+    eventually(
+        Duration::from_secs(2),
+        "a fresh frame under siege",
+        || async { (canvas_centre(&browser).await == Some(want)).then_some(()) },
+    )
+    .await?;
+
+    // The header timeout (10 s) closes every one of them; the server's files and memory return.
+    eventually(
+        Duration::from_secs(30),
+        "the idle and slow connections closed",
+        || async { (open_files(served.pid()).ok()? <= files_before + 5).then_some(()) },
+    )
+    .await?;
+    stop_trickling.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(trickler.join());
+    drop(idle);
+    let memory_after = resident_kib(served.pid())?;
+    assert!(
+        memory_after <= memory_before + 16 * 1024,
+        "memory {memory_before} KiB before the siege, {memory_after} KiB after"
+    );
+    xvfb.paint("#40e0a0")?;
+    let want = rgb("#40e0a0")?;
+    eventually(PATIENCE, "frames after the siege", || async {
+        (canvas_centre(&browser).await == Some(want)).then_some(())
+    })
+    .await?;
     browser.close().await
 }

@@ -150,11 +150,15 @@ async fn ten_viewers_cost_one_encode_per_frame() {
     // until they reach `last`.
     let last = Arc::new(AtomicU64::new(u64::MAX));
     let mut viewers = tokio::task::JoinSet::new();
-    for viewer in 0..10 {
+    for viewer in 0..10u8 {
         let url = served.viewer("screen.jpg");
         let last = last.clone();
         viewers.spawn(async move {
-            let client = reqwest::Client::new();
+            // Ten machines: 127.0.0.10 to .19 (one address counts only a few page ids).
+            let client = reqwest::Client::builder()
+                .local_address(std::net::IpAddr::from([127, 0, 0, 10 + viewer]))
+                .build()
+                .expect("client");
             let mut seen = vec![first];
             while seen
                 .last()

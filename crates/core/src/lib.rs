@@ -23,4 +23,4 @@ pub use error::Error;
 pub use frame::{Frame, Mode};
 pub use settings::{MonitorChoice, Settings, SettingsError, SettingsPatch};
 pub use share::{DEFAULT_PORT, Share, ShareOptions, sources};
-pub use state::{Phase, Status};
+pub use state::{Phase, Status, ViewerStatus};

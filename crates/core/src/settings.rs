@@ -13,6 +13,8 @@ pub const FPS_RANGE: RangeInclusive<u32> = 1..=60;
 pub const QUALITY_RANGE: RangeInclusive<u32> = 10..=100;
 /// Widths the frame may be scaled down to; narrower than this is a thumbnail, not a share.
 pub const MAX_WIDTH_RANGE: RangeInclusive<u32> = 160..=16_384;
+/// Viewers a share may admit at once.
+pub const MAX_VIEWERS_RANGE: RangeInclusive<u32> = 1..=1_000;
 
 /// The share's settings, carried to the capture loop in a watch channel.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +32,8 @@ pub struct Settings {
     pub paused: bool,
     /// Show the presenter's pointer to viewers.
     pub show_pointer: bool,
+    /// Viewers admitted at once; one more is told the share is full.
+    pub max_viewers: u32,
 }
 
 impl Default for Settings {
@@ -41,6 +45,7 @@ impl Default for Settings {
             max_width: None,
             paused: false,
             show_pointer: true,
+            max_viewers: 50,
         }
     }
 }
@@ -58,6 +63,9 @@ impl Settings {
             && !MAX_WIDTH_RANGE.contains(&width)
         {
             return Err(SettingsError::MaxWidth(width));
+        }
+        if !MAX_VIEWERS_RANGE.contains(&self.max_viewers) {
+            return Err(SettingsError::MaxViewers(self.max_viewers));
         }
         if let Some(MonitorChoice::Name(name)) = &self.monitor
             && name.trim().is_empty()
@@ -87,6 +95,9 @@ impl Settings {
         }
         if let Some(show_pointer) = patch.show_pointer {
             next.show_pointer = show_pointer;
+        }
+        if let Some(max_viewers) = patch.max_viewers {
+            next.max_viewers = max_viewers;
         }
         next.validate()?;
         Ok(next)
@@ -123,6 +134,8 @@ pub struct SettingsPatch {
     pub paused: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub show_pointer: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_viewers: Option<u32>,
 }
 
 impl SettingsPatch {
@@ -182,6 +195,12 @@ pub enum SettingsError {
         max = MAX_WIDTH_RANGE.end()
     )]
     MaxWidth(u32),
+    #[error(
+        "viewer limit must be from {min} to {max}, not {0}",
+        min = MAX_VIEWERS_RANGE.start(),
+        max = MAX_VIEWERS_RANGE.end()
+    )]
+    MaxViewers(u32),
     #[error("monitor name must not be empty")]
     EmptyMonitorName,
 }

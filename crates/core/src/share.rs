@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::capture::{CaptureContext, MonitorInfo, Screens, spawn_capture_thread, system_screens};
 use crate::demand::WatchGuard;
 use crate::frame::Frame;
-use crate::server::{self, Access, AppState};
+use crate::server::{self, Access, AppState, Limits};
 use crate::settings::{Settings, SettingsPatch};
 use crate::state::{Phase, ShareState, Status};
 use crate::viewers::ViewerInfo;
@@ -21,7 +21,9 @@ use crate::{Error, net};
 /// The port a share listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 5000;
 /// How long stopping waits for viewers' connections to finish.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How long stopping waits for the capture thread's current grab.
+const CAPTURE_STOP_WAIT: Duration = Duration::from_millis(500);
 /// How often the share logs its figures while someone watches.
 const STATS_EVERY: Duration = Duration::from_secs(10);
 
@@ -33,6 +35,11 @@ pub struct ShareOptions {
     pub bind: SocketAddr,
     /// Serve viewers at the root too, without the token.
     pub open: bool,
+    /// Host names viewers may use besides this machine's addresses and name (a DNS name the
+    /// presenter set up); any other `Host` gets 421.
+    pub allowed_hosts: Vec<String>,
+    /// The server's timeouts and caps.
+    pub limits: Limits,
 }
 
 impl Default for ShareOptions {
@@ -41,6 +48,8 @@ impl Default for ShareOptions {
             settings: Settings::default(),
             bind: SocketAddr::from((Ipv4Addr::UNSPECIFIED, DEFAULT_PORT)),
             open: false,
+            allowed_hosts: Vec::new(),
+            limits: Limits::default(),
         }
     }
 }
@@ -53,7 +62,7 @@ pub struct Share {
     local_addr: SocketAddr,
     viewer_urls: Vec<String>,
     control_url: String,
-    server: Option<JoinHandle<std::io::Result<()>>>,
+    server: Option<JoinHandle<()>>,
     capture: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -123,21 +132,27 @@ impl Share {
         state
             .capture
             .send_modify(|status| status.monitor = Some(monitor));
-        let app = AppState::new(state.clone(), access, epoch);
+        let app = AppState::new(
+            state.clone(),
+            access,
+            epoch,
+            options.limits,
+            &options.allowed_hosts,
+        );
+        server::raise_open_file_limit();
         let capture = spawn_capture_thread(CaptureContext {
             state: state.clone(),
         })
         .map_err(|error| Error::Internal(format!("cannot start the capture thread: {error}")))?;
         let router = server::router(app.clone());
         let shutdown = state.cancel.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-        });
+        let server = tokio::spawn(server::serve(
+            listener,
+            router,
+            options.limits,
+            shutdown,
+            SHUTDOWN_GRACE,
+        ));
         tokio::spawn(log_stats(state.clone()));
         tracing::info!(%local_addr, open = options.open, "sharing");
         Ok(Self {
@@ -205,24 +220,26 @@ impl Share {
     /// Stops capture and the server, waiting for both.
     pub async fn stop(mut self) -> Result<(), Error> {
         self.signal_stop();
-        if let Some(mut server) = self.server.take() {
-            // Graceful shutdown waits for open connections; a viewer that stopped reading
-            // mid-frame (a phone gone to sleep) must not hold the presenter hostage.
-            match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
-                Ok(joined) => joined
-                    .map_err(|error| Error::Internal(error.to_string()))?
-                    .map_err(|error| Error::Internal(format!("server failed: {error}")))?,
-                Err(_) => {
-                    tracing::warn!("connections still open after the grace period; closing them");
-                    server.abort();
-                }
-            }
+        if let Some(server) = self.server.take() {
+            // The server gives open requests the grace period, then closes what is left.
+            server
+                .await
+                .map_err(|error| Error::Internal(error.to_string()))?;
         }
         if let Some(capture) = self.capture.take() {
-            tokio::task::spawn_blocking(move || capture.join())
-                .await
-                .map_err(|error| Error::Internal(error.to_string()))?
-                .map_err(|_| Error::Internal("the capture thread panicked".to_owned()))?;
+            // A grab blocked on a hung X server never returns: stopping must not wait for it.
+            // The thread ends on its own if the server wakes, or with the process.
+            let deadline = tokio::time::Instant::now() + CAPTURE_STOP_WAIT;
+            while !capture.is_finished() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if capture.is_finished() {
+                capture
+                    .join()
+                    .map_err(|_| Error::Internal("the capture thread panicked".to_owned()))?;
+            } else {
+                tracing::warn!("capture is stuck (is the display server hung?); leaving it behind");
+            }
         }
         tracing::info!("share stopped");
         Ok(())

@@ -88,6 +88,17 @@ pub struct Status {
     pub jpeg_bytes: Option<usize>,
 }
 
+/// What a viewer's page needs to know, and nothing more: monitor names, capture errors and
+/// figures stay behind the control secret.
+#[derive(Clone, Debug, Serialize)]
+pub struct ViewerStatus {
+    pub state: Phase,
+    pub paused: bool,
+    pub source_lost: bool,
+    /// The share's frame rate, which caps the page's own.
+    pub fps: u32,
+}
+
 /// The share's shared state. Handlers and the `Share` handle hold it in an `Arc`.
 pub struct ShareState {
     pub(crate) settings: watch::Sender<Settings>,
@@ -158,50 +169,65 @@ impl ShareState {
     /// was idle.
     pub async fn frame_for_viewer(&self, after: Option<u64>) -> Option<Arc<Frame>> {
         let _watching = self.demand.watch();
+        if let Some(after) = after {
+            return self.frame_other_than(after).await;
+        }
         let mut frames = self.frames.subscribe();
         let mut capture = self.capture.subscribe();
         let (entry_phase, entry_grabs) = {
             let status = capture.borrow_and_update();
             (status.phase, status.grabs)
         };
-        let wait = if after.is_some() {
-            LONG_POLL
-        } else {
-            FIRST_FRAME_WAIT
-        };
-        let deadline = Instant::now() + wait;
+        let deadline = Instant::now() + FIRST_FRAME_WAIT;
         loop {
             let latest = frames.borrow_and_update().clone();
             let (grabbed_since, now_phase) = {
                 let status = capture.borrow_and_update();
                 (status.grabs > entry_grabs, status.phase)
             };
-            if let Some(frame) = &latest {
-                let ready = match after {
-                    // Any other number: newer, or a restarted share counting from 1 again.
-                    Some(after) => frame.seq() != after,
-                    // Live, paused or lost: the latest frame is what there is to see.
-                    None => {
-                        grabbed_since
-                            || matches!(
-                                entry_phase,
-                                Phase::Live | Phase::Paused | Phase::SourceLost
-                            )
-                            || matches!(now_phase, Phase::Paused | Phase::SourceLost)
-                    }
-                };
-                if ready {
-                    return latest;
-                }
+            // Live, paused or lost: the latest frame is what there is to see.
+            let ready = grabbed_since
+                || matches!(entry_phase, Phase::Live | Phase::Paused | Phase::SourceLost)
+                || matches!(now_phase, Phase::Paused | Phase::SourceLost);
+            if latest.is_some() && ready {
+                return latest;
             }
             tokio::select! {
                 changed = frames.changed() => if changed.is_err() { return None },
                 changed = capture.changed() => if changed.is_err() { return None },
-                () = tokio::time::sleep_until(deadline) => {
-                    return if after.is_some() { None } else { latest };
-                }
+                () = tokio::time::sleep_until(deadline) => return latest,
                 () = self.cancel.cancelled() => return None,
             }
+        }
+    }
+
+    /// The first frame numbered other than `after` (newer, or a restarted share counting from 1
+    /// again), or `None` when none comes within [`LONG_POLL`]. Only a new frame wakes the wait:
+    /// a grab that found nothing changed costs a waiting viewer nothing.
+    async fn frame_other_than(&self, after: u64) -> Option<Arc<Frame>> {
+        let mut frames = self.frames.subscribe();
+        let deadline = Instant::now() + LONG_POLL;
+        loop {
+            let latest = frames.borrow_and_update().clone();
+            if latest.as_ref().is_some_and(|frame| frame.seq() != after) {
+                return latest;
+            }
+            tokio::select! {
+                changed = frames.changed() => if changed.is_err() { return None },
+                () = tokio::time::sleep_until(deadline) => return None,
+                () = self.cancel.cancelled() => return None,
+            }
+        }
+    }
+
+    pub fn viewer_status(&self) -> ViewerStatus {
+        let phase = self.capture.borrow().phase;
+        let settings = self.settings.borrow();
+        ViewerStatus {
+            state: phase,
+            paused: settings.paused,
+            source_lost: phase == Phase::SourceLost,
+            fps: settings.fps,
         }
     }
 

@@ -11,6 +11,14 @@ use serde::Serialize;
 
 /// A viewer that has asked for nothing for this long has left.
 pub const VIEWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Page ids one address may count as separate viewers (tabs, or a few people behind one NAT);
+/// past that its requests count as one viewer, so nobody can fill the list by inventing ids.
+pub const IDS_PER_ADDRESS: usize = 8;
+
+/// The share admits no more viewers ([`crate::Settings::max_viewers`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the share has as many viewers as it admits")]
+pub struct ShareFull;
 
 #[derive(Debug, Default)]
 pub struct Viewers {
@@ -40,11 +48,31 @@ pub struct ViewerInfo {
 }
 
 impl Viewers {
-    /// Records a request from viewer `key` until the returned visit is dropped.
-    pub fn visit(self: &Arc<Self>, key: String, address: Option<IpAddr>) -> Visit {
+    /// Records a request until the returned visit is dropped. `page_id` is the id a viewer's page
+    /// sends (one per tab), `None` for a plain client (counted by address). A new viewer past
+    /// `limit` is refused.
+    pub fn visit(
+        self: &Arc<Self>,
+        page_id: Option<&str>,
+        address: Option<IpAddr>,
+        limit: usize,
+    ) -> Result<Visit, ShareFull> {
         let now = Instant::now();
         let mut entries = self.lock();
         prune(&mut entries, now);
+        let mut key = viewer_key(page_id, address);
+        if !entries.contains_key(&key) && key.starts_with("id:") {
+            let ids_here = entries
+                .iter()
+                .filter(|(other, entry)| other.starts_with("id:") && entry.address == address)
+                .count();
+            if ids_here >= IDS_PER_ADDRESS {
+                key = viewer_key(None, address);
+            }
+        }
+        if !entries.contains_key(&key) && entries.len() >= limit {
+            return Err(ShareFull);
+        }
         let entry = entries.entry(key.clone()).or_insert_with(|| Entry {
             address,
             since: SystemTime::now(),
@@ -55,10 +83,10 @@ impl Viewers {
         });
         entry.in_flight += 1;
         entry.last_seen = now;
-        Visit {
+        Ok(Visit {
             viewers: self.clone(),
             key,
-        }
+        })
     }
 
     /// Viewers present now.
@@ -97,6 +125,20 @@ impl Viewers {
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A viewer is its page's id when it sends a sane one, else its address.
+fn viewer_key(page_id: Option<&str>, address: Option<IpAddr>) -> String {
+    match page_id {
+        Some(id)
+            if !id.is_empty()
+                && id.len() <= 64
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+        {
+            format!("id:{id}")
+        }
+        _ => address.map_or_else(|| "unknown".to_owned(), |ip| format!("ip:{ip}")),
     }
 }
 
@@ -143,9 +185,9 @@ mod tests {
     fn same_key_is_one_viewer() {
         let viewers = Arc::new(Viewers::default());
         let ip: IpAddr = [127, 0, 0, 1].into();
-        let first = viewers.visit("tab-a".into(), Some(ip));
-        let second = viewers.visit("tab-a".into(), Some(ip));
-        let other = viewers.visit("tab-b".into(), Some(ip));
+        let first = viewers.visit(Some("tab-a"), Some(ip), 50).expect("room");
+        let second = viewers.visit(Some("tab-a"), Some(ip), 50).expect("room");
+        let other = viewers.visit(Some("tab-b"), Some(ip), 50).expect("room");
         assert_eq!(viewers.count(), 2);
         first.served(100);
         second.served(50);
@@ -159,5 +201,43 @@ mod tests {
         assert_eq!(tab_a.frames, 2);
         assert_eq!(tab_a.address, "127.0.0.1");
         assert_eq!(viewers.bytes_served(), 150);
+    }
+
+    #[test]
+    fn viewer_key_prefers_a_sane_page_id() {
+        let ip = Some(IpAddr::from([10, 0, 0, 9]));
+        assert_eq!(viewer_key(Some("tab-42"), ip), "id:tab-42");
+        assert_eq!(viewer_key(Some("<script>"), ip), "ip:10.0.0.9");
+        assert_eq!(viewer_key(Some(&"a".repeat(65)), ip), "ip:10.0.0.9");
+        assert_eq!(viewer_key(None, ip), "ip:10.0.0.9");
+        assert_eq!(viewer_key(None, None), "unknown");
+    }
+
+    #[test]
+    fn invented_ids_cannot_fill_the_list() {
+        let viewers = Arc::new(Viewers::default());
+        let attacker: IpAddr = [10, 0, 0, 66].into();
+        let visits: Vec<Visit> = (0..10_000)
+            .map(|n| {
+                viewers
+                    .visit(Some(&format!("fake-{n}")), Some(attacker), 50)
+                    .expect("folded into the address's own entry, never refused")
+            })
+            .collect();
+        assert_eq!(viewers.count(), IDS_PER_ADDRESS + 1);
+        let others: Vec<Visit> = (1..=50 - IDS_PER_ADDRESS - 1)
+            .map(|n| {
+                let ip: IpAddr = [10, 0, 1, n as u8].into();
+                viewers
+                    .visit(None, Some(ip), 50)
+                    .expect("room for real viewers")
+            })
+            .collect();
+        assert_eq!(viewers.count(), 50);
+        let late: IpAddr = [10, 0, 2, 1].into();
+        assert_eq!(viewers.visit(None, Some(late), 50).err(), Some(ShareFull));
+        // Someone already in is never refused.
+        assert!(viewers.visit(Some("fake-0"), Some(attacker), 50).is_ok());
+        drop((visits, others));
     }
 }

@@ -62,6 +62,7 @@ async fn unknown_monitor_is_refused_at_start() {
         },
         bind: "127.0.0.1:0".parse().expect("address"),
         open: false,
+        ..ShareOptions::default()
     })
     .await
     .expect_err("there is no HDMI-9");
@@ -84,6 +85,7 @@ async fn share_serves_the_real_screen_over_a_socket() {
         },
         bind: "127.0.0.1:0".parse().expect("address"),
         open: false,
+        ..ShareOptions::default()
     })
     .await
     .expect("share starts");

@@ -1,19 +1,21 @@
 //! The routes through `tower::ServiceExt::oneshot`, with no socket, on a synthetic screen the test
 //! paints at will. (tests/capture.rs and the CLI's tests do the same against a real X server.)
 
+mod common;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode, header};
-use http_body_util::BodyExt;
 use screenshare_core::capture::synthetic::SyntheticScreens;
 use screenshare_core::frame::wire;
 use screenshare_core::pixels::Rect;
 use screenshare_core::{Settings, Share, ShareOptions};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 struct Fixture {
     share: Share,
@@ -31,6 +33,7 @@ async fn start(settings: Settings, open: bool) -> Fixture {
             settings,
             bind: "127.0.0.1:0".parse().expect("address"),
             open,
+            ..ShareOptions::default()
         },
         Arc::new(screens.clone()),
     )
@@ -46,8 +49,9 @@ async fn start(settings: Settings, open: bool) -> Fixture {
             .expect("a loopback viewer URL"),
     );
     let control = path(share.control_url()).replace("settings", "");
+    let router = common::as_from_this_machine(share.router(), share.local_addr());
     Fixture {
-        router: share.router(),
+        router,
         share,
         screens,
         viewer,
@@ -104,16 +108,7 @@ async fn send(
         None => request.body(Body::empty()),
     }
     .expect("request");
-    let response = router.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes()
-        .to_vec();
+    let (status, headers, body) = common::exchange(router, request).await;
     Reply {
         status,
         headers,
@@ -129,6 +124,18 @@ async fn patch_settings(fx: &Fixture, body: Value) -> Reply {
 
 async fn get(router: &Router, uri: &str) -> Reply {
     send(router, Method::GET, uri, &[], None).await
+}
+
+/// A GET from another machine at `peer`.
+async fn get_from(router: &Router, uri: &str, peer: SocketAddr) -> Reply {
+    let mut request = Request::get(uri).body(Body::empty()).expect("request");
+    request.extensions_mut().insert(ConnectInfo(peer));
+    let (status, headers, body) = common::exchange(router, request).await;
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn centre(png_or_jpeg: &[u8]) -> [u8; 3] {
@@ -148,11 +155,32 @@ async fn viewer_page_is_served_under_the_token() {
         page.header("content-security-policy")
             .contains("default-src 'none'")
     );
+    let csp = page.header("content-security-policy");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     let html = String::from_utf8_lossy(&page.body);
     assert!(
-        html.contains("`updates?after=${after}"),
-        "page fetches relative update URLs"
+        !html.contains("<style>") && !html.contains("<script>"),
+        "nothing inline"
     );
+    assert!(html.contains(r#"<script src="viewer.js">"#));
+    // Its script and style come from beside it, under the token.
+    let script = get(&fx.router, &format!("{}viewer.js", fx.viewer)).await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert!(script.header("content-type").starts_with("text/javascript"));
+    assert!(
+        String::from_utf8_lossy(&script.body).contains("`updates?after=${after}"),
+        "the page fetches relative update URLs"
+    );
+    let style = get(&fx.router, &format!("{}viewer.css", fx.viewer)).await;
+    assert!(style.header("content-type").starts_with("text/css"));
+    for reply in [&page, &script, &style] {
+        assert_eq!(reply.header("x-content-type-options"), "nosniff");
+        assert_eq!(reply.header("cross-origin-resource-policy"), "same-origin");
+        assert_eq!(reply.header("referrer-policy"), "no-referrer");
+    }
     // Without the trailing slash, relative URLs would lose the token: redirect.
     let bare = get(&fx.router, fx.viewer.trim_end_matches('/')).await;
     assert_eq!(bare.status, StatusCode::PERMANENT_REDIRECT);
@@ -164,7 +192,7 @@ async fn frame_is_the_screen_and_ignores_cache_busters() {
     let reply = get(&fx.router, &format!("{}screen.png?random=0.123", fx.viewer)).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header("content-type"), "image/png");
-    assert_eq!(reply.header("cache-control"), "no-cache, private");
+    assert_eq!(reply.header("cache-control"), "no-store");
     let image = image::load_from_memory(&reply.body).expect("PNG").to_rgb8();
     assert_eq!(image.dimensions(), (320, 200));
     assert_eq!(image.get_pixel(5, 5).0, [200, 40, 40], "PNG is lossless");
@@ -218,6 +246,51 @@ async fn control_needs_its_own_secret() {
     let reply = get(&fx.router, &format!("{}settings", fx.control)).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.json()["fps"], 10);
+}
+
+#[tokio::test]
+async fn control_answers_this_machine_only() {
+    let fx = start(Settings::default(), false).await;
+    let from_the_lan = SocketAddr::from(([192, 168, 1, 20], 40_000));
+    for what in ["settings", "status", "viewers", "monitors"] {
+        let uri = format!("{}{what}", fx.control);
+        let reply = get_from(&fx.router, &uri, from_the_lan).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{what}");
+        assert!(String::from_utf8_lossy(&reply.body).contains("only served to this machine"));
+    }
+    // The same address still watches.
+    let frame = get_from(
+        &fx.router,
+        &format!("{}screen.png", fx.viewer),
+        from_the_lan,
+    )
+    .await;
+    assert_eq!(frame.status, StatusCode::OK);
+    // IPv4 through an IPv6 socket is still this machine.
+    let mapped = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped(), 40_000));
+    let reply = get_from(&fx.router, &format!("{}status", fx.control), mapped).await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn refusals_carry_the_safety_headers_too() {
+    let fx = start(Settings::default(), false).await;
+    let missing = get(&fx.router, "/no/such/page").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let elsewhere = send(
+        &fx.router,
+        Method::GET,
+        &fx.viewer,
+        &[("host", "attacker.example")],
+        None,
+    )
+    .await;
+    assert_eq!(elsewhere.status, StatusCode::MISDIRECTED_REQUEST);
+    for reply in [&missing, &elsewhere] {
+        assert_eq!(reply.header("x-content-type-options"), "nosniff");
+        assert_eq!(reply.header("cross-origin-resource-policy"), "same-origin");
+        assert_eq!(reply.header("cache-control"), "no-store");
+    }
 }
 
 #[tokio::test]
@@ -278,10 +351,12 @@ async fn concurrent_viewers_cause_one_encode_per_frame_and_format() {
         })
         .collect();
     let mut requests = tokio::task::JoinSet::new();
-    for uri in uris {
+    for (i, uri) in uris.into_iter().enumerate() {
         let router = fx.router.clone();
+        // Forty machines: one address counts only a few page ids as separate viewers.
+        let peer = SocketAddr::from(([10, 0, 0, i as u8 + 1], 50_000));
         requests.spawn(async move {
-            let reply = get(&router, &uri).await;
+            let reply = get_from(&router, &uri, peer).await;
             (reply.status, reply.header("x-frame-seq").to_owned())
         });
     }
@@ -324,7 +399,7 @@ async fn settings_change_live_and_reach_the_frames() {
     assert_eq!(small.status, StatusCode::OK);
     assert_eq!(small.header("x-frame-width"), "160");
     assert_eq!(small.header("x-frame-height"), "100");
-    let status = get(&fx.router, &format!("{}status", fx.viewer))
+    let status = get(&fx.router, &format!("{}status", fx.control))
         .await
         .json();
     assert_eq!(status["quality"], 30);
@@ -369,7 +444,7 @@ async fn bad_settings_are_refused_with_the_reason() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "synthetic-0",
         ),
-        (json!({"fsp": 3}), StatusCode::BAD_REQUEST, "fsp"),
+        (json!({"fsp": 3}), StatusCode::UNPROCESSABLE_ENTITY, "fsp"),
     ];
     for (body, status, words) in cases {
         let reply = patch_settings(&fx, body.clone()).await;
@@ -445,9 +520,38 @@ async fn lost_source_keeps_last_frame_and_recovers() {
     assert_eq!(centre(&frame.body), [250, 250, 250]);
 }
 
+#[tokio::test]
+async fn a_panic_in_capture_is_reported_as_lost_and_retried() {
+    let fx = start_quick().await;
+    get(&fx.router, &format!("{}screen.png", fx.viewer)).await;
+    let _keep_watching = fx.share.watch();
+    fx.screens.set_panicking(0, true);
+    let lost = wait_for_state(&fx, "source_lost").await;
+    assert!(
+        lost["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("capture failed unexpectedly"),
+        "{lost}"
+    );
+    let viewer_status = get(&fx.router, &format!("{}status", fx.viewer))
+        .await
+        .json();
+    assert_eq!(viewer_status["state"], "source_lost");
+    assert!(
+        viewer_status.get("error").is_none(),
+        "viewers see no error text: {viewer_status}"
+    );
+    fx.screens.paint(0, [10, 200, 90]);
+    fx.screens.set_panicking(0, false);
+    wait_for_state(&fx, "live").await;
+    let frame = get(&fx.router, &format!("{}screen.png", fx.viewer)).await;
+    assert_eq!(centre(&frame.body), [10, 200, 90]);
+}
+
 async fn wait_for_state(fx: &Fixture, state: &str) -> Value {
     for _ in 0..200 {
-        let status = get(&fx.router, &format!("{}status", fx.viewer))
+        let status = get(&fx.router, &format!("{}status", fx.control))
             .await
             .json();
         if status["state"] == state {
@@ -516,7 +620,7 @@ async fn a_newcomer_gets_the_whole_screen_then_only_what_changed() {
     let (reply, first) = update(&fx, "mode=lossless").await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header("content-type"), "application/octet-stream");
-    assert_eq!(reply.header("cache-control"), "public, max-age=1");
+    assert_eq!(reply.header("cache-control"), "no-store");
     let first = first.expect("update");
     assert!(first.header.full);
     assert_eq!((first.header.width, first.header.height), (320, 200));

@@ -4,6 +4,7 @@
 
 mod browser;
 mod proxy;
+pub mod raw;
 mod served;
 mod xvfb;
 

@@ -89,6 +89,19 @@ impl Served {
         Ok(served)
     }
 
+    /// The server's `address:port`, from the first viewer URL.
+    pub fn address(&self) -> anyhow::Result<std::net::SocketAddr> {
+        let authority = self
+            .viewer_url()
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        authority
+            .parse()
+            .with_context(|| format!("{authority:?} is not an address:port"))
+    }
+
     /// The first (best) viewer URL.
     pub fn viewer_url(&self) -> &str {
         self.viewer_urls.first().map_or("", String::as_str)
@@ -119,6 +132,10 @@ impl Served {
 
 impl Drop for Served {
     fn drop(&mut self) {
+        // A failing test shows what the server said, as ripgrep's and miniserve's fixtures do.
+        if std::thread::panicking() {
+            eprintln!("--- screenshare's stderr ---\n{}", self.stderr());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -14,6 +14,9 @@ pub struct Xvfb {
     watchdog: Child,
     /// Closing this tells the watchdog to stop Xvfb.
     stdin: Option<ChildStdin>,
+    /// Xvfb's own process.
+    pid: u32,
+    size: (u32, u32),
 }
 
 impl Xvfb {
@@ -23,22 +26,32 @@ impl Xvfb {
     }
 
     pub fn start_sized(width: u32, height: u32) -> anyhow::Result<Self> {
+        Self::launch(None, width, height)
+    }
+
+    /// Starts Xvfb on `display` (a free one when `None`).
+    fn launch(display: Option<&str>, width: u32, height: u32) -> anyhow::Result<Self> {
         // -displayfd 1: Xvfb picks a free display number and prints it once it accepts clients.
         // -noreset: without it the root colour resets whenever the last client leaves.
+        let size = format!("{width}x{height}x24");
+        let mut args = vec![
+            "-c",
+            r#"Xvfb "$@" & pid=$!; echo "pid $pid"; cat >/dev/null; kill $pid; wait $pid"#,
+            "xvfb-watchdog",
+        ];
+        args.extend(display);
+        args.extend([
+            "-displayfd",
+            "1",
+            "-screen",
+            "0",
+            &size,
+            "-noreset",
+            "-nolisten",
+            "tcp",
+        ]);
         let mut watchdog = Command::new("sh")
-            .args([
-                "-c",
-                r#"Xvfb "$@" & pid=$!; cat >/dev/null; kill $pid; wait $pid"#,
-                "xvfb-watchdog",
-                "-displayfd",
-                "1",
-                "-screen",
-                "0",
-                &format!("{width}x{height}x24"),
-                "-noreset",
-                "-nolisten",
-                "tcp",
-            ])
+            .args(&args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -48,18 +61,32 @@ impl Xvfb {
             )?;
         let stdin = watchdog.stdin.take().context("Xvfb watchdog stdin")?;
         let stdout = watchdog.stdout.take().context("Xvfb stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .context("reading Xvfb's display number")?;
-        let number: u32 = line
-            .trim()
-            .parse()
-            .with_context(|| format!("Xvfb did not start (printed {line:?}); is it installed?"))?;
+        // Two lines, in either order: the watchdog's "pid N", and Xvfb's display number.
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut pid, mut number) = (None, None);
+        while pid.is_none() || number.is_none() {
+            let line = lines
+                .next()
+                .context("Xvfb exited before it was ready; is it installed?")?
+                .context("reading Xvfb's display number")?;
+            match line.trim().strip_prefix("pid ") {
+                Some(found) => pid = found.parse::<u32>().ok(),
+                None => {
+                    number = Some(line.trim().parse::<u32>().with_context(|| {
+                        format!("Xvfb did not start (printed {line:?}); is it installed?")
+                    })?)
+                }
+            }
+        }
+        let (Some(pid), Some(number)) = (pid, number) else {
+            bail!("Xvfb did not say its pid and display");
+        };
         let xvfb = Self {
             display: format!(":{number}"),
             watchdog,
             stdin: Some(stdin),
+            pid,
+            size: (width, height),
         };
         // xcap finds no primary monitor on Xvfb until one is named.
         xvfb.run("xrandr", &["--output", "screen", "--primary"])?;
@@ -69,6 +96,46 @@ impl Xvfb {
             height.saturating_sub(1) as i16,
         )?;
         Ok(xvfb)
+    }
+
+    /// Kills the X server (as a crash would) and starts a new one on the same display.
+    pub fn crash_and_restart(&mut self) -> anyhow::Result<()> {
+        self.signal("KILL")?;
+        drop(self.stdin.take());
+        let _ = self.watchdog.wait();
+        let (width, height) = self.size;
+        let display = self.display.clone();
+        // The dead server's socket may linger a moment: try until the display is ours again.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let restarted = loop {
+            match Self::launch(Some(&display), width, height) {
+                Ok(restarted) => break restarted,
+                Err(error) if std::time::Instant::now() > deadline => return Err(error),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+            }
+        };
+        *self = restarted;
+        Ok(())
+    }
+
+    /// Stops the X server dead (SIGSTOP): clients hang on their next reply, as with a hung server.
+    pub fn freeze(&self) -> anyhow::Result<()> {
+        self.signal("STOP")
+    }
+
+    /// Lets a frozen server run again.
+    pub fn thaw(&self) -> anyhow::Result<()> {
+        self.signal("CONT")
+    }
+
+    /// Sends a signal to the Xvfb process alone (never to a process group).
+    fn signal(&self, name: &str) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid.to_string()])
+            .status()
+            .context("cannot run kill")?;
+        anyhow::ensure!(status.success(), "kill -{name} {} failed", self.pid);
+        Ok(())
     }
 
     /// The `DISPLAY` value, like `:7`.
@@ -120,6 +187,47 @@ impl Xvfb {
         )?;
         conn.free_gc(gc)?;
         // A round trip: the drawing is done when this returns.
+        conn.get_input_focus()?.reply()?;
+        Ok(())
+    }
+
+    /// Covers the whole root window with random pixels: a screen no codec can shrink much.
+    pub fn noise(&self) -> anyhow::Result<()> {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::{ConnectionExt, CreateGCAux, ImageFormat};
+        let (conn, screen) = x11rb::connect(Some(&self.display))
+            .with_context(|| format!("cannot connect to {}", self.display))?;
+        let screen = &conn.setup().roots[screen];
+        let (root, depth) = (screen.root, screen.root_depth);
+        let (width, height) = (screen.width_in_pixels, screen.height_in_pixels);
+        let gc = conn.generate_id()?;
+        conn.create_gc(gc, root, &CreateGCAux::new())?;
+        // A cheap generator is plenty: the point is bytes that do not compress.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let rows = 16u16;
+        for top in (0..height).step_by(usize::from(rows)) {
+            let strip = rows.min(height - top);
+            let mut pixels = vec![0u8; usize::from(width) * usize::from(strip) * 4];
+            for chunk in pixels.chunks_exact_mut(8) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                chunk.copy_from_slice(&state.to_le_bytes());
+            }
+            conn.put_image(
+                ImageFormat::Z_PIXMAP,
+                root,
+                gc,
+                width,
+                strip,
+                0,
+                top as i16,
+                0,
+                depth,
+                &pixels,
+            )?;
+        }
+        conn.free_gc(gc)?;
         conn.get_input_focus()?.reply()?;
         Ok(())
     }
@@ -176,6 +284,8 @@ impl Xvfb {
 
 impl Drop for Xvfb {
     fn drop(&mut self) {
+        // A frozen server would ignore the watchdog's SIGTERM.
+        let _ = self.thaw();
         drop(self.stdin.take());
         let _ = self.watchdog.wait();
     }

@@ -21,6 +21,8 @@ struct Painted {
     picture: Picture,
     pointer: Option<PointerState>,
     failing: bool,
+    /// Grabs panic, as a buggy source would.
+    panicking: bool,
 }
 
 impl SyntheticScreens {
@@ -44,6 +46,7 @@ impl SyntheticScreens {
                 picture: Picture::new(width, height),
                 pointer: None,
                 failing: false,
+                panicking: false,
             })
             .collect();
         Self {
@@ -94,6 +97,11 @@ impl SyntheticScreens {
         self.with(index, |screen| screen.failing = failing);
     }
 
+    /// Makes every grab of screen `index` panic (a bug in a source), or work again.
+    pub fn set_panicking(&self, index: usize, panicking: bool) {
+        self.with(index, |screen| screen.panicking = panicking);
+    }
+
     fn with(&self, index: usize, change: impl FnOnce(&mut Painted)) {
         let mut screens = self.screens.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(screen) = screens.get_mut(index) {
@@ -139,6 +147,11 @@ impl Source for SyntheticSource {
             .screens
             .snapshot(self.info.index)
             .ok_or(CaptureError::NoMonitors)?;
+        assert!(
+            !screen.panicking,
+            "{} made its grab panic",
+            screen.info.name
+        );
         if screen.failing {
             return Err(CaptureError::Failed {
                 reason: format!("{} is unplugged", screen.info.name),

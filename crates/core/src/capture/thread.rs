@@ -75,7 +75,22 @@ impl CaptureLoop {
         tracing::debug!("capture thread started");
         while !self.state.cancel.is_cancelled() {
             let settings = self.state.settings();
-            self.step(&settings);
+            // A bug in a source or an encoder must not freeze the share on its last frame with
+            // a "live" status: it counts as a lost source, reported and retried like one.
+            let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.step(&settings);
+            }));
+            if let Err(panic) = turn {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|what| (*what).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown cause".to_owned());
+                tracing::error!(%what, "capture failed unexpectedly; retrying");
+                self.source = None;
+                self.scaled = None;
+                self.lost(&format!("capture failed unexpectedly ({what})"), &settings);
+            }
         }
         tracing::debug!("capture thread stopped");
     }

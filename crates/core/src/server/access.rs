@@ -1,6 +1,7 @@
 //! Who may see what: the viewers' token and the presenter's control secret are capabilities
 //! carried in the URL. A wrong one gets the same 404 as a path that does not exist.
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -73,11 +74,12 @@ fn constant_time_eq(candidate: &str, secret: &str) -> bool {
 /// Route layer for `/s/{token}/…`.
 pub async fn require_viewer_token(
     State(state): State<AppState>,
-    Path(token): Path<String>,
+    token: Result<Path<String>, PathRejection>,
     request: Request,
     next: Next,
 ) -> Result<Response, ServerError> {
-    if state.access.is_viewer_token(&token) {
+    // A token that does not even decode is as wrong as any other.
+    if token.is_ok_and(|Path(token)| state.access.is_viewer_token(&token)) {
         Ok(next.run(request).await)
     } else {
         Err(ServerError::NotFound)
@@ -87,11 +89,11 @@ pub async fn require_viewer_token(
 /// Route layer for `/control/{secret}/…`.
 pub async fn require_control_secret(
     State(state): State<AppState>,
-    Path(secret): Path<String>,
+    secret: Result<Path<String>, PathRejection>,
     request: Request,
     next: Next,
 ) -> Result<Response, ServerError> {
-    if state.access.is_control_secret(&secret) {
+    if secret.is_ok_and(|Path(secret)| state.access.is_control_secret(&secret)) {
         Ok(next.run(request).await)
     } else {
         Err(ServerError::NotFound)

@@ -20,7 +20,12 @@ pub async fn update_settings(
     State(state): State<AppState>,
     patch: Result<Json<SettingsPatch>, JsonRejection>,
 ) -> Result<Json<Settings>, ServerError> {
-    let Json(patch) = patch.map_err(|rejection| ServerError::BadRequest(rejection.body_text()))?;
+    // axum's own statuses: 415 without a JSON content type, 413 past the body limit, 400 for
+    // malformed JSON, 422 for well-formed JSON that is not a settings change.
+    let Json(patch) = patch.map_err(|rejection| ServerError::Rejected {
+        status: rejection.status(),
+        message: rejection.body_text(),
+    })?;
     let settings = state.share.update_settings(&patch).await?;
     tracing::info!(?patch, "settings changed");
     Ok(Json(settings))

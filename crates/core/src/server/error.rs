@@ -14,6 +14,9 @@ pub enum ServerError {
     NotFound,
     #[error("{0}")]
     BadRequest(String),
+    /// An extractor's refusal, with the status it chose.
+    #[error("{message}")]
+    Rejected { status: StatusCode, message: String },
     #[error("no frame yet: the screen is still being captured")]
     NoFrameYet,
     #[error("the screen cannot be captured: {0}")]
@@ -22,6 +25,22 @@ pub enum ServerError {
     Engine(#[from] Error),
     #[error("{0}")]
     Internal(String),
+    #[error("the request's address is too long")]
+    UriTooLong,
+    #[error("the request must name this server in a valid Host header")]
+    BadHost,
+    #[error("this server does not answer to that host name")]
+    MisdirectedRequest,
+    #[error("control is only served to this machine")]
+    ControlFromElsewhere,
+    #[error("a page of another site may not change this share")]
+    CrossSite,
+    #[error("the server is busy; try again in a moment")]
+    Overloaded,
+    #[error("this share has as many viewers as it admits")]
+    ShareFull,
+    #[error("the request took too long")]
+    Timeout,
 }
 
 impl ServerError {
@@ -29,12 +48,19 @@ impl ServerError {
         match self {
             ServerError::NotFound => StatusCode::NOT_FOUND,
             ServerError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ServerError::Rejected { status, .. } => *status,
             ServerError::NoFrameYet | ServerError::SourceLost(_) => StatusCode::SERVICE_UNAVAILABLE,
             ServerError::Engine(Error::Settings(_))
             | ServerError::Engine(Error::Capture(CaptureError::UnknownMonitor { .. })) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ServerError::Engine(_) | ServerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ServerError::UriTooLong => StatusCode::URI_TOO_LONG,
+            ServerError::BadHost => StatusCode::BAD_REQUEST,
+            ServerError::MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
+            ServerError::ControlFromElsewhere | ServerError::CrossSite => StatusCode::FORBIDDEN,
+            ServerError::Overloaded | ServerError::ShareFull => StatusCode::SERVICE_UNAVAILABLE,
+            ServerError::Timeout => StatusCode::REQUEST_TIMEOUT,
         }
     }
 }
@@ -42,7 +68,16 @@ impl ServerError {
 impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        // Refusals a flood can cause (busy, full) are counted, not logged one by one.
+        if status.is_server_error()
+            && !matches!(
+                self,
+                ServerError::Overloaded
+                    | ServerError::ShareFull
+                    | ServerError::NoFrameYet
+                    | ServerError::SourceLost(_)
+            )
+        {
             tracing::warn!(error = %self, "request failed");
         }
         let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();

@@ -5,22 +5,38 @@
 mod access;
 mod control;
 mod error;
+mod guard;
+mod host;
+mod limits;
+mod listen;
+mod quiet_log;
+mod stall;
 mod viewer;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::StatusCode;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderValue, header};
 use axum::middleware::from_fn_with_state;
 use axum::routing::get;
+use tokio::sync::Semaphore;
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use access::Access;
 pub use error::ServerError;
+pub use limits::Limits;
+pub(crate) use listen::{raise_open_file_limit, serve};
 
 use crate::state::ShareState;
+use host::HostCheck;
 
 /// Longer than a long poll ([`crate::state::LONG_POLL`]), short enough that shutdown never hangs.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,23 +48,43 @@ pub struct AppState {
     pub(crate) access: Arc<Access>,
     /// Random per share, so ETags from a previous run never match this one's frames.
     pub(crate) epoch: Arc<str>,
+    pub(crate) limits: Limits,
+    pub(crate) hosts: Arc<HostCheck>,
+    /// Requests being answered, long polls included ([`Limits::max_requests_in_flight`]).
+    in_flight: Arc<Semaphore>,
+    /// Turns on the blocking threads that encode or assemble a frame for a request.
+    pub(crate) blocking: Arc<Semaphore>,
 }
 
 impl AppState {
-    pub(crate) fn new(share: Arc<ShareState>, access: Access, epoch: String) -> Self {
+    /// `allowed_hosts` are names besides this machine's own that viewers may use to reach it.
+    pub(crate) fn new(
+        share: Arc<ShareState>,
+        access: Access,
+        epoch: String,
+        limits: Limits,
+        allowed_hosts: &[String],
+    ) -> Self {
         Self {
             share,
             access: Arc::new(access),
             epoch: epoch.into(),
+            limits,
+            hosts: Arc::new(HostCheck::new(allowed_hosts)),
+            in_flight: Arc::new(Semaphore::new(limits.max_requests_in_flight)),
+            blocking: Arc::new(Semaphore::new(limits.max_blocking_encodes.max(1))),
         }
     }
 }
 
-/// All routes of a share.
+/// All routes of a share, with the checks every request passes. Needs no socket: tests drive it
+/// with `oneshot`, giving each request a `ConnectInfo` as the accept loop does.
 pub fn router(state: AppState) -> Router {
     let viewer_routes = Router::new()
         .route("/s/{token}", get(viewer::add_slash))
         .route("/s/{token}/", get(viewer::page))
+        .route("/s/{token}/viewer.js", get(viewer::script))
+        .route("/s/{token}/viewer.css", get(viewer::stylesheet))
         .route("/s/{token}/screen.png", get(viewer::png))
         .route("/s/{token}/screen.jpg", get(viewer::jpeg))
         .route("/s/{token}/updates", get(viewer::updates))
@@ -75,6 +111,8 @@ pub fn router(state: AppState) -> Router {
         app = app.merge(
             Router::new()
                 .route("/", get(viewer::page))
+                .route("/viewer.js", get(viewer::script))
+                .route("/viewer.css", get(viewer::stylesheet))
                 .route("/screen.png", get(viewer::png))
                 .route("/screen.jpg", get(viewer::jpeg))
                 .route("/updates", get(viewer::updates))
@@ -82,11 +120,45 @@ pub fn router(state: AppState) -> Router {
                 .route("/status", get(viewer::status)),
         );
     }
+    // Layers wrap inside out: the last one added sees a request first.
+    let shed_load = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+            ServerError::Overloaded
+        }))
+        .layer(LoadShedLayer::new())
+        .layer(GlobalConcurrencyLimitLayer::with_semaphore(
+            state.in_flight.clone(),
+        ));
     app.fallback(|| async { ServerError::NotFound })
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
+            axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(shed_load)
+        .layer(from_fn_with_state(state.clone(), guard::check_request))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        // Only a route that says otherwise (the classic frames) may be embedded by other pages.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::HeaderName::from_static("cross-origin-resource-policy"),
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        // The span names the route, never the URI: that holds the token or the control secret.
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("unmatched", MatchedPath::as_str);
+                tracing::debug_span!("request", method = %request.method(), route)
+            }),
+        )
         .with_state(state)
 }

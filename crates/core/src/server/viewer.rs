@@ -19,20 +19,19 @@ use crate::encode::Format;
 use crate::frame::Mode;
 use crate::state::Phase;
 
-/// The viewer page, embedded in the binary.
+/// The viewer page, its script and its style, embedded in the binary. They are three files so
+/// the page's policy can forbid inline script and style outright.
 const VIEWER_PAGE: &str = include_str!("../../web/viewer.html");
+const VIEWER_SCRIPT: &str = include_str!("../../web/viewer.js");
+const VIEWER_STYLE: &str = include_str!("../../web/viewer.css");
 
-/// Browsers and proxies must ask again every time (a frame is stale a moment later), but may
-/// revalidate with the ETag to get a cheap 304.
-const FRAME_CACHE_CONTROL: &str = "no-cache, private";
+/// The screen is private to those let in: nothing that shows it is kept by a browser's disk cache
+/// or a proxy (which would hand it to whoever asks next), and a frame is stale a moment later.
+/// A viewer that already has the newest frame still gets a cheap 304 by sending its ETag.
+const FRAME_CACHE_CONTROL: &str = "no-store";
 
-/// An update "after N" stays a correct answer to that request for ever (it brings a viewer from
-/// N to a later frame, which then asks for what came after that); only its freshness fades. So a
-/// shared cache in front may hand the same bytes to every viewer that asks within a second.
-const UPDATE_CACHE_CONTROL: &str = "public, max-age=1";
-
-/// A pointer shape's URL names its id: the bytes behind it never change.
-const SHAPE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+/// A pointer shape's URL names its id, so the viewer's own cache may keep it; nobody else's.
+const SHAPE_CACHE_CONTROL: &str = "private, max-age=86400, immutable";
 
 /// The query parameters the frame routes read; any other (`?random=`) is ignored.
 #[derive(Debug, Default, Deserialize)]
@@ -48,29 +47,31 @@ pub struct ShapeQuery {
 }
 
 pub async fn page() -> Response {
-    let mut response = (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        VIEWER_PAGE,
-    )
-        .into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(
+    let mut response = asset("text/html; charset=utf-8", VIEWER_PAGE);
+    response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; img-src 'self' blob:; connect-src 'self'; \
-             style-src 'unsafe-inline'; script-src 'unsafe-inline'; base-uri 'none'; \
-             form-action 'none'; frame-ancestors 'none'",
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; \
+             connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
         ),
     );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    response
+}
+
+pub async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", VIEWER_SCRIPT)
+}
+
+pub async fn stylesheet() -> Response {
+    asset("text/css; charset=utf-8", VIEWER_STYLE)
+}
+
+/// One of the page's files; revalidated on each load so an upgraded server is picked up.
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }
 
@@ -103,11 +104,18 @@ fn query_or_400<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ServerE
         .map_err(|rejection| ServerError::BadRequest(rejection.body_text()))
 }
 
+/// A frame number as the page writes it: decimal digits only (`str::parse` would also take `+5`).
 fn parse_after(after: Option<&str>) -> Result<Option<u64>, ServerError> {
     after
-        .map(str::parse::<u64>)
+        .map(|after| {
+            after
+                .bytes()
+                .all(|byte| byte.is_ascii_digit())
+                .then(|| after.parse::<u64>().ok())
+                .flatten()
+                .ok_or_else(|| ServerError::BadRequest("`after` must be a frame number".to_owned()))
+        })
         .transpose()
-        .map_err(|_| ServerError::BadRequest("`after` must be a frame number".to_owned()))
 }
 
 /// What changed on the screen after frame `after` (`?after=N`; none or 0: everything), as one
@@ -126,20 +134,19 @@ pub async fn updates(
         None => Mode::Adaptive,
         Some(mode) => mode.parse().map_err(ServerError::BadRequest)?,
     };
-    state.share.demand.note_mode(mode);
     let id = headers
         .get("x-viewer")
         .and_then(|id| id.to_str().ok())
         .or(query.v.as_deref());
-    let visit = state.share.viewers.visit(viewer_key(id, peer.0), peer.0);
+    let visit = admit(&state, id, peer)?;
+    state.share.demand.note_mode(mode);
     let Some(frame) = state.share.frame_for_viewer(Some(after)).await else {
         return Ok(no_new_frame());
     };
     let bytes = match frame.update_ready(after, mode) {
         Some(bytes) => bytes,
-        None => tokio::task::spawn_blocking(move || frame.update_since(after, mode))
-            .await
-            .map_err(internal)?
+        None => on_blocking_thread(&state, move || frame.update_since(after, mode))
+            .await?
             .map_err(internal)?,
     };
     visit.served(bytes.len());
@@ -151,9 +158,34 @@ pub async fn updates(
     );
     headers.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static(UPDATE_CACHE_CONTROL),
+        HeaderValue::from_static(FRAME_CACHE_CONTROL),
     );
     Ok(response)
+}
+
+/// Counts the request's viewer in, or refuses it when the share is full.
+fn admit(
+    state: &AppState,
+    page_id: Option<&str>,
+    peer: PeerAddr,
+) -> Result<crate::viewers::Visit, ServerError> {
+    let limit = state.share.settings.borrow().max_viewers as usize;
+    state
+        .share
+        .viewers
+        .visit(page_id, peer.0, limit)
+        .map_err(|_| ServerError::ShareFull)
+}
+
+/// Runs `work` (an encode, an update assembly) on a blocking thread, taking a turn among at most
+/// [`super::Limits::max_blocking_encodes`]: a crowd of requests waits here, on the runtime,
+/// instead of each holding a thread.
+async fn on_blocking_thread<T: Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ServerError> {
+    let _turn = state.blocking.acquire().await.map_err(internal)?;
+    tokio::task::spawn_blocking(work).await.map_err(internal)
 }
 
 /// A pointer shape as PNG, for `?shape=ID` as an update names it (one of the last few; 404 for
@@ -185,7 +217,7 @@ pub async fn pointer_shape(
 }
 
 pub async fn status(State(state): State<AppState>) -> Response {
-    let mut response = Json(state.share.status()).into_response();
+    let mut response = Json(state.share.viewer_status()).into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -203,10 +235,7 @@ async fn serve_frame(
     headers: &HeaderMap,
 ) -> Result<Response, ServerError> {
     let after = parse_after(query.after.as_deref())?;
-    let visit = state
-        .share
-        .viewers
-        .visit(viewer_key(query.v.as_deref(), peer.0), peer.0);
+    let visit = admit(&state, query.v.as_deref(), peer)?;
 
     let Some(frame) = state.share.frame_for_viewer(after).await else {
         if after.is_some() {
@@ -227,12 +256,10 @@ async fn serve_frame(
             Some(ready) => ready,
             None => {
                 let frame = frame.clone();
-                tokio::task::spawn_blocking(move || frame.encoded(format))
-                    .await
-                    .map_err(|error| ServerError::Internal(error.to_string()))?
+                on_blocking_thread(&state, move || frame.encoded(format)).await?
             }
         }
-        .map_err(|error| ServerError::Internal(error.to_string()))?;
+        .map_err(internal)?;
         visit.served(bytes.len());
         let mut response = Response::new(Body::from(bytes));
         response.headers_mut().insert(
@@ -245,6 +272,12 @@ async fn serve_frame(
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(FRAME_CACHE_CONTROL),
+    );
+    // The classic contract: any page (a file on disk, an intranet page) may show the screen in an
+    // `<img>`. It still cannot read the pixels (no CORS), and needs the token to name the URL.
+    headers.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("cross-origin"),
     );
     for (name, value) in [
         (header::ETAG, etag),
@@ -289,20 +322,6 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
         .any(|tag| tag == etag || tag == "*")
 }
 
-/// A viewer is its page's id when it sends one, else its address.
-fn viewer_key(id: Option<&str>, address: Option<IpAddr>) -> String {
-    match id {
-        Some(id)
-            if !id.is_empty()
-                && id.len() <= 64
-                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
-        {
-            format!("id:{id}")
-        }
-        _ => address.map_or_else(|| "unknown".to_owned(), |ip| format!("ip:{ip}")),
-    }
-}
-
 /// The client's address when the server knows it (not in `oneshot` tests).
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub Option<IpAddr>);
@@ -325,6 +344,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn after_is_digits_only() {
+        assert_eq!(parse_after(None).ok(), Some(None));
+        assert_eq!(parse_after(Some("42")).ok(), Some(Some(42)));
+        for bad in ["", "+5", "-1", "1e3", " 1", "18446744073709551616", "٣"] {
+            assert!(parse_after(Some(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn if_none_match_handles_lists_and_weak_tags() {
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -334,14 +362,5 @@ mod tests {
         assert!(if_none_match(&headers, "\"ab-7\""));
         assert!(!if_none_match(&headers, "\"ab-8\""));
         assert!(!if_none_match(&HeaderMap::new(), "\"ab-7\""));
-    }
-
-    #[test]
-    fn viewer_key_prefers_a_sane_page_id() {
-        let ip = Some(IpAddr::from([10, 0, 0, 9]));
-        assert_eq!(viewer_key(Some("tab-42"), ip), "id:tab-42");
-        assert_eq!(viewer_key(Some("<script>"), ip), "ip:10.0.0.9");
-        assert_eq!(viewer_key(None, ip), "ip:10.0.0.9");
-        assert_eq!(viewer_key(None, None), "unknown");
     }
 }

@@ -1,0 +1,493 @@
+//! The real server on a real X server, fed what a hostile client on the network would send, byte
+//! for byte. Every case has the one status it must get; afterwards the server is still alive and a
+//! real viewer still gets the screen.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use screenshare_core::frame::wire;
+use screenshare_testkit::raw::{Answer, exchange, trickle};
+use screenshare_testkit::{Served, Xvfb};
+
+const BIN: &str = env!("CARGO_BIN_EXE_screenshare");
+/// The header timeout the server under test runs with, short so the slow cases are quick.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+
+struct Target {
+    server: SocketAddr,
+    host: String,
+    token: String,
+    secret: String,
+}
+
+impl Target {
+    fn of(served: &Served) -> Self {
+        let authority = served
+            .viewer_url()
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let after = |url: &str, marker: &str| {
+            url.split(marker)
+                .nth(1)
+                .and_then(|rest| rest.split('/').next())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Self {
+            server: authority.parse().expect("an address:port"),
+            host: authority,
+            token: after(served.viewer_url(), "/s/"),
+            secret: after(&served.control_url, "/control/"),
+        }
+    }
+
+    fn viewer(&self, rest: &str) -> String {
+        format!("/s/{}/{rest}", self.token)
+    }
+
+    fn control(&self, rest: &str) -> String {
+        format!("/control/{}/{rest}", self.secret)
+    }
+
+    /// A GET of `target` with the right `Host` and `extra` header lines.
+    fn get(&self, target: &str, extra: &str) -> Vec<u8> {
+        format!(
+            "GET {target} HTTP/1.1\r\nHost: {}\r\n{extra}Connection: close\r\n\r\n",
+            self.host
+        )
+        .into_bytes()
+    }
+
+    fn request(&self, method: &str, target: &str, extra: &str, body: &[u8]) -> Vec<u8> {
+        let mut bytes = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\n{extra}Content-Length: {}\r\n\
+             Connection: close\r\n\r\n",
+            self.host,
+            body.len()
+        )
+        .into_bytes();
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    fn patch(&self, extra: &str, body: &[u8]) -> Vec<u8> {
+        self.request("PATCH", &self.control("settings"), extra, body)
+    }
+}
+
+const JSON: &str = "Content-Type: application/json\r\n";
+
+struct Case {
+    name: String,
+    request: Vec<u8>,
+    expect: Answer,
+}
+
+fn case(name: impl Into<String>, request: Vec<u8>, expect: u16) -> Case {
+    Case {
+        name: name.into(),
+        request,
+        expect: Answer::Status(expect),
+    }
+}
+
+fn cases(t: &Target) -> Vec<Case> {
+    let updates = |query: &str| t.get(&t.viewer(&format!("updates?{query}")), "");
+    let mut cases =
+        vec![
+        case("the page", t.get(&t.viewer(""), ""), 200),
+        case("a classic frame", t.get(&t.viewer("screen.png?random=0.5"), ""), 200),
+        // Host: the DNS-rebinding defence.
+        case(
+            "Host attacker.example",
+            format!(
+                "GET {} HTTP/1.1\r\nHost: attacker.example:{}\r\nConnection: close\r\n\r\n",
+                t.viewer(""),
+                t.server.port()
+            )
+            .into_bytes(),
+            421,
+        ),
+        case(
+            "no Host",
+            format!("GET {} HTTP/1.1\r\nConnection: close\r\n\r\n", t.viewer("")).into_bytes(),
+            400,
+        ),
+        case(
+            "Host with another port (a relay's)",
+            format!(
+                "GET {} HTTP/1.1\r\nHost: 127.0.0.1:1\r\nConnection: close\r\n\r\n",
+                t.viewer("")
+            )
+            .into_bytes(),
+            200,
+        ),
+        case(
+            "Host localhost",
+            format!(
+                "GET {} HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n\r\n",
+                t.viewer(""),
+                t.server.port()
+            )
+            .into_bytes(),
+            200,
+        ),
+        case(
+            "Host not a host name",
+            format!(
+                "GET {} HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n",
+                t.viewer("")
+            )
+            .into_bytes(),
+            400,
+        ),
+        case(
+            "absolute-form naming another host",
+            format!(
+                "GET http://attacker.example{} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                t.viewer(""),
+                t.host
+            )
+            .into_bytes(),
+            421,
+        ),
+        // The update query.
+        case("after=0", updates("after=0"), 200),
+        case("after= (empty)", updates("after="), 400),
+        case("after=-1", updates("after=-1"), 400),
+        case("after=+5", updates("after=+5"), 400),
+        case("after=2^64", updates("after=18446744073709551616"), 400),
+        case("after=%FF", updates("after=%FF"), 400),
+        case("after repeated", updates("after=1&after=2"), 400),
+        case("after=1e3", updates("after=1e3"), 400),
+        case("mode unknown", updates("mode=bogus"), 400),
+        case("v of 65 characters", updates(&format!("v={}", "a".repeat(65))), 200),
+        case("v=<script>", updates("v=%3Cscript%3E"), 200),
+        case("v=%00", updates("v=%00"), 200),
+        case("unknown keys ignored", updates("random=7&x=y"), 200),
+        case("pointer shape not a number", t.get(&t.viewer("pointer.png?shape=x"), ""), 400),
+        case("pointer shape unknown", t.get(&t.viewer("pointer.png?shape=7"), ""), 404),
+        // Sizes.
+        case(
+            "a 10 KB query",
+            updates(&format!("after=0&pad={}", "a".repeat(10_000))),
+            414,
+        ),
+        case(
+            "a 60 KB query of 9,000 keys",
+            updates(&(0..9_000).map(|k| format!("k{k}=1")).collect::<Vec<_>>().join("&")),
+            431,
+        ),
+        case(
+            "a 70 KB URI",
+            t.get(&format!("/{}", "a".repeat(70_000)), ""),
+            431,
+        ),
+        case(
+            "101 headers",
+            t.get(
+                &t.viewer(""),
+                &(0..101).map(|n| format!("X-Pad-{n}: 1\r\n")).collect::<String>(),
+            ),
+            431,
+        ),
+        case(
+            "one 200 KB header",
+            t.get(&t.viewer(""), &format!("X-Big: {}\r\n", "a".repeat(200_000))),
+            431,
+        ),
+        // Token paths.
+        case("token %FF%FE", t.get("/s/%FF%FE/", ""), 404),
+        case(
+            "token upper-case",
+            t.get(&format!("/s/{}/", t.token.to_uppercase()), ""),
+            404,
+        ),
+        case("token of 31", t.get(&format!("/s/{}/", &t.token[..31]), ""), 404),
+        case("token of 33", t.get(&format!("/s/{}0/", t.token), ""), 404),
+        case("token %20", t.get(&format!("/s/{}%20/", t.token), ""), 404),
+        case("token %2F", t.get(&format!("/s/{}%2F/", t.token), ""), 404),
+        case(
+            "control secret as token",
+            t.get(&format!("/s/{}/", t.secret), ""),
+            404,
+        ),
+        case(
+            "token as control secret",
+            t.get(&format!("/control/{}/status", t.token), ""),
+            404,
+        ),
+        // Settings changes.
+        case("PATCH fps", t.patch(JSON, br#"{"fps":12}"#), 200),
+        case("PATCH text/plain", t.patch("Content-Type: text/plain\r\n", br#"{"fps":12}"#), 415),
+        case("PATCH no content type", t.patch("", br#"{"fps":12}"#), 415),
+        case(
+            "PATCH from another site",
+            t.patch(
+                &format!("{JSON}Origin: http://attacker.example\r\n"),
+                br#"{"fps":12}"#,
+            ),
+            403,
+        ),
+        case("PATCH 10,000 [", t.patch(JSON, &[b'['; 10_000]), 400),
+        case("PATCH 200,000 [", t.patch(JSON, &[b'['; 200_000]), 413),
+        case("PATCH a 3 MB body", t.patch(JSON, &vec![b' '; 3_000_000]), 413),
+        case("PATCH fps 1e400", t.patch(JSON, br#"{"fps":1e400}"#), 400),
+        case("PATCH fps 0", t.patch(JSON, br#"{"fps":0}"#), 422),
+        case("PATCH monitor -1", t.patch(JSON, br#"{"monitor":-1}"#), 422),
+        case(
+            "PATCH a 1 MB monitor name",
+            t.patch(JSON, format!(r#"{{"monitor":"{}"}}"#, "a".repeat(1_000_000)).as_bytes()),
+            413,
+        ),
+        case("PATCH duplicate keys", t.patch(JSON, br#"{"fps":5,"fps":6}"#), 422),
+        case("PATCH unknown key", t.patch(JSON, br#"{"fsp":5}"#), 422),
+        case("PATCH not JSON", t.patch(JSON, b"fps=5"), 400),
+        case("PATCH max_viewers 0", t.patch(JSON, br#"{"max_viewers":0}"#), 422),
+    ];
+    let routes = [
+        t.viewer(""),
+        t.viewer("screen.png"),
+        t.viewer("screen.jpg"),
+        t.viewer("updates"),
+        t.viewer("pointer.png"),
+        t.viewer("status"),
+        t.viewer("viewer.js"),
+        t.control("settings"),
+        t.control("status"),
+        t.control("viewers"),
+        t.control("monitors"),
+    ];
+    for route in &routes {
+        for method in ["POST", "PUT", "DELETE", "OPTIONS"] {
+            let redacted = route
+                .replace(&t.token, "<token>")
+                .replace(&t.secret, "<secret>");
+            cases.push(case(
+                format!("{method} {redacted}"),
+                t.request(method, route, JSON, b"{}"),
+                405,
+            ));
+        }
+    }
+    cases
+}
+
+#[test]
+fn every_bad_request_gets_its_status_and_the_viewer_is_still_served() {
+    let xvfb = Xvfb::start().expect("Xvfb (run `cargo xtask test` to install it)");
+    xvfb.paint("#2060a0").expect("paint");
+    let header_timeout = HEADER_TIMEOUT.as_secs().to_string();
+    let served = Served::start(BIN, &xvfb, &["--header-timeout", &header_timeout]).expect("serve");
+    let target = Target::of(&served);
+    let cases = cases(&target);
+    assert!(cases.len() >= 60, "{} cases", cases.len());
+    let mut wrong = Vec::new();
+    for case in &cases {
+        match exchange(target.server, &case.request, Duration::from_secs(15)) {
+            Ok(answer) if answer == case.expect => {}
+            got => wrong.push(format!(
+                "{}: want {:?}, got {got:?}",
+                case.name, case.expect
+            )),
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        wrong.len(),
+        cases.len(),
+        wrong.join("\n")
+    );
+
+    // Slow and idle sockets are closed once the header timeout runs out, answered or not.
+    let idle = trickle(
+        target.server,
+        b"",
+        Duration::from_millis(200),
+        Duration::from_secs(10),
+    )
+    .expect("an idle connection is closed");
+    let slow = trickle(
+        target.server,
+        &target.get(&target.viewer(""), ""),
+        Duration::from_millis(500),
+        Duration::from_secs(10),
+    )
+    .expect("a trickling request is closed");
+    for (what, held) in [("idle", idle), ("slow", slow)] {
+        assert!(
+            held >= HEADER_TIMEOUT - Duration::from_millis(200) && held < HEADER_TIMEOUT * 3,
+            "{what} connection held {held:?}; header timeout {HEADER_TIMEOUT:?}"
+        );
+    }
+
+    // Still alive, still serving: a real update of the real screen.
+    let update = reqwest::blocking_get(&served.viewer("updates?after=0&mode=lossless"));
+    let update = wire::parse(&update).expect("a whole-screen update");
+    assert!(update.header.full);
+    assert!(!update.pieces.is_empty());
+    let log = served.stderr();
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(
+        !log.contains(&target.token) && !log.contains(&target.secret),
+        "a secret reached the log"
+    );
+}
+
+#[test]
+fn a_client_that_stops_reading_a_4k_frame_is_dropped() {
+    use screenshare_testkit::raw::{open_files, resident_kib};
+    use std::io::{Read, Write};
+    let xvfb = Xvfb::start_sized(3840, 2160).expect("Xvfb");
+    xvfb.noise().expect("noise");
+    let served = Served::start(BIN, &xvfb, &["--write-stall-timeout", "2"]).expect("serve");
+    let target = Target::of(&served);
+    // Encoded once, before the stalled client, so its memory is not counted against it.
+    let whole = reqwest::blocking_get(&served.viewer("screen.png"));
+    assert!(
+        whole.len() > 8_000_000,
+        "a 4K frame of noise: {} bytes",
+        whole.len()
+    );
+    let files_before = open_files(served.pid()).expect("fds");
+    let memory_before = resident_kib(served.pid()).expect("rss");
+
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("small receive buffer");
+    socket.connect(&target.server.into()).expect("connect");
+    let mut stalled: std::net::TcpStream = socket.into();
+    stalled
+        .write_all(&target.get(&target.viewer("screen.png"), ""))
+        .expect("request");
+    let mut head = [0u8; 512];
+    let got = stalled.read(&mut head).expect("the answer starts");
+    assert!(head[..got].starts_with(b"HTTP/1.1 200"));
+    // ...and then this client reads nothing more. The server must give up on it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while open_files(served.pid()).expect("fds") > files_before {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled connection was never dropped"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // What reached this client's buffers is all it gets: far less than the frame.
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut rest = Vec::new();
+    let _ = stalled.read_to_end(&mut rest);
+    assert!(
+        rest.len() + got < whole.len(),
+        "got {} of {} bytes: the connection was dropped, not finished",
+        rest.len() + got,
+        whole.len()
+    );
+    let memory_after = resident_kib(served.pid()).expect("rss");
+    assert!(
+        memory_after <= memory_before + 8 * 1024,
+        "memory {memory_before} KiB before, {memory_after} KiB after the stalled client"
+    );
+    assert!(
+        served.stderr().contains("stopped reading"),
+        "{}",
+        served.stderr()
+    );
+}
+
+#[test]
+fn ten_thousand_invented_viewer_ids_leave_the_list_short() {
+    let xvfb = Xvfb::start().expect("Xvfb");
+    xvfb.paint("#406020").expect("paint");
+    let served = Served::start(BIN, &xvfb, &[]).expect("serve");
+    let target = Target::of(&served);
+    let started = Instant::now();
+    // Keep-alive connections in parallel, each asking for the frame it already has (a cheap 304).
+    let workers: Vec<_> = (0..4)
+        .map(|worker| {
+            let server = target.server;
+            let host = target.host.clone();
+            let path = target.viewer("screen.png");
+            std::thread::spawn(move || fake_viewers(server, &host, &path, worker, 2_500))
+        })
+        .collect();
+    for worker in workers {
+        worker
+            .join()
+            .expect("worker")
+            .expect("every request answered");
+    }
+    let viewers: serde_json::Value = serde_json::from_slice(&reqwest::blocking_get(
+        &served.control_url.replace("/settings", "/viewers"),
+    ))
+    .expect("JSON");
+    let listed = viewers.as_array().map_or(usize::MAX, Vec::len);
+    assert!(
+        (1..=9).contains(&listed),
+        "10,000 ids from one address are at most 8 viewers and the address: {listed} listed \
+         (after {:?})",
+        started.elapsed()
+    );
+}
+
+/// `count` requests, each naming a new viewer id, on one keep-alive connection.
+fn fake_viewers(
+    server: SocketAddr,
+    host: &str,
+    path: &str,
+    worker: usize,
+    count: usize,
+) -> anyhow::Result<()> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let stream = std::net::TcpStream::connect(server)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_nodelay(true)?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    for n in 0..count {
+        // One write per request: `write!` would send each piece in its own segment.
+        let request = format!(
+            "GET {path}?v=fake-{worker}-{n} HTTP/1.1\r\nHost: {host}\r\nIf-None-Match: *\r\n\r\n"
+        );
+        writer.write_all(request.as_bytes())?;
+        let mut length = 0usize;
+        let mut status = String::new();
+        reader.read_line(&mut status)?;
+        anyhow::ensure!(status.starts_with("HTTP/1.1 304"), "request {n}: {status}");
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line)?;
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse()?;
+            }
+        }
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body)?;
+    }
+    Ok(())
+}
+
+mod reqwest {
+    /// A GET with a plain client, for the requests a well-behaved viewer makes.
+    pub fn blocking_get(url: &str) -> Vec<u8> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let response = ::reqwest::get(url).await.expect("request");
+            assert_eq!(response.status(), 200, "{url}");
+            response.bytes().await.expect("body").to_vec()
+        })
+    }
+}

@@ -1,0 +1,49 @@
+//! How much the server gives any one client: the numbers behind its timeouts and caps, tunable per
+//! share (the CLI exposes them; tests shorten the timeouts).
+
+use std::time::Duration;
+
+/// The server's timeouts and caps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// A connection must send a whole request head within this long, whether it is new or idle
+    /// between requests (so this is also the keep-alive idle timeout).
+    pub header_timeout: Duration,
+    /// A response that cannot write a single byte for this long (the client stopped reading) is
+    /// dropped with its connection, freeing its buffers.
+    pub write_stall_timeout: Duration,
+    /// Request line plus headers, in bytes; more gets 431.
+    pub max_header_bytes: usize,
+    /// Header fields per request; more gets 431.
+    pub max_headers: usize,
+    /// Path plus query, in bytes; more gets 414.
+    pub max_uri_bytes: usize,
+    /// Request body (only settings changes have one); more gets 413.
+    pub max_body_bytes: usize,
+    /// Open connections in all; past it new ones are closed at once.
+    pub max_connections: usize,
+    /// Open connections from one address (a browser opens six at most).
+    pub max_connections_per_address: usize,
+    /// Requests being answered at once, long polls included; past it, 503 with `Retry-After`.
+    pub max_requests_in_flight: usize,
+    /// Encodes and update assemblies running at once on blocking threads; more requests wait
+    /// their turn on the runtime instead of each holding a thread.
+    pub max_blocking_encodes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            write_stall_timeout: Duration::from_secs(15),
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+            max_uri_bytes: 4 * 1024,
+            max_body_bytes: 16 * 1024,
+            max_connections: 2048,
+            max_connections_per_address: 64,
+            max_requests_in_flight: 512,
+            max_blocking_encodes: 4,
+        }
+    }
+}

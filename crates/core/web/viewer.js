@@ -1,0 +1,229 @@
+"use strict";
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const canvas = $("screen"), overlay = $("pointer"), view$ = $("view"), statusText = $("status-text"), body = document.body;
+  const ctx = canvas.getContext("2d", { alpha: false });
+  const pointerCtx = overlay.getContext("2d");
+  const viewerId = (crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2)).replace(/[^a-z0-9-]/gi, "");
+
+  // This viewer's own view; it never touches the share, only this page.
+  const saved = (() => { try { return JSON.parse(localStorage.getItem("screenshare.view")) || {}; } catch { return {}; } })();
+  const view = {
+    fit: saved.fit !== false,
+    format: saved.format === "lossless" || saved.format === "png" ? "lossless" : "adaptive",
+    cap: Number(saved.cap) || 0,
+  };
+  const save = () => { try { localStorage.setItem("screenshare.view", JSON.stringify(view)); } catch { /* private mode */ } };
+
+  // `after`: the frame this canvas shows (0: none yet, so the next update is the whole screen).
+  let shareFps = 10, after = 0, shareState = "starting", ended = false, shown = false, wake = null, inFlight = null;
+  let framesOk = true, statusOk = true, lastAnnounced = "";
+  // Bumped by a change of picture mode: an update begun before it must not set `after`.
+  let generation = 0;
+  const pointer = { shape: 0, x: 0, y: 0, hotX: 0, hotY: 0, scale: 1, image: null, imageFor: 0, loading: 0, drawn: null };
+
+  function render() {
+    body.classList.toggle("actual", !view.fit);
+    $("fit").textContent = view.fit ? "Fit" : "1:1";
+    $("format").value = view.format;
+    $("cap").value = String(view.cap);
+    if (!view.fit) { view$.style.width = canvas.width + "px"; view$.style.height = canvas.height + "px"; }
+    else { view$.style.width = ""; view$.style.height = ""; }
+    let state, text;
+    if (ended) { state = "ended"; text = "The share has ended"; }
+    else if (!framesOk || !statusOk) { state = "reconnecting"; text = "Reconnecting…"; }
+    else if (shareState === "paused") { state = "paused"; text = "Paused by the presenter"; }
+    else if (shareState === "source_lost") { state = "lost"; text = "Screen lost — showing the last frame"; }
+    else if (!shown) { state = "waiting"; text = "Waiting for the screen…"; }
+    else { state = "live"; text = "Live"; }
+    body.dataset.state = state;
+    body.classList.toggle("problem", state !== "live");
+    $("reload").hidden = !ended;
+    // The status is a live region: touch it only when it says something new.
+    if (text !== lastAnnounced) { statusText.textContent = text; lastAnnounced = text; }
+  }
+
+  const sleep = (ms) => new Promise((resolve) => { const t = setTimeout(resolve, ms); wake = () => { clearTimeout(t); resolve(); }; });
+  const interrupt = () => { if (wake) { const w = wake; wake = null; w(); } };
+  // A view change drops the request under way (it may be a long poll) and asks again at once.
+  const restart = () => { if (inFlight) { inFlight.changedView = true; inFlight.abort(); } interrupt(); };
+
+  function endShare() { ended = true; render(); }
+
+  // Reads one update (the format is documented in the engine's frame/wire.rs).
+  function parse(buffer) {
+    const data = new DataView(buffer);
+    if (buffer.byteLength < 32 || data.getUint8(0) !== 1) throw new Error("not an update this page can read");
+    const update = {
+      full: (data.getUint8(1) & 1) === 1,
+      width: data.getUint16(2, true), height: data.getUint16(4, true),
+      seq: data.getUint32(8, true) + data.getUint32(12, true) * 4294967296,
+      pointer: { shape: data.getUint32(16, true), x: data.getInt16(20, true), y: data.getInt16(22, true),
+        hotX: data.getUint16(24, true), hotY: data.getUint16(26, true), scale: data.getUint16(28, true) / 1000 },
+      pieces: [],
+    };
+    let at = 32;
+    for (let n = data.getUint16(6, true); n > 0; n--) {
+      const piece = { x: data.getUint16(at, true), y: data.getUint16(at + 2, true),
+        w: data.getUint16(at + 4, true), h: data.getUint16(at + 6, true), kind: data.getUint8(at + 8) };
+      at += 9;
+      if (piece.kind === 0) {
+        piece.fill = `rgb(${data.getUint8(at)},${data.getUint8(at + 1)},${data.getUint8(at + 2)})`;
+        at += 3;
+      } else {
+        const length = data.getUint32(at, true);
+        at += 4;
+        if (at + length > buffer.byteLength) throw new Error("update cut short");
+        piece.blob = new Blob([new Uint8Array(buffer, at, length)], { type: piece.kind === 1 ? "image/png" : "image/jpeg" });
+        at += length;
+      }
+      update.pieces.push(piece);
+    }
+    return update;
+  }
+
+  // Decodes every piece first, then draws them all at once: the canvas never shows half an update.
+  async function apply(update) {
+    const bitmaps = await Promise.all(update.pieces.map((piece) => piece.blob
+      ? createImageBitmap(piece.blob, { colorSpaceConversion: "none", premultiplyAlpha: "none" })
+      : null));
+    if (update.full || canvas.width !== update.width || canvas.height !== update.height) {
+      canvas.width = overlay.width = update.width;
+      canvas.height = overlay.height = update.height;
+      pointer.drawn = null;
+    }
+    update.pieces.forEach((piece, index) => {
+      const bitmap = bitmaps[index];
+      if (bitmap) { ctx.drawImage(bitmap, piece.x, piece.y); bitmap.close(); }
+      else { ctx.fillStyle = piece.fill; ctx.fillRect(piece.x, piece.y, piece.w, piece.h); }
+    });
+    Object.assign(pointer, update.pointer);
+    drawPointer();
+    if (!shown) { shown = true; view$.hidden = false; $("waiting").remove(); }
+    canvas.dataset.frame = String(update.seq);
+  }
+
+  // The pointer lives on its own layer: a move redraws a few pixels, never the screen.
+  function drawPointer() {
+    if (pointer.shape !== 0 && pointer.imageFor !== pointer.shape && pointer.loading !== pointer.shape) loadShape(pointer.shape);
+    if (pointer.drawn) { pointerCtx.clearRect(...pointer.drawn); pointer.drawn = null; }
+    if (pointer.shape === 0 || pointer.imageFor !== pointer.shape || !pointer.image) return;
+    const w = pointer.image.width * pointer.scale, h = pointer.image.height * pointer.scale;
+    const x = pointer.x - pointer.hotX * pointer.scale, y = pointer.y - pointer.hotY * pointer.scale;
+    pointerCtx.drawImage(pointer.image, x, y, w, h);
+    pointer.drawn = [Math.floor(x) - 1, Math.floor(y) - 1, Math.ceil(w) + 2, Math.ceil(h) + 2];
+  }
+
+  async function loadShape(id) {
+    pointer.loading = id;
+    try {
+      const res = await fetch(`pointer.png?shape=${id}`);
+      if (!res.ok) return;
+      const image = await createImageBitmap(await res.blob());
+      if (pointer.image) pointer.image.close();
+      pointer.image = image; pointer.imageFor = id;
+      drawPointer();
+    } catch { /* the next update names the shape again */ }
+    finally { if (pointer.loading === id) pointer.loading = 0; }
+  }
+
+  // Ask for the next update only once the last one is on screen, and no faster than the cap.
+  async function frameLoop() {
+    let backoff = 500;
+    while (!ended) {
+      if (document.hidden) { await new Promise((r) => document.addEventListener("visibilitychange", r, { once: true })); continue; }
+      const started = performance.now();
+      const mode = view.format, begun = generation;
+      const ctl = new AbortController();
+      inFlight = ctl;
+      // One deadline for headers and body alike: a download that stalls is a dropped network.
+      const deadline = setTimeout(() => ctl.abort(), 20000);
+      let got;
+      try {
+        const res = await fetch(`updates?after=${after}&mode=${mode}`, { cache: "no-store", signal: ctl.signal, headers: { "x-viewer": viewerId } });
+        if (res.status === 404) { clearTimeout(deadline); endShare(); return; }
+        if (res.status === 204) { clearTimeout(deadline); framesOk = true; render(); continue; }
+        if (res.status === 503) { clearTimeout(deadline); framesOk = true; render(); await sleep(1000); continue; }
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        got = await res.arrayBuffer();
+        clearTimeout(deadline);
+      } catch (err) {
+        clearTimeout(deadline);
+        if (ctl.changedView) continue;
+        framesOk = false; render();
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, 5000);
+        continue;
+      }
+      framesOk = true; backoff = 500;
+      try {
+        const update = parse(got);
+        // A switch of picture mode starts afresh from the whole screen.
+        if (begun === generation) {
+          await apply(update);
+          // Switched while it decoded: the next update is the whole screen in the new mode.
+          if (begun === generation) after = update.seq;
+        }
+      } catch (err) {
+        // Bytes that arrived but cannot be drawn: start over from the whole screen.
+        console.warn("screenshare: could not draw an update:", err);
+        after = 0;
+        await sleep(1000);
+      }
+      render();
+      const fps = view.cap ? Math.min(view.cap, shareFps) : shareFps;
+      const gap = 1000 / Math.max(fps, 0.1) - (performance.now() - started);
+      if (gap > 0) await sleep(gap);
+    }
+  }
+
+  async function statusLoop() {
+    while (!ended) {
+      try {
+        const ctl = new AbortController();
+        const timer = setTimeout(() => ctl.abort(), 5000);
+        let res;
+        try { res = await fetch("status", { cache: "no-store", signal: ctl.signal }); } finally { clearTimeout(timer); }
+        if (res.status === 404) { endShare(); return; }
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        const s = await res.json();
+        shareFps = s.fps || shareFps;
+        shareState = s.paused ? "paused" : s.state;
+        statusOk = true;
+      } catch { statusOk = false; }
+      render();
+      await new Promise((r) => setTimeout(r, statusOk ? 2000 : 1000));
+    }
+  }
+
+  function toggleFullscreen() {
+    if (!document.fullscreenEnabled) { lastAnnounced = ""; statusText.textContent = "Fullscreen is not available in this browser"; return; }
+    if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+    else document.documentElement.requestFullscreen().catch(() => {});
+  }
+  function toggleFit() { view.fit = !view.fit; save(); render(); }
+
+  $("fit").addEventListener("click", toggleFit);
+  $("fullscreen").addEventListener("click", toggleFullscreen);
+  $("reload").addEventListener("click", () => location.reload());
+  $("format").addEventListener("change", (e) => { view.format = e.target.value; generation++; after = 0; save(); render(); restart(); });
+  $("cap").addEventListener("change", (e) => { view.cap = Number(e.target.value); save(); render(); interrupt(); });
+  $("stage").addEventListener("dblclick", toggleFullscreen);
+  document.addEventListener("keydown", (e) => {
+    if (e.target.tagName === "SELECT" || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.key === "f" || e.key === "F") toggleFullscreen();
+    else if (e.key === "z" || e.key === "Z") toggleFit();
+  });
+  document.addEventListener("fullscreenchange", () => { $("fullscreen").textContent = document.fullscreenElement ? "Exit fullscreen" : "Fullscreen"; });
+  window.addEventListener("online", interrupt);
+
+  // The toolbar steps aside while the pointer rests, and comes back when it moves.
+  let idleTimer = null;
+  const awake = () => { body.classList.remove("idle"); clearTimeout(idleTimer); idleTimer = setTimeout(() => body.classList.add("idle"), 2500); };
+  for (const type of ["mousemove", "pointerdown", "keydown", "touchstart", "focusin"]) document.addEventListener(type, awake, { passive: true });
+  awake();
+
+  render();
+  frameLoop();
+  statusLoop();
+})();
