@@ -9,6 +9,8 @@ const COMMANDS: &[&str] = &[
     "stop_share",
     "update_settings",
     "preview",
+    "admit_viewer",
+    "remove_viewer",
 ];
 
 fn main() {

@@ -164,16 +164,24 @@ function applySettings(s) {
     ui.maxWidth.value = value;
   }
   if (typeof s.show_pointer === "boolean") ui.showPointer.checked = s.show_pointer;
+  if (s.pin !== undefined && document.activeElement !== ui.pin) ui.pin.value = s.pin ?? "";
+  if (typeof s.require_approval === "boolean") ui.requireApproval.checked = s.require_approval;
+  if (s.max_viewers != null && document.activeElement !== ui.maxViewers) ui.maxViewers.value = s.max_viewers;
+  ui.pinShown.hidden = !s.pin;
+  ui.pinDigits.textContent = s.pin ?? "";
   if (app.sharing && typeof s.paused === "boolean") setPaused(s.paused);
   showSliderValues();
 }
 
 async function patch(field, value) {
+  app.patching = (app.patching || 0) + 1;
   try {
     applySettings(await invoke("update_settings", { patch: { [field]: value } }));
   } catch (err) {
     applySettings(app.settings);
     showError("Couldn't apply that setting: " + message(err));
+  } finally {
+    app.patching -= 1;
   }
 }
 
@@ -196,7 +204,8 @@ async function startShare() {
   setBusy(true);
   setState("starting");
   // paused: false, since pressing Share means "show my screen now".
-  const settings = { monitor: app.selected, fps: +ui.fps.value, quality: +ui.quality.value, max_width: maxWidthValue(), paused: false, show_pointer: ui.showPointer.checked };
+  const settings = { monitor: app.selected, fps: +ui.fps.value, quality: +ui.quality.value, max_width: maxWidthValue(), paused: false, show_pointer: ui.showPointer.checked,
+    pin: ui.pin.value.trim() || null, require_approval: ui.requireApproval.checked, max_viewers: +ui.maxViewers.value || 50 };
   try {
     const result = await invoke("start_share", { settings });
     hideError();
@@ -320,6 +329,9 @@ function onStatus(s) {
     showError(s.state === "source_lost" ? `The shared screen is gone: ${s.error}` : s.error);
   }
   app.lastError = s.error || null;
+  // The share's settings are the truth (a PATCH on the control URL changes them too); not while
+  // a change of ours is on its way or a slider is being moved.
+  if (s.settings && !app.patching && !Object.keys(app.pending).length) applySettings(s.settings);
   showStats(s);
 }
 
@@ -330,21 +342,51 @@ function showStats(s) {
   ui.frameSize.textContent = bytes(s.jpeg_bytes ?? s.png_bytes);
   ui.bandwidth.textContent = bw != null ? `${bytes(bw)}/s` : DASH;
   const viewers = s.viewer_list || [];
-  // Rebuilt only when someone arrives or leaves, so a selected address stays selected.
-  const who = viewers.map((v) => `${v.address}@${v.since_unix_ms}`).join(" ");
+  // Rebuilt only when someone arrives, leaves or is let in, so focus and selection stay put.
+  const who = viewers.map((v) => `${v.id}:${v.access}`).join(" ");
   if (who !== app.viewersShown || !ui.viewerList.children.length) {
+    const focused = document.activeElement?.dataset?.viewer;
     app.viewersShown = who;
-    ui.viewerList.replaceChildren(...viewers.map((v) => {
-      const li = el("li");
-      li.append(el("span", "addr", v.address), el("span", "since", `since ${clock(v.since_unix_ms)}`));
-      return li;
-    }));
+    ui.viewerList.replaceChildren(...viewers.map(viewerItem));
     if (!viewers.length) ui.viewerList.append(el("li", "muted", "Nobody yet"));
+    if (focused) ui.viewerList.querySelector(`[data-viewer="${CSS.escape(focused)}"]`)?.focus();
   }
   viewers.forEach((v, i) => {
     const li = ui.viewerList.children[i];
     if (li) li.title = `${v.frames} frames, ${bytes(v.bytes)}`;
   });
+}
+
+// One viewer: who, since when, and what the presenter can do about it.
+function viewerItem(v) {
+  const waiting = v.access === "waiting";
+  const li = el("li", waiting ? "viewer waiting" : "viewer");
+  const whoBox = el("div", "viewer-who");
+  const browser = v.browser && v.browser !== "unknown" ? ` \u00b7 ${v.browser}` : "";
+  whoBox.append(el("span", "addr", v.address + browser),
+    el("span", "since", waiting ? "wants to watch" : `since ${clock(v.since_unix_ms)}`));
+  const actions = el("div", "viewer-actions");
+  if (waiting) actions.append(viewerButton("Let in", "admit_viewer", v, "btn small primary"));
+  actions.append(viewerButton("Remove", "remove_viewer", v, "btn small"));
+  li.append(whoBox, actions);
+  return li;
+}
+
+function viewerButton(label, command, v, className) {
+  const button = el("button", className, label);
+  button.type = "button";
+  button.dataset.viewer = `${command}:${v.id}`;
+  button.setAttribute("aria-label", `${label} ${v.address}${v.browser && v.browser !== "unknown" ? ", " + v.browser : ""}`);
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      await invoke(command, { id: v.id });
+    } catch (err) {
+      showError(`Couldn't ${label.toLowerCase()} that viewer: ` + message(err));
+      button.disabled = false;
+    }
+  });
+  return button;
 }
 
 const previewErrors = reporter("Couldn't get the preview: ");
@@ -395,6 +437,14 @@ async function copyUrl() {
   }, 3000);
 }
 
+// Six digits from the system's randomness: easy to read out to a room, hard to guess in the
+// few tries a minute the share allows.
+function randomPin() {
+  const digits = new Uint32Array(1);
+  crypto.getRandomValues(digits);
+  return String(digits[0] % 1000000).padStart(6, "0");
+}
+
 async function init() {
   for (const node of document.querySelectorAll("[id]")) {
     ui[node.id.replace(/-(\w)/g, (_, c) => c.toUpperCase())] = node;
@@ -405,6 +455,10 @@ async function init() {
   wireSlider(ui.quality, "quality");
   ui.maxWidth.addEventListener("change", () => patch("max_width", maxWidthValue()));
   ui.showPointer.addEventListener("change", () => patch("show_pointer", ui.showPointer.checked));
+  ui.pin.addEventListener("change", () => patch("pin", ui.pin.value.trim() || null));
+  ui.newPin.addEventListener("click", () => patch("pin", randomPin()));
+  ui.requireApproval.addEventListener("change", () => patch("require_approval", ui.requireApproval.checked));
+  ui.maxViewers.addEventListener("change", () => patch("max_viewers", +ui.maxViewers.value));
   document.addEventListener("visibilitychange", refreshThumbnails);
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") hideError(); });
 

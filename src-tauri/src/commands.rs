@@ -68,6 +68,19 @@ pub async fn update_settings(
 }
 
 #[tauri::command]
+pub async fn admit_viewer(presenter: State<'_, Presenter>, id: String) -> Result<(), CommandError> {
+    presenter.admit(&id).await
+}
+
+#[tauri::command]
+pub async fn remove_viewer(
+    presenter: State<'_, Presenter>,
+    id: String,
+) -> Result<(), CommandError> {
+    presenter.remove(&id).await
+}
+
+#[tauri::command]
 pub async fn preview(presenter: State<'_, Presenter>) -> Result<Option<String>, CommandError> {
     Ok(presenter.preview().await?.as_deref().map(jpeg_data_url))
 }

@@ -12,6 +12,8 @@ pub enum CommandError {
     Thumbnail(#[from] screenshare_core::capture::ThumbnailError),
     #[error("not sharing: press Share first")]
     NotSharing,
+    #[error("that viewer has already left")]
+    NoSuchViewer,
     #[error("could not make the QR code: {0}")]
     Qr(String),
     #[error("internal error: {0}")]

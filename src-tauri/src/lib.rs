@@ -47,6 +47,8 @@ pub fn run() {
             commands::stop_share,
             commands::update_settings,
             commands::preview,
+            commands::admit_viewer,
+            commands::remove_viewer,
         ])
         .on_window_event(|window, event| {
             if let WindowEvent::CloseRequested { .. } = event {

@@ -154,16 +154,43 @@ impl Presenter {
         Ok(Some(jpeg))
     }
 
-    /// The share's status and viewers, when sharing.
-    pub async fn snapshot(&self) -> Option<(Status, Vec<ViewerInfo>)> {
+    /// The share's status, viewers and settings in force, when sharing. The settings come from
+    /// the share itself, so a change made elsewhere (PATCH on the control URL) shows in the
+    /// window too, and is remembered.
+    pub async fn snapshot(&self) -> Option<(Status, Vec<ViewerInfo>, Settings)> {
         let share = self.share.lock().await;
-        share
-            .as_ref()
-            .map(|share| (share.status(), share.viewers()))
+        let share = share.as_ref()?;
+        let settings = share.settings();
+        if settings != self.settings() {
+            self.remember(settings.clone());
+        }
+        Some((share.status(), share.viewers(), settings))
+    }
+
+    /// Lets waiting viewer `id` in.
+    pub async fn admit(&self, id: &str) -> Result<(), CommandError> {
+        self.act_on_viewer(|share| share.admit(id)).await
+    }
+
+    /// Ends viewer `id`'s access (and its address's) until the share stops.
+    pub async fn remove(&self, id: &str) -> Result<(), CommandError> {
+        self.act_on_viewer(|share| share.remove(id)).await
+    }
+
+    async fn act_on_viewer(&self, action: impl FnOnce(&Share) -> bool) -> Result<(), CommandError> {
+        match self.share.lock().await.as_ref() {
+            Some(share) if action(share) => Ok(()),
+            Some(_) => Err(CommandError::NoSuchViewer),
+            None => Err(CommandError::NotSharing),
+        }
     }
 
     fn remember(&self, settings: Settings) {
-        self.store.save(&settings);
+        // The PIN is for this session only: never written to disk.
+        self.store.save(&Settings {
+            pin: None,
+            ..settings.clone()
+        });
         *self.settings.lock().unwrap_or_else(PoisonError::into_inner) = settings;
     }
 }

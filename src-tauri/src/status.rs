@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use screenshare_core::Phase;
 use screenshare_core::viewers::ViewerInfo;
+use screenshare_core::{Phase, Settings};
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, Manager};
 
@@ -26,6 +26,8 @@ pub struct StatusEvent {
     pub jpeg_bytes: Option<usize>,
     pub png_bytes: Option<usize>,
     pub bandwidth_bytes_per_sec: f64,
+    /// The settings in force, whoever changed them last.
+    pub settings: Option<Settings>,
 }
 
 pub async fn push_status(app: AppHandle) {
@@ -35,7 +37,7 @@ pub async fn push_status(app: AppHandle) {
         ticker.tick().await;
         let presenter = app.state::<Presenter>();
         let event = match presenter.snapshot().await {
-            Some((status, viewer_list)) => {
+            Some((status, viewer_list, settings)) => {
                 let now = Instant::now();
                 let bandwidth = last.map_or(0.0, |(bytes, at)| {
                     status.bytes_served.saturating_sub(bytes) as f64
@@ -55,6 +57,7 @@ pub async fn push_status(app: AppHandle) {
                     jpeg_bytes: status.jpeg_bytes,
                     png_bytes: status.png_bytes,
                     bandwidth_bytes_per_sec: bandwidth,
+                    settings: Some(settings),
                 }
             }
             None => {

@@ -265,15 +265,6 @@ async fn presenter_shares_and_steers_a_live_share() -> anyhow::Result<()> {
         (text(&client, "viewer-count").await == "1").then_some(())
     })
     .await?;
-    // For the docs: SCREENSHARE_E2E_SCREENSHOT=path keeps a picture of the sharing window.
-    if let Some(path) = std::env::var_os("SCREENSHARE_E2E_SCREENSHOT") {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        // A relative path is from the repository root, where the README's command runs.
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join(path);
-        std::fs::write(path, client.screenshot().await?)?;
-    }
     // textContent: WebKitWebDriver's element text leaves out the selectable address spans.
     let listed = client
         .execute(
@@ -286,6 +277,116 @@ async fn presenter_shares_and_steers_a_live_share() -> anyhow::Result<()> {
         "{listed}"
     );
     viewer.abort();
+
+    // Who may watch: the presenter lets each viewer in from the window, and can remove one.
+    client
+        .find(Locator::Id("require-approval"))
+        .await?
+        .click()
+        .await?;
+    let joined = eventually(PATIENCE, "a new viewer to be told to wait", || async {
+        let response = http.post(format!("{url}join")).send().await.ok()?;
+        let cookie = response
+            .headers()
+            .get("set-cookie")?
+            .to_str()
+            .ok()?
+            .split(';')
+            .next()?
+            .to_owned();
+        let body: serde_json::Value = response.json().await.ok()?;
+        (body["access"] == "waiting").then_some(cookie)
+    })
+    .await?;
+    let frame_status = |cookie: String| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            http.get(format!("{url}screen.png"))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .map(|response| response.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    assert_eq!(
+        frame_status(joined.clone()).await,
+        403,
+        "waiting: no frames yet"
+    );
+    let admit = eventually(
+        PATIENCE,
+        "a Let in button for the waiting viewer",
+        || async {
+            client
+                .find(Locator::Css("[data-viewer^='admit_viewer:']"))
+                .await
+                .ok()
+        },
+    )
+    .await?;
+    // For the docs: SCREENSHARE_E2E_SCREENSHOT=path keeps a picture of the sharing window, with a
+    // viewer waiting to be let in.
+    if let Some(path) = std::env::var_os("SCREENSHARE_E2E_SCREENSHOT") {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        // A relative path is from the repository root, where the README's command runs.
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(path);
+        std::fs::write(path, client.screenshot().await?)?;
+    }
+    let id = admit
+        .attr("data-viewer")
+        .await?
+        .unwrap_or_default()
+        .trim_start_matches("admit_viewer:")
+        .to_owned();
+    admit.click().await?;
+    eventually(PATIENCE, "the admitted viewer to get frames", || async {
+        (frame_status(joined.clone()).await == 200).then_some(())
+    })
+    .await?;
+    let remove = eventually(PATIENCE, "a Remove button for that viewer", || async {
+        client
+            .find(Locator::Css(&format!("[data-viewer='remove_viewer:{id}']")))
+            .await
+            .ok()
+    })
+    .await?;
+    remove.click().await?;
+    eventually(PATIENCE, "the removed viewer to be refused", || async {
+        (frame_status(joined.clone()).await == 403).then_some(())
+    })
+    .await?;
+
+    // A PIN from the window: shown to the presenter, and the key for newcomers.
+    client
+        .find(Locator::Id("require-approval"))
+        .await?
+        .click()
+        .await?;
+    client.find(Locator::Id("new-pin")).await?.click().await?;
+    let pin = eventually(PATIENCE, "the PIN to be shown", || async {
+        let pin = text(&client, "pin-digits").await;
+        (pin.len() == 6).then_some(pin)
+    })
+    .await?;
+    let newcomer = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 9]))
+        .build()?;
+    let wrong = newcomer
+        .post(format!("{url}join"))
+        .json(&serde_json::json!({"pin": "000000"}))
+        .send()
+        .await?;
+    assert_eq!(wrong.status(), 403);
+    let right = newcomer
+        .post(format!("{url}join"))
+        .json(&serde_json::json!({"pin": pin}))
+        .send()
+        .await?;
+    assert_eq!(right.status(), 200);
 
     // Stop: the URL no longer serves.
     client.find(Locator::Id("stop")).await?.click().await?;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use screenshare_core::server::Limits;
 use screenshare_core::{
-    DEFAULT_PORT, Error, MonitorChoice, Settings, Share, ShareOptions, sources,
+    DEFAULT_PORT, Error, MonitorChoice, Pin, Settings, Share, ShareOptions, sources,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -66,6 +66,12 @@ struct ServeArgs {
     /// Viewers admitted at once; one more is told the share is full
     #[arg(long, default_value_t = Settings::default().max_viewers)]
     max_viewers: u32,
+    /// Viewers must type this PIN (4 to 12 digits) before they see anything
+    #[arg(long)]
+    pin: Option<Pin>,
+    /// Each new viewer waits until let in: POST on the control URL's `viewers/<id>/admit`
+    #[arg(long)]
+    require_approval: bool,
     /// A host name viewers may use to reach this machine, besides its addresses and own name
     /// (repeat for several); requests naming any other host get 421
     #[arg(long, value_name = "NAME")]
@@ -189,6 +195,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             paused: false,
             show_pointer: !args.no_pointer,
             max_viewers: args.max_viewers,
+            pin: args.pin,
+            require_approval: args.require_approval,
         },
         bind: SocketAddr::new(args.bind, args.port),
         open: args.open,
@@ -206,6 +214,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     println!("control {}", share.control_url());
     eprintln!("Open a viewer URL in any browser on the network. Ctrl-C stops sharing.");
+    if args.require_approval {
+        let viewers = share.control_url().replace("/settings", "/viewers");
+        eprintln!(
+            "Viewers wait to be let in: see who waits with `curl {viewers}`, \
+             then `curl -X POST {viewers}/<id>/admit` (or `/remove`)."
+        );
+    }
 
     let stopped = share.stopped();
     tokio::select! {

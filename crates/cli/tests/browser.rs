@@ -551,3 +551,106 @@ async fn a_viewer_stays_live_under_a_thousand_idle_and_a_hundred_slow_connection
     .await?;
     browser.close().await
 }
+
+/// The text of element `id` on the page, or "" when it is hidden or missing.
+async fn visible_text(browser: &Browser, id: &str) -> String {
+    let Ok(element) = browser.client().find(Locator::Id(id)).await else {
+        return String::new();
+    };
+    if !element.is_displayed().await.unwrap_or(false) {
+        return String::new();
+    }
+    element.text().await.unwrap_or_default()
+}
+
+async fn page_says(browser: &Browser, id: &str, words: &str) -> anyhow::Result<()> {
+    eventually(PATIENCE, &format!("#{id} to say {words:?}"), || async {
+        visible_text(browser, id)
+            .await
+            .contains(words)
+            .then_some(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_pin_keeps_the_screen_from_those_without_it() -> anyhow::Result<()> {
+    let xvfb = screen("#7030c0");
+    let served = Served::start(BIN, &xvfb, &["--pin", "2468"])?;
+    // Without the PIN, nothing of the screen is served.
+    let frame = reqwest::get(served.viewer("screen.png")).await?;
+    assert_eq!(frame.status(), 401);
+    let browser = Browser::start().await?;
+    let client = browser.client();
+    client.goto(served.viewer_url()).await?;
+    page_says(&browser, "gate-text", "needs a PIN").await?;
+    let pin = client.find(Locator::Id("pin")).await?;
+    pin.send_keys("1111\n").await?;
+    page_says(&browser, "gate-error", "not right").await?;
+    let still = browser.screenshot().await?;
+    let centre = still.get_pixel(still.width() / 2, still.height() / 2).0;
+    assert!(
+        !close_to([centre[0], centre[1], centre[2]], rgb("#7030c0")?, 40),
+        "a wrong PIN shows nothing of the screen"
+    );
+    client
+        .find(Locator::Id("pin"))
+        .await?
+        .send_keys("2468\n")
+        .await?;
+    shows(&browser, "#7030c0").await?;
+    says(&browser, "Live").await?;
+    browser.close().await
+}
+
+#[tokio::test]
+async fn a_viewer_waits_is_let_in_and_removed() -> anyhow::Result<()> {
+    let xvfb = screen("#30a070");
+    let served = Served::start(BIN, &xvfb, &["--require-approval", "--fps", "15"])?;
+    let viewers_url = served.control_url.replace("/settings", "/viewers");
+    let browser = Browser::start().await?;
+    browser.client().goto(served.viewer_url()).await?;
+    page_says(&browser, "waiting-text", "Waiting for the presenter").await?;
+    let waiting = eventually(
+        PATIENCE,
+        "the presenter to see the viewer waiting",
+        || async {
+            let list: serde_json::Value =
+                reqwest::get(&viewers_url).await.ok()?.json().await.ok()?;
+            let viewer = list.as_array()?.first()?.clone();
+            (viewer["access"] == "waiting").then_some(viewer)
+        },
+    )
+    .await?;
+    assert_eq!(waiting["browser"], "Chrome on Linux", "{waiting}");
+    assert_eq!(waiting["address"], "127.0.0.1");
+    let id = waiting["id"].as_str().unwrap_or_default().to_owned();
+    let client = reqwest::Client::new();
+    let admitted = client
+        .post(format!("{viewers_url}/{id}/admit"))
+        .send()
+        .await?;
+    assert_eq!(admitted.status(), 200);
+    shows(&browser, "#30a070").await?;
+    says(&browser, "Live").await?;
+
+    let removed = client
+        .post(format!("{viewers_url}/{id}/remove"))
+        .send()
+        .await?;
+    assert_eq!(removed.status(), 200);
+    page_says(&browser, "waiting-text", "removed you").await?;
+    says(&browser, "The presenter removed you from this share").await?;
+    // The page gets nothing more: the server refuses it, and the screen is gone from it.
+    let status = browser
+        .client()
+        .execute(
+            "return fetch('updates?after=0', {cache: 'no-store'}).then((r) => r.status)",
+            vec![],
+        )
+        .await?;
+    assert_eq!(status, json!(403));
+    let list: serde_json::Value = reqwest::get(&viewers_url).await?.json().await?;
+    assert_eq!(list, json!([]), "nobody watches or waits");
+    browser.close().await
+}

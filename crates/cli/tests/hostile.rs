@@ -248,6 +248,30 @@ fn cases(t: &Target) -> Vec<Case> {
         case("PATCH not JSON", t.patch(JSON, b"fps=5"), 400),
         case("PATCH max_viewers 0", t.patch(JSON, br#"{"max_viewers":0}"#), 422),
     ];
+    cases.push(case("GET join", t.get(&t.viewer("join"), ""), 405));
+    cases.push(case(
+        "POST access",
+        t.request("POST", &t.viewer("access"), JSON, b""),
+        405,
+    ));
+    cases.push(case(
+        "join with an unknown field",
+        t.request("POST", &t.viewer("join"), JSON, br#"{"pin":"1","x":1}"#),
+        400,
+    ));
+    cases.push(case(
+        "admit nobody",
+        t.request("POST", &t.control("viewers/id:00000000/admit"), JSON, b""),
+        404,
+    ));
+    cases.push(case(
+        "a forged pass cookie on an open share is harmless",
+        t.get(
+            &t.viewer("status"),
+            "Cookie: screenshare_pass=00000000000000000000000000000000\r\n",
+        ),
+        200,
+    ));
     let routes = [
         t.viewer(""),
         t.viewer("screen.png"),
@@ -399,6 +423,109 @@ fn a_client_that_stops_reading_a_4k_frame_is_dropped() {
         served.stderr().contains("stopped reading"),
         "{}",
         served.stderr()
+    );
+}
+
+/// The answer to a raw request: its status, a header's value, and the body.
+fn answer_of(server: SocketAddr, request: &[u8], header: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(server).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream.write_all(request).expect("request");
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    // Frames are binary: only the head and a JSON body are read as text.
+    let answer = String::from_utf8_lossy(&bytes);
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let value = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case(header)
+                .then(|| value.trim().to_owned())
+        })
+        .unwrap_or_default();
+    (status, value, body.to_owned())
+}
+
+#[test]
+fn wrong_pins_are_limited_and_a_pass_opens_only_its_own_share() {
+    let xvfb = Xvfb::start().expect("Xvfb");
+    xvfb.paint("#603080").expect("paint");
+    let served = Served::start(BIN, &xvfb, &["--pin", "2468"]).expect("serve");
+    let other_share = Served::start(BIN, &xvfb, &["--pin", "2468"]).expect("serve");
+    let t = Target::of(&served);
+    let join = |pin: &str| {
+        t.request(
+            "POST",
+            &t.viewer("join"),
+            JSON,
+            format!(r#"{{"pin":"{pin}"}}"#).as_bytes(),
+        )
+    };
+    for wrong in ["1111", "2222", "3333", "4444", "5555"] {
+        let (status, _, body) = answer_of(t.server, &join(wrong), "set-cookie");
+        assert_eq!(status, 403, "{body}");
+        assert!(body.contains("need_pin"), "{body}");
+    }
+    let (status, retry_after, _) = answer_of(t.server, &join("2468"), "retry-after");
+    assert_eq!(status, 429, "locked out, even with the right PIN");
+    assert!(
+        retry_after
+            .parse::<u64>()
+            .is_ok_and(|seconds| seconds >= 25),
+        "{retry_after}"
+    );
+
+    // Another address is not held up by this one's guesses.
+    let mut stream = screenshare_testkit::raw::connect_from([127, 0, 0, 2].into(), t.server)
+        .expect("connect from 127.0.0.2");
+    {
+        use std::io::{Read, Write};
+        stream.write_all(&join("2468")).expect("request");
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let cookie = answer
+            .lines()
+            .find_map(|line| line.strip_prefix("set-cookie: "))
+            .expect("a pass cookie");
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+        assert!(
+            cookie.contains(&format!("Path=/s/{}/", t.token)),
+            "{cookie}"
+        );
+        let pass = cookie.split(';').next().unwrap_or_default().to_owned();
+        let with_pass = format!("Cookie: {pass}\r\n");
+        let frame = |target: &Target, extra: &str| {
+            answer_of(
+                target.server,
+                &target.get(&target.viewer("screen.png"), extra),
+                "",
+            )
+        };
+        assert_eq!(frame(&t, &with_pass).0, 200, "the pass opens its share");
+        assert_eq!(frame(&t, "").0, 401, "nothing without it");
+        let other = Target::of(&other_share);
+        assert_eq!(
+            frame(&other, &with_pass).0,
+            401,
+            "another share does not know it"
+        );
+    }
+    assert!(
+        !served.stderr().contains("2468"),
+        "the PIN never reaches the log"
     );
 }
 

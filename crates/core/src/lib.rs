@@ -3,6 +3,7 @@
 //! Pixels flow one way, from the capture thread ([`capture`]) through [`Frame`]s to the HTTP
 //! server ([`server`]); settings flow the other way, from a [`Share`] handle to the capture thread.
 
+pub mod admission;
 pub mod capture;
 mod demand;
 pub mod encode;
@@ -21,6 +22,6 @@ pub use demand::WatchGuard;
 pub use encode::Format;
 pub use error::Error;
 pub use frame::{Frame, Mode};
-pub use settings::{MonitorChoice, Settings, SettingsError, SettingsPatch};
+pub use settings::{MonitorChoice, Pin, Settings, SettingsError, SettingsPatch};
 pub use share::{DEFAULT_PORT, Share, ShareOptions, sources};
 pub use state::{Phase, Status, ViewerStatus};

@@ -34,6 +34,10 @@ pub struct Settings {
     pub show_pointer: bool,
     /// Viewers admitted at once; one more is told the share is full.
     pub max_viewers: u32,
+    /// Viewers must type this to watch (4 to 12 digits); `None` lets anyone with the URL in.
+    pub pin: Option<Pin>,
+    /// Each new viewer waits until the presenter lets it in.
+    pub require_approval: bool,
 }
 
 impl Default for Settings {
@@ -46,6 +50,8 @@ impl Default for Settings {
             paused: false,
             show_pointer: true,
             max_viewers: 50,
+            pin: None,
+            require_approval: false,
         }
     }
 }
@@ -66,6 +72,9 @@ impl Settings {
         }
         if !MAX_VIEWERS_RANGE.contains(&self.max_viewers) {
             return Err(SettingsError::MaxViewers(self.max_viewers));
+        }
+        if let Some(pin) = &self.pin {
+            pin.validate()?;
         }
         if let Some(MonitorChoice::Name(name)) = &self.monitor
             && name.trim().is_empty()
@@ -98,6 +107,12 @@ impl Settings {
         }
         if let Some(max_viewers) = patch.max_viewers {
             next.max_viewers = max_viewers;
+        }
+        if let Some(pin) = &patch.pin {
+            next.pin = pin.clone();
+        }
+        if let Some(require_approval) = patch.require_approval {
+            next.require_approval = require_approval;
         }
         next.validate()?;
         Ok(next)
@@ -136,6 +151,15 @@ pub struct SettingsPatch {
     pub show_pointer: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_viewers: Option<u32>,
+    /// A new PIN, or `null` for none.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pin: Option<Option<Pin>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_approval: Option<bool>,
 }
 
 impl SettingsPatch {
@@ -152,6 +176,55 @@ where
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Digits a viewer must type to watch. Shown to the presenter, never written to a log: its
+/// `Debug` hides it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Pin(String);
+
+/// Lengths a PIN may have: four digits at least, twelve at most.
+pub const PIN_LENGTH: RangeInclusive<usize> = 4..=12;
+
+impl Pin {
+    pub fn new(digits: &str) -> Result<Self, SettingsError> {
+        let pin = Self(digits.to_owned());
+        pin.validate()?;
+        Ok(pin)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        if PIN_LENGTH.contains(&self.0.len()) && self.0.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(())
+        } else {
+            Err(SettingsError::Pin)
+        }
+    }
+
+    /// Whether `attempt` is this PIN, compared in constant time.
+    pub fn matches(&self, attempt: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        attempt.len() == self.0.len() && bool::from(attempt.as_bytes().ct_eq(self.0.as_bytes()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Pin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Pin(hidden)")
+    }
+}
+
+impl FromStr for Pin {
+    type Err = SettingsError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::new(text.trim())
+    }
 }
 
 /// A monitor, by its index in `screenshare list` or by its name.
@@ -201,6 +274,12 @@ pub enum SettingsError {
         max = MAX_VIEWERS_RANGE.end()
     )]
     MaxViewers(u32),
+    #[error(
+        "PIN must be {min} to {max} digits",
+        min = PIN_LENGTH.start(),
+        max = PIN_LENGTH.end()
+    )]
+    Pin,
     #[error("monitor name must not be empty")]
     EmptyMonitorName,
 }
@@ -208,6 +287,31 @@ pub enum SettingsError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pins_are_digits_and_never_shown_in_debug() {
+        assert!(Pin::new("1234").is_ok());
+        assert!(Pin::new("123456789012").is_ok());
+        for bad in ["123", "1234567890123", "12a4", "", "１２３４"] {
+            assert_eq!(Pin::new(bad).err(), Some(SettingsError::Pin), "{bad:?}");
+        }
+        let pin = Pin::new("9876").expect("pin");
+        assert!(pin.matches("9876"));
+        assert!(!pin.matches("9875") && !pin.matches("98765") && !pin.matches(""));
+        let settings = Settings {
+            pin: Some(pin.clone()),
+            ..Settings::default()
+        };
+        assert!(!format!("{settings:?}").contains("9876"));
+        let patch: SettingsPatch = serde_json::from_str(r#"{"pin":"9876"}"#).expect("patch");
+        assert!(!format!("{patch:?}").contains("9876"));
+        assert_eq!(
+            Settings::default().patched(&patch).map(|s| s.pin),
+            Ok(Some(pin))
+        );
+        let bad: SettingsPatch = serde_json::from_str(r#"{"pin":"12"}"#).expect("patch");
+        assert_eq!(Settings::default().patched(&bad), Err(SettingsError::Pin));
+    }
 
     #[test]
     fn defaults_are_valid() {

@@ -193,8 +193,20 @@ impl Share {
         self.app.share.status()
     }
 
+    /// Who is watching, then who waits to be let in.
     pub fn viewers(&self) -> Vec<ViewerInfo> {
-        self.app.share.viewers.list()
+        self.app.share.viewer_list()
+    }
+
+    /// Lets waiting viewer `id` in (an id from [`Share::viewers`]). Whether there was one.
+    pub fn admit(&self, id: &str) -> bool {
+        self.app.share.admit(id)
+    }
+
+    /// Ends viewer `id`'s access at once, and its address's, until the share stops. Whether
+    /// there was one.
+    pub fn remove(&self, id: &str) -> bool {
+        self.app.share.remove(id)
     }
 
     /// The frame viewers see now.

@@ -10,12 +10,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
+use crate::admission::{Admission, Rules};
 use crate::capture::{MonitorInfo, Screens, resolve};
 use crate::demand::Demand;
 use crate::encode::Format;
 use crate::frame::{EncodeCounters, EncodeCounts, Frame};
 use crate::settings::{Settings, SettingsPatch};
-use crate::viewers::Viewers;
+use crate::viewers::{ViewerInfo, Viewers};
 
 /// How long a request for a frame with none captured yet (or capture idle) waits for a grab.
 const FIRST_FRAME_WAIT: Duration = Duration::from_secs(3);
@@ -107,6 +108,7 @@ pub struct ShareState {
     pub(crate) demand: Arc<Demand>,
     pub(crate) counters: Arc<EncodeCounters>,
     pub(crate) viewers: Arc<Viewers>,
+    pub(crate) admission: Arc<Admission>,
     pub(crate) screens: Arc<dyn Screens>,
     pub(crate) cancel: CancellationToken,
     /// One settings change at a time, so concurrent changes (control URL, desktop) never drop one.
@@ -131,6 +133,7 @@ impl ShareState {
             demand: Arc::new(Demand::default()),
             counters: Arc::new(EncodeCounters::default()),
             viewers: Arc::new(Viewers::default()),
+            admission: Arc::new(Admission::default()),
             screens,
             cancel: CancellationToken::new(),
             updating: tokio::sync::Mutex::new(()),
@@ -157,6 +160,60 @@ impl ShareState {
         self.settings.send_replace(next.clone());
         self.demand.ring();
         Ok(next)
+    }
+
+    /// The rules for getting in, as the settings say now.
+    pub(crate) fn rules(&self) -> Rules {
+        let settings = self.settings.borrow();
+        Rules {
+            pin: settings.pin.clone(),
+            require_approval: settings.require_approval,
+        }
+    }
+
+    /// Who is watching, then who waits to be let in.
+    pub fn viewer_list(&self) -> Vec<ViewerInfo> {
+        let mut list = self.viewers.list();
+        for viewer in &mut list {
+            if let Some(browser) = viewer
+                .id
+                .strip_prefix("id:")
+                .and_then(|handle| self.admission.browser_of(handle))
+            {
+                viewer.browser = browser;
+            }
+        }
+        list.extend(self.admission.waiting().into_iter().map(|pass| ViewerInfo {
+            id: format!("id:{}", pass.id),
+            address: pass.address,
+            browser: pass.browser,
+            access: pass.access,
+            since_unix_ms: pass.since_unix_ms,
+            frames: 0,
+            bytes: 0,
+        }));
+        list
+    }
+
+    /// Lets the waiting viewer `id` in. Whether there was one.
+    pub fn admit(&self, id: &str) -> bool {
+        id.strip_prefix("id:")
+            .is_some_and(|handle| self.admission.admit(handle))
+    }
+
+    /// Removes viewer `id` (and everyone at its address) until the share ends. Whether there
+    /// was one.
+    pub fn remove(&self, id: &str) -> bool {
+        let address = self.viewers.address_of(id).or_else(|| {
+            id.strip_prefix("ip:")
+                .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+        });
+        let handle = id.strip_prefix("id:");
+        let removed = self.admission.remove(handle, address);
+        if removed {
+            self.viewers.forget_address(address);
+        }
+        removed
     }
 
     /// The newest frame, if any was captured.

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use crate::admission::Access;
+
 /// A viewer that has asked for nothing for this long has left.
 pub const VIEWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Page ids one address may count as separate viewers (tabs, or a few people behind one NAT);
@@ -40,7 +42,13 @@ struct Entry {
 /// One viewer, as the presenter sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ViewerInfo {
+    /// What to name it by to admit or remove it.
+    pub id: String,
     pub address: String,
+    /// "Firefox on Android", when its page joined; "unknown" for plain clients.
+    pub browser: String,
+    /// `admitted` (watching) or `waiting` (to be let in).
+    pub access: Access,
     /// When it arrived, in milliseconds since the Unix epoch.
     pub since_unix_ms: u64,
     pub frames: u64,
@@ -101,8 +109,11 @@ impl Viewers {
         let mut entries = self.lock();
         prune(&mut entries, Instant::now());
         let mut list: Vec<ViewerInfo> = entries
-            .values()
-            .map(|entry| ViewerInfo {
+            .iter()
+            .map(|(key, entry)| ViewerInfo {
+                id: key.clone(),
+                browser: "unknown".to_owned(),
+                access: Access::Admitted,
                 address: entry
                     .address
                     .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
@@ -116,6 +127,18 @@ impl Viewers {
             .collect();
         list.sort_by_key(|viewer| viewer.since_unix_ms);
         list
+    }
+
+    /// The address viewer `key` comes from.
+    pub fn address_of(&self, key: &str) -> Option<IpAddr> {
+        self.lock().get(key).and_then(|entry| entry.address)
+    }
+
+    /// Drops every viewer at `address` from the list (it was removed).
+    pub fn forget_address(&self, address: Option<IpAddr>) {
+        if address.is_some() {
+            self.lock().retain(|_, entry| entry.address != address);
+        }
     }
 
     /// Frame bytes served so far, to all viewers.

@@ -4,7 +4,6 @@
   const canvas = $("screen"), overlay = $("pointer"), view$ = $("view"), statusText = $("status-text"), body = document.body;
   const ctx = canvas.getContext("2d", { alpha: false });
   const pointerCtx = overlay.getContext("2d");
-  const viewerId = (crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2)).replace(/[^a-z0-9-]/gi, "");
 
   // This viewer's own view; it never touches the share, only this page.
   const saved = (() => { try { return JSON.parse(localStorage.getItem("screenshare.view")) || {}; } catch { return {}; } })();
@@ -18,6 +17,9 @@
   // `after`: the frame this canvas shows (0: none yet, so the next update is the whole screen).
   let shareFps = 10, after = 0, shareState = "starting", ended = false, shown = false, wake = null, inFlight = null;
   let framesOk = true, statusOk = true, lastAnnounced = "";
+  // Where this browser stands with the share: joining, pin, waiting, admitted, removed. The
+  // loops stop (`stopLoops`) when the server says it is no longer admitted.
+  let access = "joining", stopLoops = false;
   // Bumped by a change of picture mode: an update begun before it must not set `after`.
   let generation = 0;
   const pointer = { shape: 0, x: 0, y: 0, hotX: 0, hotY: 0, scale: 1, image: null, imageFor: 0, loading: 0, drawn: null };
@@ -31,7 +33,11 @@
     else { view$.style.width = ""; view$.style.height = ""; }
     let state, text;
     if (ended) { state = "ended"; text = "The share has ended"; }
+    else if (access === "removed") { state = "ended"; text = "The presenter removed you from this share"; }
     else if (!framesOk || !statusOk) { state = "reconnecting"; text = "Reconnecting…"; }
+    else if (access === "pin") { state = "waiting"; text = "PIN needed"; }
+    else if (access === "waiting") { state = "waiting"; text = "Waiting to be let in…"; }
+    else if (access === "joining") { state = "waiting"; text = "Connecting…"; }
     else if (shareState === "paused") { state = "paused"; text = "Paused by the presenter"; }
     else if (shareState === "source_lost") { state = "lost"; text = "Screen lost — showing the last frame"; }
     else if (!shown) { state = "waiting"; text = "Waiting for the screen…"; }
@@ -39,6 +45,14 @@
     body.dataset.state = state;
     body.classList.toggle("problem", state !== "live");
     $("reload").hidden = !ended;
+    const gated = access !== "admitted";
+    view$.hidden = !shown || access === "removed";
+    $("waiting").hidden = (shown && access !== "removed") || access === "pin";
+    $("waiting-text").textContent = access === "removed" ? "The presenter removed you from this share."
+      : ended ? "The share has ended."
+      : access === "waiting" ? "Waiting for the presenter to let you in…"
+      : gated ? "Connecting to the shared screen…" : "Waiting for the screen…";
+    $("gate").hidden = access !== "pin" || ended;
     // The status is a live region: touch it only when it says something new.
     if (text !== lastAnnounced) { statusText.textContent = text; lastAnnounced = text; }
   }
@@ -99,7 +113,7 @@
     });
     Object.assign(pointer, update.pointer);
     drawPointer();
-    if (!shown) { shown = true; view$.hidden = false; $("waiting").remove(); }
+    shown = true;
     canvas.dataset.frame = String(update.seq);
   }
 
@@ -130,7 +144,7 @@
   // Ask for the next update only once the last one is on screen, and no faster than the cap.
   async function frameLoop() {
     let backoff = 500;
-    while (!ended) {
+    while (!ended && !stopLoops) {
       if (document.hidden) { await new Promise((r) => document.addEventListener("visibilitychange", r, { once: true })); continue; }
       const started = performance.now();
       const mode = view.format, begun = generation;
@@ -140,8 +154,9 @@
       const deadline = setTimeout(() => ctl.abort(), 20000);
       let got;
       try {
-        const res = await fetch(`updates?after=${after}&mode=${mode}`, { cache: "no-store", signal: ctl.signal, headers: { "x-viewer": viewerId } });
+        const res = await fetch(`updates?after=${after}&mode=${mode}`, { cache: "no-store", signal: ctl.signal });
         if (res.status === 404) { clearTimeout(deadline); endShare(); return; }
+        if (res.status === 401 || res.status === 403) { clearTimeout(deadline); await refused(res); return; }
         if (res.status === 204) { clearTimeout(deadline); framesOk = true; render(); continue; }
         if (res.status === 503) { clearTimeout(deadline); framesOk = true; render(); await sleep(1000); continue; }
         if (!res.ok) throw new Error(`HTTP ${res.status}`);
@@ -149,7 +164,7 @@
         clearTimeout(deadline);
       } catch (err) {
         clearTimeout(deadline);
-        if (ctl.changedView) continue;
+        if (ctl.changedView || stopLoops) continue;
         framesOk = false; render();
         await sleep(backoff);
         backoff = Math.min(backoff * 2, 5000);
@@ -178,13 +193,14 @@
   }
 
   async function statusLoop() {
-    while (!ended) {
+    while (!ended && !stopLoops) {
       try {
         const ctl = new AbortController();
         const timer = setTimeout(() => ctl.abort(), 5000);
         let res;
         try { res = await fetch("status", { cache: "no-store", signal: ctl.signal }); } finally { clearTimeout(timer); }
         if (res.status === 404) { endShare(); return; }
+        if (res.status === 401 || res.status === 403) { await refused(res); return; }
         if (!res.ok) throw new Error(`HTTP ${res.status}`);
         const s = await res.json();
         shareFps = s.fps || shareFps;
@@ -223,7 +239,91 @@
   for (const type of ["mousemove", "pointerdown", "keydown", "touchstart", "focusin"]) document.addEventListener(type, awake, { passive: true });
   awake();
 
+  // The server no longer lets this browser watch: stop asking, and say why.
+  async function refused(res) {
+    const body = await res.json().catch(() => ({}));
+    access = body.access === "removed" ? "removed" : "joining";
+    stopLoops = true;
+    restart();
+    render();
+  }
+
+  // Asks to join (with the PIN when there is one); the answer says where this browser stands.
+  async function join(pin) {
+    const res = await fetch("join", { method: "POST", cache: "no-store",
+      headers: { "content-type": "application/json" }, body: JSON.stringify(pin ? { pin } : {}) });
+    if (res.status === 404) { endShare(); return "ended"; }
+    const body = await res.json().catch(() => ({}));
+    if (res.status === 429) {
+      $("gate-error").textContent = `Too many wrong PINs. Try again in ${res.headers.get("retry-after") || "a few"} seconds.`;
+      return "need_pin";
+    }
+    if (res.status === 403 && body.access === "need_pin") { $("gate-error").textContent = "That PIN is not right."; return "need_pin"; }
+    if (body.access) return body.access;
+    throw new Error(`HTTP ${res.status}`);
+  }
+
+  async function accessNow() {
+    const res = await fetch("access", { cache: "no-store" });
+    if (res.status === 404) { endShare(); return "ended"; }
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    return (await res.json()).access;
+  }
+
+  // Retries through a dropped network, saying so.
+  async function patiently(ask) {
+    for (;;) {
+      try { const answer = await ask(); framesOk = true; return answer; }
+      catch { framesOk = false; render(); await sleep(1000); }
+    }
+  }
+
+  function typedPin() {
+    return new Promise((resolve) => {
+      const form = $("gate"), input = $("pin");
+      render();
+      input.value = "";
+      input.focus();
+      form.onsubmit = (event) => {
+        event.preventDefault();
+        const pin = input.value.trim();
+        if (pin) { form.onsubmit = null; $("gate-error").textContent = ""; resolve(pin); }
+      };
+    });
+  }
+
+  // Until this browser is let in (true), or removed, or the share ends (false).
+  async function enter() {
+    let state = await patiently(() => join());
+    while (!ended) {
+      if (state === "admitted") { access = "admitted"; render(); return true; }
+      if (state === "removed") { access = "removed"; render(); return false; }
+      if (state === "need_pin") {
+        access = "pin";
+        const pin = await typedPin();
+        access = "joining"; render();
+        state = await patiently(() => join(pin));
+      } else if (state === "need_join") {
+        state = await patiently(() => join());
+      } else if (state === "waiting") {
+        access = "waiting"; render();
+        await sleep(2000);
+        state = await patiently(accessNow);
+      } else {
+        return false;
+      }
+    }
+    return false;
+  }
+
+  async function main() {
+    while (!ended && access !== "removed") {
+      if (!(await enter())) return;
+      stopLoops = false;
+      await Promise.all([frameLoop(), statusLoop()]);
+    }
+  }
+
   render();
-  frameLoop();
-  statusLoop();
+  main();
 })();

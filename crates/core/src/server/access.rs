@@ -1,6 +1,8 @@
 //! Who may see what: the viewers' token and the presenter's control secret are capabilities
 //! carried in the URL. A wrong one gets the same 404 as a path that does not exist.
 
+use std::collections::HashMap;
+
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::middleware::Next;
@@ -71,15 +73,23 @@ fn constant_time_eq(candidate: &str, secret: &str) -> bool {
     candidate.len() == secret.len() && bool::from(candidate.as_bytes().ct_eq(secret.as_bytes()))
 }
 
+/// One path parameter, when the path decoded at all.
+fn param(
+    params: Result<Path<HashMap<String, String>>, PathRejection>,
+    name: &str,
+) -> Option<String> {
+    params.ok().and_then(|Path(mut params)| params.remove(name))
+}
+
 /// Route layer for `/s/{token}/…`.
 pub async fn require_viewer_token(
     State(state): State<AppState>,
-    token: Result<Path<String>, PathRejection>,
+    params: Result<Path<HashMap<String, String>>, PathRejection>,
     request: Request,
     next: Next,
 ) -> Result<Response, ServerError> {
     // A token that does not even decode is as wrong as any other.
-    if token.is_ok_and(|Path(token)| state.access.is_viewer_token(&token)) {
+    if param(params, "token").is_some_and(|token| state.access.is_viewer_token(&token)) {
         Ok(next.run(request).await)
     } else {
         Err(ServerError::NotFound)
@@ -89,11 +99,11 @@ pub async fn require_viewer_token(
 /// Route layer for `/control/{secret}/…`.
 pub async fn require_control_secret(
     State(state): State<AppState>,
-    secret: Result<Path<String>, PathRejection>,
+    params: Result<Path<HashMap<String, String>>, PathRejection>,
     request: Request,
     next: Next,
 ) -> Result<Response, ServerError> {
-    if secret.is_ok_and(|Path(secret)| state.access.is_control_secret(&secret)) {
+    if param(params, "secret").is_some_and(|secret| state.access.is_control_secret(&secret)) {
         Ok(next.run(request).await)
     } else {
         Err(ServerError::NotFound)

@@ -1,14 +1,16 @@
 //! The presenter's routes, behind the control secret: read and change settings, see who watches.
 
 use axum::Json;
-use axum::extract::State;
+use std::collections::HashMap;
+
 use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
 
 use super::AppState;
 use super::error::ServerError;
 use crate::capture::MonitorInfo;
 use crate::settings::{Settings, SettingsPatch};
-use crate::state::Status;
+use crate::state::{ShareState, Status};
 use crate::viewers::ViewerInfo;
 
 pub async fn settings(State(state): State<AppState>) -> Json<Settings> {
@@ -36,7 +38,38 @@ pub async fn status(State(state): State<AppState>) -> Json<Status> {
 }
 
 pub async fn viewers(State(state): State<AppState>) -> Json<Vec<ViewerInfo>> {
-    Json(state.share.viewers.list())
+    Json(state.share.viewer_list())
+}
+
+/// `POST viewers/{id}/admit`: lets a waiting viewer in.
+pub async fn admit(
+    State(state): State<AppState>,
+    Path(params): Path<HashMap<String, String>>,
+) -> Result<Json<Vec<ViewerInfo>>, ServerError> {
+    act_on_viewer(&state, &params, ShareState::admit, "a viewer was let in")
+}
+
+/// `POST viewers/{id}/remove`: ends a viewer's access (and its address's) until the share ends.
+pub async fn remove(
+    State(state): State<AppState>,
+    Path(params): Path<HashMap<String, String>>,
+) -> Result<Json<Vec<ViewerInfo>>, ServerError> {
+    act_on_viewer(&state, &params, ShareState::remove, "a viewer was removed")
+}
+
+/// Applies `action` to the viewer the path names; answers with the list as it is now.
+fn act_on_viewer(
+    state: &AppState,
+    params: &HashMap<String, String>,
+    action: fn(&ShareState, &str) -> bool,
+    done: &str,
+) -> Result<Json<Vec<ViewerInfo>>, ServerError> {
+    let id = params.get("id").map_or("", String::as_str);
+    if !action(&state.share, id) {
+        return Err(ServerError::NotFound);
+    }
+    tracing::info!("{done}");
+    Ok(Json(state.share.viewer_list()))
 }
 
 pub async fn monitors(

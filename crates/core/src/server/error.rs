@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::Error;
+use crate::admission::{Access, JoinRefusal};
 use crate::capture::CaptureError;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,21 @@ pub enum ServerError {
     ShareFull,
     #[error("the request took too long")]
     Timeout,
+    /// This browser may not watch (yet): the page says why and what to do.
+    #[error("{}", not_admitted_text(*.0))]
+    NotAdmitted(Access),
+    #[error(transparent)]
+    Join(#[from] JoinRefusal),
+}
+
+fn not_admitted_text(access: Access) -> &'static str {
+    match access {
+        Access::NeedPin => "this share needs its PIN",
+        Access::NeedJoin => "ask to join first",
+        Access::Waiting => "waiting for the presenter to let you in",
+        Access::Removed => "the presenter removed this viewer",
+        Access::Admitted => "admitted",
+    }
 }
 
 impl ServerError {
@@ -61,6 +77,14 @@ impl ServerError {
             ServerError::ControlFromElsewhere | ServerError::CrossSite => StatusCode::FORBIDDEN,
             ServerError::Overloaded | ServerError::ShareFull => StatusCode::SERVICE_UNAVAILABLE,
             ServerError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            ServerError::NotAdmitted(Access::NeedPin) => StatusCode::UNAUTHORIZED,
+            ServerError::NotAdmitted(_) => StatusCode::FORBIDDEN,
+            ServerError::Join(JoinRefusal::PinNeeded) => StatusCode::UNAUTHORIZED,
+            ServerError::Join(JoinRefusal::WrongPin | JoinRefusal::Removed) => {
+                StatusCode::FORBIDDEN
+            }
+            ServerError::Join(JoinRefusal::TooManyTries { .. }) => StatusCode::TOO_MANY_REQUESTS,
+            ServerError::Join(JoinRefusal::Full) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -74,17 +98,40 @@ impl IntoResponse for ServerError {
                 self,
                 ServerError::Overloaded
                     | ServerError::ShareFull
+                    | ServerError::Join(JoinRefusal::Full)
                     | ServerError::NoFrameYet
                     | ServerError::SourceLost(_)
             )
         {
             tracing::warn!(error = %self, "request failed");
         }
-        let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
+        // Refusals of a viewer also say where it stands, for the page to act on.
+        let access = match &self {
+            ServerError::NotAdmitted(access) => Some(*access),
+            ServerError::Join(
+                JoinRefusal::PinNeeded | JoinRefusal::WrongPin | JoinRefusal::TooManyTries { .. },
+            ) => Some(Access::NeedPin),
+            ServerError::Join(JoinRefusal::Removed) => Some(Access::Removed),
+            _ => None,
+        };
+        let body = match access {
+            Some(access) => json!({ "error": self.to_string(), "access": access }),
+            None => json!({ "error": self.to_string() }),
+        };
+        let retry_after = match &self {
+            ServerError::Join(JoinRefusal::TooManyTries { retry_after }) => {
+                Some(retry_after.as_secs().max(1))
+            }
+            _ => None,
+        };
+        let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Some(seconds) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

@@ -5,6 +5,7 @@
 mod access;
 mod control;
 mod error;
+mod gate;
 mod guard;
 mod host;
 mod limits;
@@ -80,16 +81,27 @@ impl AppState {
 /// All routes of a share, with the checks every request passes. Needs no socket: tests drive it
 /// with `oneshot`, giving each request a `ConnectInfo` as the accept loop does.
 pub fn router(state: AppState) -> Router {
+    // Whatever shows the screen is behind the admission gate; the page and joining are not.
+    let screen_routes = || {
+        Router::new()
+            .route("/screen.png", get(viewer::png))
+            .route("/screen.jpg", get(viewer::jpeg))
+            .route("/updates", get(viewer::updates))
+            .route("/pointer.png", get(viewer::pointer_shape))
+            .route("/status", get(viewer::status))
+            .route_layer(from_fn_with_state(state.clone(), gate::require_admission))
+    };
+    let page_routes = || {
+        Router::new()
+            .route("/viewer.js", get(viewer::script))
+            .route("/viewer.css", get(viewer::stylesheet))
+            .route("/access", get(gate::access))
+            .route("/join", axum::routing::post(gate::join))
+    };
     let viewer_routes = Router::new()
         .route("/s/{token}", get(viewer::add_slash))
         .route("/s/{token}/", get(viewer::page))
-        .route("/s/{token}/viewer.js", get(viewer::script))
-        .route("/s/{token}/viewer.css", get(viewer::stylesheet))
-        .route("/s/{token}/screen.png", get(viewer::png))
-        .route("/s/{token}/screen.jpg", get(viewer::jpeg))
-        .route("/s/{token}/updates", get(viewer::updates))
-        .route("/s/{token}/pointer.png", get(viewer::pointer_shape))
-        .route("/s/{token}/status", get(viewer::status))
+        .nest("/s/{token}", screen_routes().merge(page_routes()))
         .route_layer(from_fn_with_state(
             state.clone(),
             access::require_viewer_token,
@@ -101,6 +113,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/control/{secret}/status", get(control::status))
         .route("/control/{secret}/viewers", get(control::viewers))
+        .route(
+            "/control/{secret}/viewers/{id}/admit",
+            axum::routing::post(control::admit),
+        )
+        .route(
+            "/control/{secret}/viewers/{id}/remove",
+            axum::routing::post(control::remove),
+        )
         .route("/control/{secret}/monitors", get(control::monitors))
         .route_layer(from_fn_with_state(
             state.clone(),
@@ -111,13 +131,8 @@ pub fn router(state: AppState) -> Router {
         app = app.merge(
             Router::new()
                 .route("/", get(viewer::page))
-                .route("/viewer.js", get(viewer::script))
-                .route("/viewer.css", get(viewer::stylesheet))
-                .route("/screen.png", get(viewer::png))
-                .route("/screen.jpg", get(viewer::jpeg))
-                .route("/updates", get(viewer::updates))
-                .route("/pointer.png", get(viewer::pointer_shape))
-                .route("/status", get(viewer::status)),
+                .merge(screen_routes())
+                .merge(page_routes()),
         );
     }
     // Layers wrap inside out: the last one added sees a request first.

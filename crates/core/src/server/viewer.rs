@@ -6,7 +6,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{Extension, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -15,6 +15,8 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::error::ServerError;
+use super::gate::handle_of;
+use crate::admission::Gate;
 use crate::encode::Format;
 use crate::frame::Mode;
 use crate::state::Phase;
@@ -83,19 +85,25 @@ pub async fn add_slash(Path(token): Path<String>) -> Redirect {
 pub async fn png(
     State(state): State<AppState>,
     peer: PeerAddr,
+    gate: Option<Extension<Gate>>,
     query: Result<Query<FrameQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ServerError> {
-    serve_frame(state, Format::Png, peer, &query_or_400(query)?, &headers).await
+    let query = query_or_400(query)?;
+    let id = handle_of(gate.as_deref()).or(query.v.as_deref());
+    serve_frame(state, Format::Png, peer, id, &query, &headers).await
 }
 
 pub async fn jpeg(
     State(state): State<AppState>,
     peer: PeerAddr,
+    gate: Option<Extension<Gate>>,
     query: Result<Query<FrameQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ServerError> {
-    serve_frame(state, Format::Jpeg, peer, &query_or_400(query)?, &headers).await
+    let query = query_or_400(query)?;
+    let id = handle_of(gate.as_deref()).or(query.v.as_deref());
+    serve_frame(state, Format::Jpeg, peer, id, &query, &headers).await
 }
 
 fn query_or_400<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ServerError> {
@@ -125,6 +133,7 @@ fn parse_after(after: Option<&str>) -> Result<Option<u64>, ServerError> {
 pub async fn updates(
     State(state): State<AppState>,
     peer: PeerAddr,
+    gate: Option<Extension<Gate>>,
     query: Result<Query<FrameQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ServerError> {
@@ -134,9 +143,9 @@ pub async fn updates(
         None => Mode::Adaptive,
         Some(mode) => mode.parse().map_err(ServerError::BadRequest)?,
     };
-    let id = headers
-        .get("x-viewer")
-        .and_then(|id| id.to_str().ok())
+    // A page's pass names it; a plain client may name itself.
+    let id = handle_of(gate.as_deref())
+        .or_else(|| headers.get("x-viewer").and_then(|id| id.to_str().ok()))
         .or(query.v.as_deref());
     let visit = admit(&state, id, peer)?;
     state.share.demand.note_mode(mode);
@@ -231,11 +240,12 @@ async fn serve_frame(
     state: AppState,
     format: Format,
     peer: PeerAddr,
+    viewer_id: Option<&str>,
     query: &FrameQuery,
     headers: &HeaderMap,
 ) -> Result<Response, ServerError> {
     let after = parse_after(query.after.as_deref())?;
-    let visit = admit(&state, query.v.as_deref(), peer)?;
+    let visit = admit(&state, viewer_id, peer)?;
 
     let Some(frame) = state.share.frame_for_viewer(after).await else {
         if after.is_some() {

@@ -1,0 +1,625 @@
+//! Who may watch, beyond holding the URL: the optional PIN (with its tries limited per address),
+//! the presenter's approval of each new viewer, and removal.
+//!
+//! A browser that passes gets a *pass*: a random secret in an HttpOnly, SameSite=Strict cookie
+//! scoped to its share's path. The presenter sees passes by a short public handle, never by the
+//! secret. Removing a viewer revokes its pass and shuts its address out until the share ends (a
+//! cleared cookie must not be a way back in).
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::settings::Pin;
+
+/// The cookie that carries a pass.
+pub const PASS_COOKIE: &str = "screenshare_pass";
+/// Passes kept at most (waiting and admitted); past it, new ones are refused as "full".
+const MAX_PASSES: usize = 1_000;
+/// Passes one address may hold (tabs, a few people behind one NAT).
+const PASSES_PER_ADDRESS: usize = 8;
+/// A pass nobody used for this long is forgotten (a waiting page asks every 2 s).
+const PASS_IDLE: Duration = Duration::from_secs(60);
+/// Wrong PINs allowed per address in a minute before it must wait.
+const PIN_TRIES_PER_MINUTE: u32 = 5;
+const PIN_WINDOW: Duration = Duration::from_secs(60);
+/// The first wait after too many wrong PINs; each further one doubles, up to the maximum.
+const FIRST_LOCKOUT: Duration = Duration::from_secs(30);
+const MAX_LOCKOUT: Duration = Duration::from_secs(15 * 60);
+/// Addresses whose PIN tries are remembered at most.
+const MAX_TRIED_ADDRESSES: usize = 10_000;
+
+/// What a browser may do now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// Watch.
+    Admitted,
+    /// Type the PIN first.
+    NeedPin,
+    /// Ask to join (the presenter approves each viewer); nothing asked yet.
+    NeedJoin,
+    /// Asked; the presenter has not let it in yet.
+    Waiting,
+    /// The presenter removed it.
+    Removed,
+}
+
+/// The share's rules for getting in.
+#[derive(Clone, Debug, Default)]
+pub struct Rules {
+    pub pin: Option<Pin>,
+    pub require_approval: bool,
+}
+
+/// A refused attempt to join.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JoinRefusal {
+    /// No PIN given where one is needed (not counted as a wrong try).
+    #[error("this share needs its PIN")]
+    PinNeeded,
+    #[error("wrong PIN")]
+    WrongPin,
+    #[error("too many wrong PINs from this address; try again in {} s", .retry_after.as_secs().max(1))]
+    TooManyTries { retry_after: Duration },
+    #[error("the presenter removed this viewer")]
+    Removed,
+    #[error("too many viewers are waiting or watching")]
+    Full,
+}
+
+/// A successful join: where the browser stands, and the pass to set as its cookie if new.
+#[derive(Debug)]
+pub struct Joined {
+    pub access: Access,
+    pub new_pass: Option<String>,
+}
+
+/// What a request carries in: its pass (if valid) and the access that gives.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    pub access: Access,
+    /// The pass's public handle, when the request carried a known pass.
+    pub handle: Option<String>,
+}
+
+/// A pass as the presenter sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PassInfo {
+    pub id: String,
+    pub address: String,
+    pub browser: String,
+    pub access: Access,
+    pub since_unix_ms: u64,
+}
+
+#[derive(Debug)]
+struct Pass {
+    handle: String,
+    address: Option<IpAddr>,
+    browser: String,
+    access: Access,
+    since: SystemTime,
+    last_seen: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Tries {
+    window_start: Option<Instant>,
+    wrong: u32,
+    lockouts: u32,
+    locked_until: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// By secret.
+    passes: HashMap<String, Pass>,
+    removed_addresses: HashSet<IpAddr>,
+    tries: HashMap<IpAddr, Tries>,
+}
+
+#[derive(Debug)]
+pub struct Admission {
+    inner: Mutex<Inner>,
+    /// Bumped on every removal, so waiting requests can re-check and end at once.
+    removals: watch::Sender<u64>,
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            removals: watch::Sender::new(0),
+        }
+    }
+}
+
+impl Admission {
+    /// Where a request with `pass` from `address` stands under `rules`.
+    pub fn check(&self, pass: Option<&str>, address: Option<IpAddr>, rules: &Rules) -> Gate {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        let known = pass.and_then(|secret| inner.passes.get_mut(secret));
+        let handle = known.as_ref().map(|pass| pass.handle.clone());
+        let pass_access = known.map(|pass| {
+            pass.last_seen = now;
+            pass.access
+        });
+        let removed = pass_access == Some(Access::Removed)
+            || address.is_some_and(|ip| inner.removed_addresses.contains(&ip));
+        let access = if removed {
+            Access::Removed
+        } else if rules.pin.is_none() && !rules.require_approval {
+            Access::Admitted
+        } else {
+            match pass_access {
+                Some(access) => access,
+                None if rules.pin.is_some() => Access::NeedPin,
+                None => Access::NeedJoin,
+            }
+        };
+        Gate { access, handle }
+    }
+
+    /// A browser asks to join, with `pin` if it typed one. Gives it a pass (waiting for the
+    /// presenter, or admitted) unless it already holds one.
+    pub fn join(
+        &self,
+        pass: Option<&str>,
+        address: Option<IpAddr>,
+        browser: &str,
+        pin: Option<&str>,
+        rules: &Rules,
+    ) -> Result<Joined, JoinRefusal> {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        if address.is_some_and(|ip| inner.removed_addresses.contains(&ip)) {
+            return Err(JoinRefusal::Removed);
+        }
+        if let Some(existing) = pass.and_then(|secret| inner.passes.get_mut(secret)) {
+            existing.last_seen = now;
+            if existing.access == Access::Removed {
+                return Err(JoinRefusal::Removed);
+            }
+            return Ok(Joined {
+                access: existing.access,
+                new_pass: None,
+            });
+        }
+        if let Some(expected) = &rules.pin {
+            let attempt = pin.ok_or(JoinRefusal::PinNeeded)?;
+            check_pin(&mut inner.tries, address, expected, attempt, now)?;
+        }
+        prune(&mut inner.passes, now);
+        let from_address = inner
+            .passes
+            .values()
+            .filter(|pass| pass.address == address)
+            .count();
+        if inner.passes.len() >= MAX_PASSES || from_address >= PASSES_PER_ADDRESS {
+            return Err(JoinRefusal::Full);
+        }
+        let access = if rules.require_approval {
+            Access::Waiting
+        } else {
+            Access::Admitted
+        };
+        let secret = random_hex(16).map_err(|_| JoinRefusal::Full)?;
+        let handle = random_hex(4).map_err(|_| JoinRefusal::Full)?;
+        inner.passes.insert(
+            secret.clone(),
+            Pass {
+                handle,
+                address,
+                browser: browser_name(browser),
+                access,
+                since: SystemTime::now(),
+                last_seen: now,
+            },
+        );
+        Ok(Joined {
+            access,
+            new_pass: Some(secret),
+        })
+    }
+
+    /// Lets a waiting viewer in. Whether `handle` named one.
+    pub fn admit(&self, handle: &str) -> bool {
+        let mut inner = self.lock();
+        match inner
+            .passes
+            .values_mut()
+            .find(|pass| pass.handle == handle && pass.access == Access::Waiting)
+        {
+            Some(pass) => {
+                pass.access = Access::Admitted;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes the viewer with pass `handle`, or every viewer at `address`: their passes are
+    /// revoked and the address is shut out until the share ends.
+    pub fn remove(&self, handle: Option<&str>, address: Option<IpAddr>) -> bool {
+        let mut inner = self.lock();
+        let address = address.or_else(|| {
+            handle.and_then(|handle| {
+                inner
+                    .passes
+                    .values()
+                    .find(|pass| pass.handle == handle)
+                    .and_then(|pass| pass.address)
+            })
+        });
+        let mut found = false;
+        for pass in inner.passes.values_mut() {
+            if handle.is_some_and(|handle| pass.handle == handle)
+                || (address.is_some() && pass.address == address)
+            {
+                pass.access = Access::Removed;
+                found = true;
+            }
+        }
+        if let Some(ip) = address {
+            found |= inner.removed_addresses.insert(ip);
+        }
+        drop(inner);
+        if found {
+            self.removals.send_modify(|count| *count += 1);
+        }
+        found
+    }
+
+    /// Resolves once the request with `pass` from `address` is no longer admitted.
+    pub async fn shut_out(&self, pass: Option<String>, address: Option<IpAddr>, rules: Rules) {
+        let mut removals = self.removals.subscribe();
+        loop {
+            if self.check(pass.as_deref(), address, &rules).access != Access::Admitted {
+                return;
+            }
+            if removals.changed().await.is_err() {
+                // The share is gone; its own shutdown ends the request.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Viewers waiting to be let in, earliest first.
+    pub fn waiting(&self) -> Vec<PassInfo> {
+        let mut inner = self.lock();
+        prune(&mut inner.passes, Instant::now());
+        let mut waiting: Vec<PassInfo> = inner
+            .passes
+            .values()
+            .filter(|pass| pass.access == Access::Waiting)
+            .map(Pass::info)
+            .collect();
+        waiting.sort_by_key(|pass| pass.since_unix_ms);
+        waiting
+    }
+
+    /// The browser a pass was given to, by handle.
+    pub fn browser_of(&self, handle: &str) -> Option<String> {
+        self.lock()
+            .passes
+            .values()
+            .find(|pass| pass.handle == handle)
+            .map(|pass| pass.browser.clone())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Pass {
+    fn info(&self) -> PassInfo {
+        PassInfo {
+            id: self.handle.clone(),
+            address: self
+                .address
+                .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
+            browser: self.browser.clone(),
+            access: self.access,
+            since_unix_ms: self
+                .since
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |since| since.as_millis() as u64),
+        }
+    }
+}
+
+/// Checks a PIN attempt against the address's record of wrong ones.
+fn check_pin(
+    tries: &mut HashMap<IpAddr, Tries>,
+    address: Option<IpAddr>,
+    expected: &Pin,
+    attempt: &str,
+    now: Instant,
+) -> Result<(), JoinRefusal> {
+    // Without an address (never on a real socket) all such requests share one record.
+    let address = address.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    if tries.len() >= MAX_TRIED_ADDRESSES {
+        tries.retain(|_, record| record.locked_until.is_some_and(|until| until > now));
+    }
+    let record = tries.entry(address).or_default();
+    if let Some(until) = record.locked_until
+        && until > now
+    {
+        return Err(JoinRefusal::TooManyTries {
+            retry_after: until - now,
+        });
+    }
+    if expected.matches(attempt) {
+        tries.remove(&address);
+        return Ok(());
+    }
+    if record
+        .window_start
+        .is_none_or(|start| now.saturating_duration_since(start) > PIN_WINDOW)
+    {
+        record.window_start = Some(now);
+        record.wrong = 0;
+    }
+    record.wrong += 1;
+    if record.wrong >= PIN_TRIES_PER_MINUTE {
+        let lockout = FIRST_LOCKOUT
+            .saturating_mul(1 << record.lockouts.min(10))
+            .min(MAX_LOCKOUT);
+        record.lockouts += 1;
+        record.locked_until = Some(now + lockout);
+        record.wrong = 0;
+        record.window_start = None;
+    }
+    Err(JoinRefusal::WrongPin)
+}
+
+fn prune(passes: &mut HashMap<String, Pass>, now: Instant) {
+    passes.retain(|_, pass| {
+        pass.access == Access::Removed || now.saturating_duration_since(pass.last_seen) < PASS_IDLE
+    });
+}
+
+/// `bytes` random bytes as lowercase hex.
+fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
+    let mut buffer = vec![0u8; bytes];
+    getrandom::fill(&mut buffer)?;
+    Ok(buffer.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+/// "Firefox on Android" from a User-Agent, for the presenter's list; never the raw header.
+pub fn browser_name(user_agent: &str) -> String {
+    let has = |needle: &str| user_agent.contains(needle);
+    let browser = if has("Firefox/") {
+        "Firefox"
+    } else if has("Edg/") {
+        "Edge"
+    } else if has("OPR/") {
+        "Opera"
+    } else if has("Chrome/") || has("Chromium/") || has("CriOS/") {
+        "Chrome"
+    } else if has("Safari/") {
+        "Safari"
+    } else if has("curl/") {
+        "curl"
+    } else {
+        "A browser"
+    };
+    let system = if has("Android") {
+        " on Android"
+    } else if has("iPhone") {
+        " on iPhone"
+    } else if has("iPad") {
+        " on iPad"
+    } else if has("Windows") {
+        " on Windows"
+    } else if has("Mac OS") {
+        " on macOS"
+    } else if has("CrOS") {
+        " on ChromeOS"
+    } else if has("Linux") {
+        " on Linux"
+    } else {
+        ""
+    };
+    format!("{browser}{system}")
+}
+
+/// The pass in a request's `Cookie` header, if it looks like one.
+pub fn pass_from_cookies<'a>(cookies: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    cookies
+        .flat_map(|header| header.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == PASS_COOKIE)
+        .map(|(_, value)| value)
+        .filter(|value| value.len() == 32 && value.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pin_rules(pin: &str) -> Rules {
+        Rules {
+            pin: Some(Pin::new(pin).expect("pin")),
+            require_approval: false,
+        }
+    }
+
+    #[test]
+    fn without_rules_everyone_not_removed_is_admitted() {
+        let admission = Admission::default();
+        let ip = Some(IpAddr::from([10, 0, 0, 5]));
+        assert_eq!(
+            admission.check(None, ip, &Rules::default()).access,
+            Access::Admitted
+        );
+        assert!(admission.remove(None, ip));
+        assert_eq!(
+            admission.check(None, ip, &Rules::default()).access,
+            Access::Removed
+        );
+        assert_eq!(
+            admission.join(None, ip, "", None, &Rules::default()).err(),
+            Some(JoinRefusal::Removed)
+        );
+    }
+
+    #[test]
+    fn the_right_pin_gives_a_pass_that_admits() {
+        let admission = Admission::default();
+        let rules = pin_rules("2468");
+        let ip = Some(IpAddr::from([10, 0, 0, 6]));
+        assert_eq!(admission.check(None, ip, &rules).access, Access::NeedPin);
+        for _ in 0..10 {
+            assert_eq!(
+                admission.join(None, ip, "", None, &rules).err(),
+                Some(JoinRefusal::PinNeeded),
+                "asking without a PIN is not a wrong try"
+            );
+        }
+        let joined = admission
+            .join(
+                None,
+                ip,
+                "Mozilla/5.0 (X11; Linux) Firefox/130",
+                Some("2468"),
+                &rules,
+            )
+            .expect("right PIN");
+        let pass = joined.new_pass.expect("a new pass");
+        let gate = admission.check(Some(&pass), ip, &rules);
+        assert_eq!(gate.access, Access::Admitted);
+        assert_eq!(
+            admission
+                .browser_of(&gate.handle.expect("a handle"))
+                .as_deref(),
+            Some("Firefox on Linux")
+        );
+        // A pass the share never gave (another share's) admits nothing.
+        assert_eq!(
+            admission.check(Some(&"0".repeat(32)), ip, &rules).access,
+            Access::NeedPin
+        );
+    }
+
+    #[test]
+    fn wrong_pins_are_limited_per_address_with_growing_waits() {
+        let admission = Admission::default();
+        let rules = pin_rules("2468");
+        let guesser = Some(IpAddr::from([10, 0, 0, 66]));
+        for guess in 0..PIN_TRIES_PER_MINUTE {
+            let attempt = format!("{:04}", 1000 + guess);
+            assert_eq!(
+                admission
+                    .join(None, guesser, "", Some(&attempt), &rules)
+                    .err(),
+                Some(JoinRefusal::WrongPin)
+            );
+        }
+        let locked = admission
+            .join(None, guesser, "", Some("2468"), &rules)
+            .err();
+        assert!(
+            matches!(locked, Some(JoinRefusal::TooManyTries { retry_after }) if retry_after > Duration::from_secs(25)),
+            "even the right PIN waits out the lockout: {locked:?}"
+        );
+        // Someone else is not held up by the guesser.
+        let other = Some(IpAddr::from([10, 0, 0, 7]));
+        assert!(
+            admission
+                .join(None, other, "", Some("2468"), &rules)
+                .is_ok()
+        );
+        // The next lockout is longer.
+        let mut tries = admission.lock();
+        let record = tries
+            .tries
+            .get_mut(&IpAddr::from([10, 0, 0, 66]))
+            .expect("record");
+        record.locked_until = Some(Instant::now());
+        drop(tries);
+        for guess in 0..PIN_TRIES_PER_MINUTE {
+            let attempt = format!("{:04}", 2000 + guess);
+            let _ = admission.join(None, guesser, "", Some(&attempt), &rules);
+        }
+        let Some(JoinRefusal::TooManyTries { retry_after }) = admission
+            .join(None, guesser, "", Some("2468"), &rules)
+            .err()
+        else {
+            panic!("locked again");
+        };
+        assert!(retry_after > FIRST_LOCKOUT, "{retry_after:?}");
+    }
+
+    #[test]
+    fn approval_holds_a_viewer_until_admitted_and_removal_ends_it() {
+        let admission = Admission::default();
+        let rules = Rules {
+            pin: None,
+            require_approval: true,
+        };
+        let ip = Some(IpAddr::from([10, 0, 0, 8]));
+        assert_eq!(admission.check(None, ip, &rules).access, Access::NeedJoin);
+        let pass = admission
+            .join(None, ip, "curl/8", None, &rules)
+            .expect("join")
+            .new_pass
+            .expect("pass");
+        assert_eq!(
+            admission.check(Some(&pass), ip, &rules).access,
+            Access::Waiting
+        );
+        let waiting = admission.waiting();
+        assert_eq!(waiting.len(), 1);
+        assert_eq!(waiting[0].browser, "curl");
+        assert!(admission.admit(&waiting[0].id));
+        assert_eq!(
+            admission.check(Some(&pass), ip, &rules).access,
+            Access::Admitted
+        );
+        assert!(admission.remove(Some(&waiting[0].id), None));
+        assert_eq!(
+            admission.check(Some(&pass), ip, &rules).access,
+            Access::Removed
+        );
+        assert_eq!(
+            admission.check(None, ip, &rules).access,
+            Access::Removed,
+            "address shut out"
+        );
+    }
+
+    #[test]
+    fn one_address_cannot_hoard_passes() {
+        let admission = Admission::default();
+        let ip = Some(IpAddr::from([10, 0, 0, 9]));
+        let rules = Rules {
+            pin: None,
+            require_approval: true,
+        };
+        for _ in 0..PASSES_PER_ADDRESS {
+            assert!(admission.join(None, ip, "", None, &rules).is_ok());
+        }
+        assert_eq!(
+            admission.join(None, ip, "", None, &rules).err(),
+            Some(JoinRefusal::Full)
+        );
+    }
+
+    #[test]
+    fn cookies_are_read_strictly() {
+        let pass = "0123456789abcdef0123456789abcdef";
+        let header = format!("theme=dark; {PASS_COOKIE}={pass}; other=1");
+        assert_eq!(pass_from_cookies([header.as_str()].into_iter()), Some(pass));
+        let short = format!("{PASS_COOKIE}=abc");
+        assert_eq!(pass_from_cookies([short.as_str()].into_iter()), None);
+        assert_eq!(pass_from_cookies(std::iter::empty()), None);
+    }
+}
