@@ -409,7 +409,7 @@ pub fn browser_name(user_agent: &str) -> String {
     } else if has("curl/") {
         "curl"
     } else {
-        "A browser"
+        "unknown"
     };
     let system = if has("Android") {
         " on Android"
@@ -428,6 +428,10 @@ pub fn browser_name(user_agent: &str) -> String {
     } else {
         ""
     };
+    if browser == "unknown" {
+        // Nothing to tell the presenter: the window shows the address alone.
+        return browser.to_owned();
+    }
     format!("{browser}{system}")
 }
 
