@@ -178,7 +178,71 @@ fn workspace_root() -> PathBuf {
 
 #[cfg(test)]
 mod tests {
-    use super::TestTotals;
+    use super::{TestTotals, workspace_root};
+    use std::path::Path;
+
+    /// Every relative link in README.md and docs/ names a file inside the repository: a reader
+    /// of the project has nothing else.
+    #[test]
+    fn relative_links_in_the_docs_resolve_inside_the_repository() {
+        let root = workspace_root()
+            .canonicalize()
+            .expect("the repository root");
+        let mut pages = vec![root.join("README.md")];
+        for entry in std::fs::read_dir(root.join("docs")).expect("docs/") {
+            let path = entry.expect("an entry").path();
+            if path.extension().is_some_and(|ext| ext == "md") {
+                pages.push(path);
+            }
+        }
+        let mut checked = 0;
+        let mut broken = Vec::new();
+        for page in &pages {
+            let text = std::fs::read_to_string(page).expect("a readable page");
+            for target in link_targets(&text) {
+                if target.contains("://")
+                    || target.starts_with('#')
+                    || target.starts_with("mailto:")
+                {
+                    continue;
+                }
+                let file = target.split('#').next().unwrap_or_default();
+                let dir = page.parent().unwrap_or(Path::new("."));
+                let resolved = dir.join(file).canonicalize();
+                checked += 1;
+                match resolved {
+                    Ok(resolved) if resolved.starts_with(&root) => {}
+                    _ => broken.push(format!("{}: {target}", page.display())),
+                }
+            }
+        }
+        assert!(
+            checked >= 10,
+            "only {checked} links found: is the parser right?"
+        );
+        assert!(
+            broken.is_empty(),
+            "links that lead nowhere:\n{}",
+            broken.join("\n")
+        );
+    }
+
+    /// The targets of `[text](target)` links and `![alt](target)` images.
+    fn link_targets(markdown: &str) -> Vec<String> {
+        let mut targets = Vec::new();
+        let mut rest = markdown;
+        while let Some(at) = rest.find("](") {
+            rest = &rest[at + 2..];
+            if let Some(end) = rest.find(')') {
+                let target = rest[..end].trim();
+                if !target.is_empty() && !target.contains(' ') {
+                    targets.push(target.to_owned());
+                }
+                rest = &rest[end..];
+            }
+        }
+        targets
+    }
 
     #[test]
     fn totals_add_up_cargo_result_lines() {
