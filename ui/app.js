@@ -73,8 +73,10 @@ function renderMonitors() {
   box.replaceChildren();
   if (!app.monitors.length) box.append(el("p", "muted", "No screens found."));
   for (const m of app.monitors) {
+    // A single choice: a radio group, with one tab stop and arrow keys between the cards.
     const card = el("button", "card");
     card.type = "button";
+    card.setAttribute("role", "radio");
     card.dataset.index = m.index;
     card.title = m.name;
     const thumb = el("span", "thumb");
@@ -87,17 +89,31 @@ function renderMonitors() {
     if (m.is_primary) meta.append(el("span", "badge", "Primary"));
     card.append(thumb, meta);
     card.addEventListener("click", () => selectMonitor(m.index));
+    card.addEventListener("keydown", (e) => moveSelection(e, m.index));
     box.append(card);
   }
   markSelected();
   // Keyboard focus survives a re-render.
-  if (hadFocus) (box.querySelector(`[aria-pressed="true"]`) || box).focus();
+  if (hadFocus) (box.querySelector(`[aria-checked="true"]`) || box).focus();
 }
 
 function markSelected() {
   for (const card of ui.monitors.querySelectorAll(".card")) {
-    card.setAttribute("aria-pressed", +card.dataset.index === app.selected);
+    const chosen = +card.dataset.index === app.selected;
+    card.setAttribute("aria-checked", chosen);
+    card.tabIndex = chosen ? 0 : -1;
   }
+}
+
+// Arrow keys choose the previous or next screen, as in any radio group.
+function moveSelection(e, index) {
+  const step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[e.key];
+  if (!step || !app.monitors.length) return;
+  e.preventDefault();
+  const at = app.monitors.findIndex((m) => m.index === index);
+  const next = app.monitors[(at + step + app.monitors.length) % app.monitors.length];
+  selectMonitor(next.index);
+  ui.monitors.querySelector(`[data-index="${next.index}"]`)?.focus();
 }
 
 async function selectMonitor(index) {
@@ -256,10 +272,11 @@ function setBusy(busy) {
   if (!busy && document.activeElement === document.body) (app.sharing ? ui.stop : ui.share).focus();
 }
 
+// The label says what pressing does ("Pause", "Resume"); the state is in the share's status.
 function setPaused(paused) {
   app.paused = paused;
-  ui.pause.setAttribute("aria-pressed", paused);
   ui.pause.textContent = paused ? "Resume" : "Pause";
+  ui.pause.classList.toggle("resume", paused);
 }
 
 function setSharing(on, result) {

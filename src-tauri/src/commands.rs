@@ -1,8 +1,8 @@
 //! The window's commands: each a few lines calling the [`Presenter`] or the engine.
 
 use base64::Engine;
-use screenshare_core::capture::{MonitorInfo, system_screens, thumbnail};
-use screenshare_core::{MonitorChoice, Settings, SettingsPatch, sources};
+use screenshare_core::capture::MonitorInfo;
+use screenshare_core::{MonitorChoice, Settings, SettingsPatch};
 use tauri::State;
 
 use crate::error::CommandError;
@@ -12,20 +12,22 @@ use crate::presenter::{Presenter, ShareInfo};
 const THUMBNAIL_WIDTH: u32 = 320;
 
 #[tauri::command]
-pub async fn list_monitors() -> Result<Vec<MonitorInfo>, CommandError> {
-    Ok(blocking(sources).await??)
+pub async fn list_monitors(
+    presenter: State<'_, Presenter>,
+) -> Result<Vec<MonitorInfo>, CommandError> {
+    let screens = presenter.screens();
+    Ok(blocking(move || screens.list()).await??)
 }
 
 #[tauri::command]
-pub async fn monitor_thumbnail(index: usize) -> Result<String, CommandError> {
-    let jpeg = blocking(move || {
-        thumbnail(
-            system_screens().as_ref(),
-            Some(&MonitorChoice::Index(index)),
-            THUMBNAIL_WIDTH,
-        )
-    })
-    .await??;
+pub async fn monitor_thumbnail(
+    presenter: State<'_, Presenter>,
+    index: usize,
+) -> Result<String, CommandError> {
+    let screens = presenter.screens();
+    let jpeg =
+        blocking(move || screens.thumbnail(Some(&MonitorChoice::Index(index)), THUMBNAIL_WIDTH))
+            .await??;
     Ok(jpeg_data_url(&jpeg))
 }
 

@@ -35,7 +35,11 @@ pub fn run() {
                     SettingsStore::disabled()
                 }
             };
-            app.manage(Presenter::new(store, presenter::bind_address()));
+            app.manage(Presenter::new(
+                store,
+                presenter::bind_address(),
+                screenshare_core::capture::system_screens(),
+            ));
             tauri::async_runtime::spawn(status::push_status(app.handle().clone()));
             Ok(())
         })

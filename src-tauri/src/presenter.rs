@@ -4,11 +4,11 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Mutex, PoisonError};
 
-use screenshare_core::capture::resolve;
+use std::sync::Arc;
+
+use screenshare_core::capture::Screens;
 use screenshare_core::viewers::ViewerInfo;
-use screenshare_core::{
-    DEFAULT_PORT, Error, Settings, SettingsPatch, Share, ShareOptions, Status, sources,
-};
+use screenshare_core::{DEFAULT_PORT, Error, Settings, SettingsPatch, Share, ShareOptions, Status};
 use serde::Serialize;
 
 use crate::error::CommandError;
@@ -39,26 +39,42 @@ pub struct ShareInfo {
     pub qr_svg: String,
 }
 
-#[derive(Debug)]
 pub struct Presenter {
     share: tokio::sync::Mutex<Option<Share>>,
     settings: Mutex<Settings>,
     store: SettingsStore,
     bind: SocketAddr,
+    /// The monitors this app shares from (the system's; a synthetic screen in tests).
+    screens: Arc<dyn Screens>,
     /// What the presenter should be told about the saved settings, once.
     load_notice: Option<String>,
 }
 
+impl std::fmt::Debug for Presenter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Presenter")
+            .field("settings", &self.settings())
+            .field("bind", &self.bind)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Presenter {
-    pub fn new(store: SettingsStore, bind: SocketAddr) -> Self {
+    pub fn new(store: SettingsStore, bind: SocketAddr, screens: Arc<dyn Screens>) -> Self {
         let loaded = store.load();
         Self {
             share: tokio::sync::Mutex::new(None),
             settings: Mutex::new(loaded.settings),
             store,
             bind,
+            screens,
             load_notice: loaded.notice,
         }
+    }
+
+    /// The monitors to pick from, for listing and thumbnails.
+    pub fn screens(&self) -> Arc<dyn Screens> {
+        self.screens.clone()
     }
 
     /// Why the saved settings were not used, if they were not.
@@ -85,14 +101,17 @@ impl Presenter {
             open: false,
             ..ShareOptions::default()
         };
-        let share = match Share::start(options.clone()).await {
+        let share = match Share::start_with(options.clone(), self.screens.clone()).await {
             // The usual port is taken (another share?): any free port does, the URL says which.
             Err(Error::AddrInUse { addr }) if addr.port() != 0 => {
                 tracing::warn!(%addr, "port taken; sharing on a free one");
-                Share::start(ShareOptions {
-                    bind: SocketAddr::new(addr.ip(), 0),
-                    ..options
-                })
+                Share::start_with(
+                    ShareOptions {
+                        bind: SocketAddr::new(addr.ip(), 0),
+                        ..options
+                    },
+                    self.screens.clone(),
+                )
                 .await?
             }
             other => other?,
@@ -124,8 +143,8 @@ impl Presenter {
             None => {
                 let next = self.settings().patched(&patch).map_err(Error::from)?;
                 if patch.changes_monitor() {
-                    let choice = next.monitor.clone();
-                    tokio::task::spawn_blocking(move || resolve(&sources()?, choice.as_ref()))
+                    let (screens, choice) = (self.screens.clone(), next.monitor.clone());
+                    tokio::task::spawn_blocking(move || screens.find(choice.as_ref()))
                         .await
                         .map_err(|error| CommandError::Internal(error.to_string()))??;
                 }
@@ -138,20 +157,10 @@ impl Presenter {
 
     /// A small JPEG of what viewers see now.
     pub async fn preview(&self) -> Result<Option<Vec<u8>>, CommandError> {
-        let Some(frame) = self.share.lock().await.as_ref().and_then(|share| {
-            // The preview counts as watching: it keeps capture going while the presenter looks.
-            drop(share.watch());
-            share.latest_frame()
-        }) else {
-            return Ok(None);
-        };
-        let jpeg = tokio::task::spawn_blocking(move || {
-            screenshare_core::encode::thumbnail_jpeg(&frame.picture_with_pointer(), 480, 75)
-        })
-        .await
-        .map_err(|error| CommandError::Internal(error.to_string()))?
-        .map_err(|error| CommandError::Internal(error.to_string()))?;
-        Ok(Some(jpeg))
+        match self.share.lock().await.as_ref() {
+            Some(share) => Ok(share.preview(480).await?),
+            None => Ok(None),
+        }
     }
 
     /// The share's status, viewers and settings in force, when sharing. The settings come from
@@ -208,6 +217,7 @@ fn qr_svg(url: &str) -> Result<String, CommandError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use screenshare_core::capture::synthetic::SyntheticScreens;
 
     #[test]
     fn qr_code_is_an_svg() {
@@ -223,7 +233,7 @@ mod tests {
 
     #[tokio::test]
     async fn settings_change_before_a_share_and_are_validated() {
-        let presenter = Presenter::new(SettingsStore::disabled(), bind_address());
+        let presenter = synthetic_presenter("127.0.0.1:0");
         let patch: SettingsPatch =
             serde_json::from_str(r#"{"fps": 42, "quality": 33}"#).expect("patch");
         let next = presenter.update(patch).await.expect("valid");
@@ -240,10 +250,77 @@ mod tests {
 
     #[tokio::test]
     async fn stop_without_share_is_harmless_and_preview_is_empty() {
-        let presenter = Presenter::new(SettingsStore::disabled(), bind_address());
+        let presenter = synthetic_presenter("127.0.0.1:0");
         presenter.stop().await;
         assert!(presenter.preview().await.expect("no error").is_none());
         assert!(presenter.snapshot().await.is_none());
+    }
+
+    fn synthetic_presenter(bind: &str) -> Presenter {
+        let screens = SyntheticScreens::new(&[(320, 200), (160, 100)]);
+        screens.paint(0, [40, 90, 200]);
+        Presenter::new(
+            SettingsStore::disabled(),
+            bind.parse().expect("address"),
+            Arc::new(screens),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_share_starts_steers_previews_and_stops_on_the_synthetic_screen() {
+        // The port it is told to use is taken: it shares on a free one instead.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let taken_port = taken.local_addr().expect("address").port();
+        let presenter = synthetic_presenter(&format!("127.0.0.1:{taken_port}"));
+        let bad: SettingsPatch = serde_json::from_str(r#"{"monitor": 7}"#).expect("patch");
+        let error = presenter.update(bad).await.expect_err("no monitor #7");
+        assert!(error.to_string().contains("#7"), "{error}");
+
+        let info = presenter
+            .start(Settings {
+                fps: 30,
+                ..Settings::default()
+            })
+            .await
+            .expect("share");
+        let url = info.viewer_urls.first().expect("a URL").clone();
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        assert!(!url.contains(&format!(":{taken_port}/")), "{url}");
+        assert!(info.qr_svg.contains("<svg") || info.qr_svg.contains("<?xml"));
+
+        let preview = screenshare_testkit::eventually(
+            std::time::Duration::from_secs(10),
+            "a preview",
+            || async { presenter.preview().await.ok().flatten() },
+        )
+        .await
+        .expect("the first frame");
+        let image = image::load_from_memory(&preview).expect("JPEG").to_rgb8();
+        let [r, g, b] = image.get_pixel(image.width() / 2, image.height() / 2).0;
+        assert!(r < 60 && (70..=110).contains(&g) && b > 180, "{r},{g},{b}");
+
+        let switch: SettingsPatch = serde_json::from_str(r#"{"monitor": 1}"#).expect("patch");
+        let settings = presenter.update(switch).await.expect("switch live");
+        assert_eq!(
+            settings.monitor,
+            Some(screenshare_core::MonitorChoice::Index(1))
+        );
+        let (status, viewers, in_force) = presenter.snapshot().await.expect("sharing");
+        assert_eq!(in_force, settings);
+        assert!(viewers.is_empty());
+        assert_eq!(status.fps, 30);
+        assert!(matches!(
+            presenter.admit("id:nobody").await,
+            Err(CommandError::NoSuchViewer)
+        ));
+
+        presenter.stop().await;
+        assert!(presenter.snapshot().await.is_none());
+        assert!(matches!(
+            presenter.remove("id:nobody").await,
+            Err(CommandError::NotSharing)
+        ));
+        drop(taken);
     }
 
     #[test]

@@ -18,14 +18,24 @@ struct Driver {
     child: Child,
     port: u16,
     config: PathBuf,
+    remove_config: bool,
 }
 
 impl Driver {
+    /// The app on loopback (any free port), with a config folder of its own removed afterwards.
     fn start(xvfb: &Xvfb) -> anyhow::Result<Self> {
-        let port = free_port()?;
-        let native_port = free_port()?;
         let config =
             std::env::temp_dir().join(format!("screenshare-e2e-config-{}", std::process::id()));
+        let mut driver = Self::start_with(xvfb, "127.0.0.1:0", &config)?;
+        driver.remove_config = true;
+        Ok(driver)
+    }
+
+    /// The app listening on `bind`, keeping its settings in `config` (left in place, so a
+    /// second launch finds them).
+    fn start_with(xvfb: &Xvfb, bind: &str, config: &std::path::Path) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let native_port = free_port()?;
         let child = xvfb
             .command(&tauri_driver())
             .args([
@@ -34,16 +44,17 @@ impl Driver {
                 "--native-port",
                 &native_port.to_string(),
             ])
-            // The app inherits this: loopback only, and a config folder of its own.
-            .env("SCREENSHARE_BIND", "127.0.0.1:0")
-            .env("XDG_CONFIG_HOME", &config)
+            // The app inherits these.
+            .env("SCREENSHARE_BIND", bind)
+            .env("XDG_CONFIG_HOME", config)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
         Ok(Self {
             child,
             port,
-            config,
+            config: config.to_owned(),
+            remove_config: false,
         })
     }
 
@@ -71,7 +82,9 @@ impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.config);
+        if self.remove_config {
+            let _ = std::fs::remove_dir_all(&self.config);
+        }
     }
 }
 
@@ -139,7 +152,8 @@ async fn presenter_shares_and_steers_a_live_share() -> anyhow::Result<()> {
     })
     .await?;
     card.click().await?;
-    assert_eq!(card.attr("aria-pressed").await?.as_deref(), Some("true"));
+    assert_eq!(card.attr("role").await?.as_deref(), Some("radio"));
+    assert_eq!(card.attr("aria-checked").await?.as_deref(), Some("true"));
     slide(&client, "fps", 20).await?;
     slide(&client, "quality", 90).await?;
     assert_eq!(text(&client, "fps-value").await, "20 fps");
@@ -400,4 +414,151 @@ async fn presenter_shares_and_steers_a_live_share() -> anyhow::Result<()> {
     .await?;
     client.close().await?;
     Ok(())
+}
+
+/// WebDriver's codes for the keys a keyboard user presses.
+const TAB: &str = "\u{E004}";
+const ENTER: &str = "\u{E007}";
+const ARROW_RIGHT: &str = "\u{E014}";
+
+/// The id of the element with keyboard focus.
+async fn focused(client: &Client) -> String {
+    client
+        .execute(
+            "return document.activeElement ? document.activeElement.id : ''",
+            vec![],
+        )
+        .await
+        .ok()
+        .and_then(|id| id.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Presses keys on whatever has focus.
+async fn press(client: &Client, keys: &str) -> anyhow::Result<()> {
+    client.active_element().await?.send_keys(keys).await?;
+    Ok(())
+}
+
+/// Presses Tab until `id` has focus, as a keyboard user would (at most 40 times).
+async fn tab_to(client: &Client, id: &str) -> anyhow::Result<()> {
+    for _ in 0..40 {
+        if focused(client).await == id {
+            return Ok(());
+        }
+        press(client, TAB).await?;
+    }
+    anyhow::bail!("Tab never reached #{id}")
+}
+
+#[tokio::test]
+async fn keyboard_alone_shares_pauses_stops_and_the_settings_last() -> anyhow::Result<()> {
+    let xvfb = Xvfb::start_sized(1920, 1080)?;
+    xvfb.paint("#2080c0")?;
+    // The port the app is told to use is taken: it must share on a free one instead.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let taken_port = taken.local_addr()?.port();
+    let config =
+        std::env::temp_dir().join(format!("screenshare-e2e-keyboard-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&config);
+    let bind = format!("127.0.0.1:{taken_port}");
+    let driver = Driver::start_with(&xvfb, &bind, &config)?;
+    let client = driver.connect().await?;
+    eventually(PATIENCE, "the monitor card", || async {
+        client.find(Locator::Css("#monitors .card")).await.ok()
+    })
+    .await?;
+    let http = reqwest::Client::new();
+    let viewer_status = |url: String| {
+        let http = http.clone();
+        async move {
+            let response = http.get(format!("{url}status")).send().await.ok()?;
+            response.json::<serde_json::Value>().await.ok()
+        }
+    };
+
+    // The frame rate from the keyboard: three steps up from 10.
+    tab_to(&client, "fps").await?;
+    for _ in 0..3 {
+        press(&client, ARROW_RIGHT).await?;
+    }
+    eventually(PATIENCE, "the slider to say 13 fps", || async {
+        (text(&client, "fps-value").await == "13 fps").then_some(())
+    })
+    .await?;
+
+    // Share with Enter.
+    tab_to(&client, "share").await?;
+    press(&client, ENTER).await?;
+    let url = eventually(PATIENCE, "the share URL", || async {
+        let url = text(&client, "url").await;
+        url.starts_with("http://127.0.0.1:").then_some(url)
+    })
+    .await?;
+    assert!(
+        !url.contains(&format!(":{taken_port}/")),
+        "the taken port made way for a free one: {url}"
+    );
+    eventually(PATIENCE, "the share at 13 fps", || async {
+        (viewer_status(url.clone()).await?["fps"] == 13).then_some(())
+    })
+    .await?;
+
+    // Pause and resume with the keyboard.
+    tab_to(&client, "pause").await?;
+    press(&client, ENTER).await?;
+    eventually(PATIENCE, "the share to pause", || async {
+        (viewer_status(url.clone()).await?["paused"] == true).then_some(())
+    })
+    .await?;
+    assert_eq!(text(&client, "pause").await, "Resume");
+    press(&client, ENTER).await?;
+    eventually(PATIENCE, "the share to resume", || async {
+        (viewer_status(url.clone()).await?["paused"] == false).then_some(())
+    })
+    .await?;
+
+    // Stop, then share again: a new token, so the old link is dead.
+    tab_to(&client, "stop").await?;
+    press(&client, ENTER).await?;
+    eventually(PATIENCE, "the old link to stop serving", || async {
+        viewer_status(url.clone()).await.is_none().then_some(())
+    })
+    .await?;
+    tab_to(&client, "share").await?;
+    press(&client, ENTER).await?;
+    let again = eventually(PATIENCE, "a new share URL", || async {
+        let again = text(&client, "url").await;
+        (again.starts_with("http://127.0.0.1:") && again != url).then_some(again)
+    })
+    .await?;
+    eprintln!("shared at {url}, then at {again}");
+    let token = |url: &str| url.split("/s/").nth(1).unwrap_or_default().to_owned();
+    assert_ne!(
+        token(&again),
+        token(&url),
+        "a restarted share has a new token"
+    );
+
+    // Closing the window stops the share.
+    client.close_window().await?;
+    eventually(PATIENCE, "the share to stop with the window", || async {
+        viewer_status(again.clone()).await.is_none().then_some(())
+    })
+    .await?;
+    drop(client);
+    drop(driver);
+
+    // The next launch starts from the settings of the last one.
+    let driver = Driver::start_with(&xvfb, &bind, &config)?;
+    let client = driver.connect().await?;
+    let kept = eventually(PATIENCE, "the saved frame rate", || async {
+        let value = text(&client, "fps-value").await;
+        (value == "13 fps").then_some(value)
+    })
+    .await;
+    let _ = client.close().await;
+    drop(taken);
+    let _ = std::fs::remove_dir_all(&config);
+    kept.map(drop)
 }

@@ -654,3 +654,195 @@ async fn a_viewer_waits_is_let_in_and_removed() -> anyhow::Result<()> {
     assert_eq!(list, json!([]), "nobody watches or waits");
     browser.close().await
 }
+
+/// How far the page has zoomed into the screen (1: fitted).
+async fn page_zoom(browser: &Browser) -> anyhow::Result<f64> {
+    let zoom = browser
+        .client()
+        .execute(
+            "return Number(document.getElementById('view').dataset.zoom || 1)",
+            vec![],
+        )
+        .await?;
+    Ok(zoom.as_f64().unwrap_or(0.0))
+}
+
+#[tokio::test]
+async fn a_touch_screen_pinches_in_pans_and_double_taps_back_to_fit() -> anyhow::Result<()> {
+    use fantoccini::actions::{
+        Actions, InputSource, MOUSE_BUTTON_LEFT, PointerAction, TouchActions,
+    };
+    let xvfb = screen("#305080");
+    // Left half and right half different, so a zoom into the left shows only its colour.
+    xvfb.fill(320, 0, 320, 480, [0xe0, 0x90, 0x30])?;
+    let served = Served::start(BIN, &xvfb, &["--fps", "15"])?;
+    let browser = Browser::start().await?;
+    let client = browser.client();
+    client.goto(served.viewer_url()).await?;
+    eventually(PATIENCE, "the screen on the page", || async {
+        let shot = browser.screenshot().await.ok()?;
+        let right = shot.get_pixel(shot.width() * 3 / 4, shot.height() / 2).0;
+        close_to([right[0], right[1], right[2]], [0xe0, 0x90, 0x30], 12).then_some(())
+    })
+    .await?;
+    let size = client.get_window_rect().await?;
+    let (cx, cy) = (size.2 as f64 / 4.0, size.3 as f64 / 2.0);
+    let finger = |id: &str, from: f64, to: f64| {
+        TouchActions::new(id.to_owned())
+            .then(PointerAction::MoveTo {
+                duration: None,
+                x: cx + from,
+                y: cy,
+            })
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            })
+            .then(PointerAction::MoveTo {
+                duration: Some(Duration::from_millis(300)),
+                x: cx + to,
+                y: cy,
+            })
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            })
+    };
+    // Two fingers spread apart over the left half.
+    client
+        .perform_actions(
+            Actions::from(finger("left", -15.0, -90.0)).and(finger("right", 15.0, 90.0)),
+        )
+        .await?;
+    let zoomed = page_zoom(&browser).await?;
+    assert!(zoomed > 3.0, "pinched in to {zoomed}x");
+    let shot = browser.screenshot().await?;
+    let right = shot.get_pixel(shot.width() * 3 / 4, shot.height() / 2).0;
+    assert!(
+        close_to([right[0], right[1], right[2]], [0x30, 0x50, 0x80], 12),
+        "zoomed into the left half, the right of the window shows it too: {right:?}"
+    );
+    // One finger drags the zoomed screen along.
+    let pan_x = || async {
+        let pan = client
+            .execute(
+                "return document.getElementById('view').dataset.pan || ''",
+                vec![],
+            )
+            .await?;
+        let x: f64 = pan
+            .as_str()
+            .and_then(|pan| pan.split(',').next()?.parse().ok())
+            .unwrap_or(f64::NAN);
+        anyhow::Ok(x)
+    };
+    let before = pan_x().await?;
+    client.perform_actions(finger("drag", 0.0, -120.0)).await?;
+    let after = pan_x().await?;
+    assert!(
+        (after - (before - 120.0)).abs() < 2.0,
+        "panned by the finger's 120 px: {before} then {after}"
+    );
+    // A double-tap: back to the whole screen.
+    let tap = TouchActions::new("tap".to_owned())
+        .then(PointerAction::MoveTo {
+            duration: None,
+            x: cx,
+            y: cy,
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::Pause {
+            duration: Duration::from_millis(80),
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    client.perform_actions(tap).await?;
+    assert_eq!(
+        page_zoom(&browser).await?,
+        1.0,
+        "a double-tap fits the screen again"
+    );
+    browser.close().await
+}
+
+#[tokio::test]
+async fn the_page_says_when_the_screen_is_lost_and_comes_back() -> anyhow::Result<()> {
+    let mut xvfb = screen("#a03060");
+    let served = Served::start(BIN, &xvfb, &["--fps", "15"])?;
+    let browser = Browser::start().await?;
+    browser.client().goto(served.viewer_url()).await?;
+    shows(&browser, "#a03060").await?;
+    says(&browser, "Live").await?;
+    xvfb.crash()?;
+    says(&browser, "Screen lost — showing the last frame").await?;
+    shows(&browser, "#a03060").await?;
+    xvfb.restart()?;
+    xvfb.paint("#30a060")?;
+    shows(&browser, "#30a060").await?;
+    says(&browser, "Live").await?;
+    browser.close().await
+}
+
+#[tokio::test]
+async fn each_page_caps_its_own_frame_rate() -> anyhow::Result<()> {
+    let xvfb = screen("#000000");
+    let served = Served::start(BIN, &xvfb, &["--fps", "30"])?;
+    // A screen that never stops changing: a new frame for every grab.
+    let mut flicker = xvfb
+        .command("sh")
+        .args([
+            "-c",
+            "while :; do xsetroot -solid '#102030'; xsetroot -solid '#203040'; done",
+        ])
+        .spawn()?;
+    let browser = Browser::start().await?;
+    let client = browser.client();
+    client.goto(served.viewer_url()).await?;
+    let viewers_url = served.control_url.replace("/settings", "/viewers");
+    let frames_served = || async {
+        let list: serde_json::Value = reqwest::get(&viewers_url).await.ok()?.json().await.ok()?;
+        list.as_array()?.first()?["frames"].as_u64()
+    };
+    // Frames this page takes over a few seconds, per second.
+    let rate = || async {
+        let (before, started) = (
+            frames_served().await.unwrap_or(0),
+            std::time::Instant::now(),
+        );
+        eventually(PATIENCE, "three seconds of frames", || async {
+            (started.elapsed() >= Duration::from_secs(3)).then_some(())
+        })
+        .await?;
+        let after = frames_served().await.unwrap_or(0);
+        anyhow::Ok(after.saturating_sub(before) as f64 / started.elapsed().as_secs_f64())
+    };
+    eventually(PATIENCE, "the page to take frames", || async {
+        (frames_served().await? > 5).then_some(())
+    })
+    .await?;
+    let full = rate().await?;
+    client
+        .find(Locator::Css("#cap option[value='1']"))
+        .await?
+        .click()
+        .await?;
+    let capped = rate().await?;
+    let _ = flicker.kill();
+    let _ = flicker.wait();
+    assert!(
+        capped <= 1.5,
+        "capped at 1 fps, the page took {capped:.1} frames/s"
+    );
+    assert!(
+        full >= 5.0 * capped.max(1.0),
+        "uncapped it took {full:.1} frames/s"
+    );
+    browser.close().await
+}

@@ -1,5 +1,9 @@
 //! Whether anyone is watching, told by the server to the capture thread, and the thread's doorbell.
 //!
+//! This answers one question fast, under one small lock, for the capture thread's every turn:
+//! "does anyone want frames?". Who they are, and what they got, is [`crate::viewers`]'s job; both
+//! are fed by the same request and share the same [`LINGER`].
+//!
 //! Viewers that poll (`<img>` reloads) leave no connection open, so "watching" is: a frame was asked
 //! for in the last few seconds, or someone holds a [`WatchGuard`] (a request waiting for a frame,
 //! the presenter's preview).
@@ -9,8 +13,10 @@ use std::time::{Duration, Instant};
 
 use crate::frame::Mode;
 
-/// After this long without a frame request, the share counts as unwatched and capture stops.
-pub const IDLE_AFTER: Duration = Duration::from_secs(5);
+/// How long someone who asked for a frame still counts as there: capture keeps going that long
+/// after the last request, and the presenter's list keeps the viewer that long
+/// ([`crate::viewers`] uses this same value).
+pub const LINGER: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Default)]
 pub struct Demand {
@@ -51,7 +57,7 @@ impl Demand {
         inner.watchers > 0
             || inner
                 .last_request
-                .is_some_and(|at| now.saturating_duration_since(at) < IDLE_AFTER)
+                .is_some_and(|at| now.saturating_duration_since(at) < LINGER)
     }
 
     /// A viewer asked for updates in `mode`: the capture thread prepares that mode's deltas.
@@ -62,7 +68,7 @@ impl Demand {
     /// Whether anyone asked for updates in `mode` lately (as of `now`).
     pub fn wants_mode(&self, mode: Mode, now: Instant) -> bool {
         self.lock().mode_asked[mode.index()]
-            .is_some_and(|at| now.saturating_duration_since(at) < IDLE_AFTER)
+            .is_some_and(|at| now.saturating_duration_since(at) < LINGER)
     }
 
     /// Wakes the capture thread (settings changed, shutting down).
@@ -141,14 +147,14 @@ mod tests {
         drop(demand.watch());
         let now = Instant::now();
         assert!(demand.is_wanted(now));
-        assert!(!demand.is_wanted(now + IDLE_AFTER + Duration::from_millis(1)));
+        assert!(!demand.is_wanted(now + LINGER + Duration::from_millis(1)));
     }
 
     #[test]
     fn a_guard_keeps_it_wanted_until_dropped() {
         let demand = Arc::new(Demand::default());
         let guard = demand.watch();
-        let later = Instant::now() + IDLE_AFTER * 3;
+        let later = Instant::now() + LINGER * 3;
         assert!(demand.is_wanted(later));
         drop(guard);
         assert!(!demand.is_wanted(later));
@@ -196,7 +202,7 @@ mod tests {
         let now = Instant::now();
         assert!(demand.wants_mode(Mode::Lossless, now));
         assert!(!demand.wants_mode(Mode::Adaptive, now));
-        assert!(!demand.wants_mode(Mode::Lossless, now + IDLE_AFTER));
+        assert!(!demand.wants_mode(Mode::Lossless, now + LINGER));
     }
 
     #[test]

@@ -128,7 +128,11 @@ impl Share {
         };
         let control_url = net::url(control_host, &format!("{}settings", access.control_path()));
 
-        let state = Arc::new(ShareState::new(options.settings, screens));
+        let state = Arc::new(ShareState::new(
+            options.settings,
+            screens,
+            options.limits.long_poll,
+        ));
         state
             .capture
             .send_modify(|status| status.monitor = Some(monitor));
@@ -217,6 +221,22 @@ impl Share {
     /// Keeps capture running while held, as a viewer would (for the presenter's own preview).
     pub fn watch(&self) -> WatchGuard {
         self.app.share.demand.watch()
+    }
+
+    /// What viewers see now, pointer drawn in, as a JPEG `width` wide: the presenter's preview.
+    /// Asking counts as watching, so capture keeps going while the presenter looks.
+    pub async fn preview(&self, width: u32) -> Result<Option<Vec<u8>>, Error> {
+        drop(self.watch());
+        let Some(frame) = self.latest_frame() else {
+            return Ok(None);
+        };
+        tokio::task::spawn_blocking(move || {
+            crate::encode::thumbnail_jpeg(&frame.picture_with_pointer(), width, 75)
+        })
+        .await
+        .map_err(|error| Error::Internal(error.to_string()))?
+        .map(Some)
+        .map_err(|error| Error::Internal(error.to_string()))
     }
 
     /// The routes, for serving elsewhere or testing without a socket.

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::admission::{Admission, Rules};
-use crate::capture::{MonitorInfo, Screens, resolve};
+use crate::capture::{MonitorInfo, Screens};
 use crate::demand::Demand;
 use crate::encode::Format;
 use crate::frame::{EncodeCounters, EncodeCounts, Frame};
@@ -20,8 +20,6 @@ use crate::viewers::{ViewerInfo, Viewers};
 
 /// How long a request for a frame with none captured yet (or capture idle) waits for a grab.
 const FIRST_FRAME_WAIT: Duration = Duration::from_secs(3);
-/// How long a viewer asking for "the frame after N" waits for one before hearing "nothing new".
-pub const LONG_POLL: Duration = Duration::from_secs(8);
 
 /// What the capture loop is doing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -49,6 +47,8 @@ pub struct CaptureStatus {
     pub method: Option<String>,
     /// The last capture error while the source is lost, in words for the presenter.
     pub error: Option<String>,
+    /// Attempts at the source that failed in a row (0 while it works); retries back off.
+    pub failed_attempts: u32,
     /// Grabs so far, whether or not the pixels changed.
     pub grabs: u64,
     /// Grabs per second over the last few seconds.
@@ -64,6 +64,8 @@ pub struct Status {
     pub paused: bool,
     pub source_lost: bool,
     pub error: Option<String>,
+    /// Attempts at the source that failed in a row while it is lost; retries back off.
+    pub failed_attempts: u32,
     pub monitor: Option<MonitorInfo>,
     /// How pixels are read: `x11-shm`, `x11-getimage` (the X server offers no MIT-SHM), `xcap`.
     pub capture: Option<String>,
@@ -111,6 +113,8 @@ pub struct ShareState {
     pub(crate) admission: Arc<Admission>,
     pub(crate) screens: Arc<dyn Screens>,
     pub(crate) cancel: CancellationToken,
+    /// How long a viewer waits for a frame after the one it has ([`crate::server::Limits`]).
+    long_poll: Duration,
     /// One settings change at a time, so concurrent changes (control URL, desktop) never drop one.
     updating: tokio::sync::Mutex<()>,
 }
@@ -125,7 +129,7 @@ impl std::fmt::Debug for ShareState {
 }
 
 impl ShareState {
-    pub(crate) fn new(settings: Settings, screens: Arc<dyn Screens>) -> Self {
+    pub(crate) fn new(settings: Settings, screens: Arc<dyn Screens>, long_poll: Duration) -> Self {
         Self {
             settings: watch::Sender::new(settings),
             frames: watch::Sender::new(None),
@@ -136,6 +140,7 @@ impl ShareState {
             admission: Arc::new(Admission::default()),
             screens,
             cancel: CancellationToken::new(),
+            long_poll,
             updating: tokio::sync::Mutex::new(()),
         }
     }
@@ -153,7 +158,7 @@ impl ShareState {
             // letting the capture loop fail on it.
             let screens = self.screens.clone();
             let choice = next.monitor.clone();
-            tokio::task::spawn_blocking(move || resolve(&screens.list()?, choice.as_ref()))
+            tokio::task::spawn_blocking(move || screens.find(choice.as_ref()))
                 .await
                 .map_err(|error| Error::Internal(error.to_string()))??;
         }
@@ -222,7 +227,7 @@ impl ShareState {
     }
 
     /// A frame for a viewer: with `after`, the first frame other than number `after` (`None` when
-    /// none comes within [`LONG_POLL`]); without, the current frame, grabbing one first if capture
+    /// none comes within the long poll); without, the current frame, grabbing one first if capture
     /// was idle.
     pub async fn frame_for_viewer(&self, after: Option<u64>) -> Option<Arc<Frame>> {
         let _watching = self.demand.watch();
@@ -259,11 +264,11 @@ impl ShareState {
     }
 
     /// The first frame numbered other than `after` (newer, or a restarted share counting from 1
-    /// again), or `None` when none comes within [`LONG_POLL`]. Only a new frame wakes the wait:
+    /// again), or `None` when none comes within the long poll. Only a new frame wakes the wait:
     /// a grab that found nothing changed costs a waiting viewer nothing.
     async fn frame_other_than(&self, after: u64) -> Option<Arc<Frame>> {
         let mut frames = self.frames.subscribe();
-        let deadline = Instant::now() + LONG_POLL;
+        let deadline = Instant::now() + self.long_poll;
         loop {
             let latest = frames.borrow_and_update().clone();
             if latest.as_ref().is_some_and(|frame| frame.seq() != after) {
@@ -297,6 +302,7 @@ impl ShareState {
             paused: settings.paused,
             source_lost: capture.phase == Phase::SourceLost,
             error: capture.error.clone(),
+            failed_attempts: capture.failed_attempts,
             monitor: capture.monitor.clone(),
             capture: capture.method.clone(),
             width: frame.as_ref().map_or(0, |frame| frame.width()),

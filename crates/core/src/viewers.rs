@@ -11,8 +11,9 @@ use serde::Serialize;
 
 use crate::admission::Access;
 
-/// A viewer that has asked for nothing for this long has left.
-pub const VIEWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// A viewer that has asked for nothing for this long has left: the same time capture goes on
+/// without requests.
+pub const VIEWER_TIMEOUT: Duration = crate::demand::LINGER;
 /// Page ids one address may count as separate viewers (tabs, or a few people behind one NAT);
 /// past that its requests count as one viewer, so nobody can fill the list by inventing ids.
 pub const IDS_PER_ADDRESS: usize = 8;

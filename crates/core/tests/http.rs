@@ -14,7 +14,9 @@ use axum::http::{Method, Request, StatusCode, header};
 use screenshare_core::capture::synthetic::SyntheticScreens;
 use screenshare_core::frame::wire;
 use screenshare_core::pixels::Rect;
+use screenshare_core::server::Limits;
 use screenshare_core::{Settings, Share, ShareOptions};
+use screenshare_testkit::eventually;
 use serde_json::{Value, json};
 
 struct Fixture {
@@ -26,6 +28,14 @@ struct Fixture {
 }
 
 async fn start(settings: Settings, open: bool) -> Fixture {
+    start_share(settings, open, Limits::default()).await
+}
+
+async fn start_with_limits(settings: Settings, limits: Limits) -> Fixture {
+    start_share(settings, false, limits).await
+}
+
+async fn start_share(settings: Settings, open: bool, limits: Limits) -> Fixture {
     let screens = SyntheticScreens::new(&[(320, 200), (160, 100)]);
     screens.paint(0, [200, 40, 40]);
     let share = Share::start_with(
@@ -33,6 +43,7 @@ async fn start(settings: Settings, open: bool) -> Fixture {
             settings,
             bind: "127.0.0.1:0".parse().expect("address"),
             open,
+            limits,
             ..ShareOptions::default()
         },
         Arc::new(screens.clone()),
@@ -59,14 +70,18 @@ async fn start(settings: Settings, open: bool) -> Fixture {
     }
 }
 
-/// A share capturing at 30 fps, so tests that wait for a new frame wait little.
+/// A share capturing at 30 fps with a 2 s long poll, so tests that wait for a new frame (or for
+/// the lack of one) wait little.
 async fn start_quick() -> Fixture {
-    start(
+    start_with_limits(
         Settings {
             fps: 30,
             ..Settings::default()
         },
-        false,
+        Limits {
+            long_poll: Duration::from_secs(2),
+            ..Limits::default()
+        },
     )
     .await
 }
@@ -82,11 +97,12 @@ impl Reply {
         serde_json::from_slice(&self.body).expect("JSON body")
     }
 
+    /// A header's value; a missing one fails the test rather than passing as "".
     fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
             .and_then(|value| value.to_str().ok())
-            .unwrap_or("")
+            .unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
     }
 }
 
@@ -326,15 +342,26 @@ async fn colour_change_reaches_the_next_frame() {
 
 #[tokio::test]
 async fn long_poll_says_nothing_new_when_the_screen_is_still() {
-    let fx = start_quick().await;
+    let long_poll = Duration::from_millis(1500);
+    let fx = start_with_limits(
+        Settings {
+            fps: 30,
+            ..Settings::default()
+        },
+        Limits {
+            long_poll,
+            ..Limits::default()
+        },
+    )
+    .await;
     let first = get(&fx.router, &format!("{}screen.jpg", fx.viewer)).await;
     let seq = first.header("x-frame-seq");
     let started = std::time::Instant::now();
     let next = get(&fx.router, &format!("{}screen.jpg?after={seq}", fx.viewer)).await;
     assert_eq!(next.status, StatusCode::NO_CONTENT);
     assert!(
-        started.elapsed() >= Duration::from_secs(5),
-        "it waited for a change"
+        started.elapsed() >= long_poll,
+        "it waited out the long poll for a change"
     );
     let bad = get(&fx.router, &format!("{}screen.jpg?after=soon", fx.viewer)).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
@@ -470,7 +497,8 @@ async fn bad_settings_are_refused_with_the_reason() {
 #[tokio::test]
 async fn no_capture_while_nobody_watches() {
     let fx = start_quick().await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The loop has looked at the demand and gone idle: it grabbed nothing on the way.
+    wait_for_state(&fx, "idle").await;
     assert_eq!(fx.share.status().grabs, 0, "no viewer, no grabs");
     get(&fx.router, &format!("{}screen.jpg", fx.viewer)).await;
     assert!(fx.share.status().grabs >= 1);
@@ -484,8 +512,20 @@ async fn paused_share_keeps_the_last_frame() {
         .update(&serde_json::from_value(json!({"paused": true})).expect("patch"))
         .await
         .expect("pause");
+    wait_for_state(&fx, "paused").await;
+    let last = get(&fx.router, &format!("{}screen.png", fx.viewer)).await;
     fx.screens.paint(0, [0, 0, 0]);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A whole long poll passes without a new frame: nothing is captured while paused.
+    let next = get(
+        &fx.router,
+        &format!(
+            "{}screen.png?after={}",
+            fx.viewer,
+            last.header("x-frame-seq")
+        ),
+    )
+    .await;
+    assert_eq!(next.status, StatusCode::NO_CONTENT, "no frame while paused");
     let frame = get(&fx.router, &format!("{}screen.png", fx.viewer)).await;
     assert_eq!(
         centre(&frame.body),
@@ -550,16 +590,18 @@ async fn a_panic_in_capture_is_reported_as_lost_and_retried() {
 }
 
 async fn wait_for_state(fx: &Fixture, state: &str) -> Value {
-    for _ in 0..200 {
-        let status = get(&fx.router, &format!("{}status", fx.control))
-            .await
-            .json();
-        if status["state"] == state {
-            return status;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the share never reached state {state}");
+    eventually(
+        Duration::from_secs(10),
+        &format!("state {state}"),
+        || async {
+            let status = get(&fx.router, &format!("{}status", fx.control))
+                .await
+                .json();
+            (status["state"] == state).then_some(status)
+        },
+    )
+    .await
+    .expect("the share reaches the state")
 }
 
 #[tokio::test]
@@ -591,8 +633,14 @@ async fn switching_away_from_a_lost_monitor_is_immediate() {
     let _keep_watching = fx.share.watch();
     fx.screens.set_failing(0, true);
     wait_for_state(&fx, "source_lost").await;
-    // Let the retry backoff grow past a second.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Three failed attempts: the next retry of the lost monitor is two seconds away.
+    eventually(
+        Duration::from_secs(10),
+        "the retry backoff to grow",
+        || async { (fx.share.status().failed_attempts >= 3).then_some(()) },
+    )
+    .await
+    .expect("backoff");
     fx.screens.paint(1, [20, 220, 20]);
     let started = std::time::Instant::now();
     let reply = patch_settings(&fx, json!({"monitor": 1})).await;

@@ -217,14 +217,74 @@
     if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
     else document.documentElement.requestFullscreen().catch(() => {});
   }
-  function toggleFit() { view.fit = !view.fit; save(); render(); }
+  function toggleFit() { view.fit = !view.fit; resetZoom(); save(); render(); }
+
+  // Phones and tablets: pinch to zoom into the shared screen, drag to pan, double-tap to fit
+  // again. The zoom is this page's own, a transform on the view; the pixels are untouched.
+  const zoom = { scale: 1, x: 0, y: 0 };
+  const touches = new Map();
+  let gesture = null, lastTap = null;
+  function applyZoom() {
+    view$.style.transform = zoom.scale === 1 ? "" : `translate(${zoom.x}px, ${zoom.y}px) scale(${zoom.scale})`;
+    view$.dataset.zoom = zoom.scale.toFixed(2);
+    view$.dataset.pan = `${Math.round(zoom.x)},${Math.round(zoom.y)}`;
+  }
+  function resetZoom() { zoom.scale = 1; zoom.x = 0; zoom.y = 0; applyZoom(); }
+  // Keeps the zoomed view covering the stage: no panning off into nothing.
+  function clampPan() {
+    const w = stage.clientWidth, h = stage.clientHeight;
+    zoom.x = Math.min(0, Math.max(w - w * zoom.scale, zoom.x));
+    zoom.y = Math.min(0, Math.max(h - h * zoom.scale, zoom.y));
+  }
+  const stage = $("stage");
+  const centre = () => {
+    const [a, b] = [...touches.values()];
+    return { cx: (a.x + b.x) / 2, cy: (a.y + b.y) / 2, d: Math.hypot(a.x - b.x, a.y - b.y) || 1 };
+  };
+  stage.addEventListener("pointerdown", (e) => {
+    if (e.pointerType !== "touch" || !view.fit) return;
+    touches.set(e.pointerId, { x: e.clientX, y: e.clientY });
+    gesture = touches.size === 2 ? { ...centre(), scale: zoom.scale, x: zoom.x, y: zoom.y }
+      : { panX: e.clientX, panY: e.clientY, x: zoom.x, y: zoom.y };
+  });
+  stage.addEventListener("pointermove", (e) => {
+    if (!touches.has(e.pointerId) || !gesture) return;
+    touches.set(e.pointerId, { x: e.clientX, y: e.clientY });
+    if (touches.size === 2 && gesture.d) {
+      const now = centre();
+      const scale = Math.min(8, Math.max(1, gesture.scale * now.d / gesture.d));
+      // The point of the screen under the fingers at the start stays under them.
+      zoom.x = now.cx - scale * (gesture.cx - gesture.x) / gesture.scale;
+      zoom.y = now.cy - scale * (gesture.cy - gesture.y) / gesture.scale;
+      zoom.scale = scale;
+    } else if (touches.size === 1 && zoom.scale > 1 && gesture.panX !== undefined) {
+      zoom.x = gesture.x + e.clientX - gesture.panX;
+      zoom.y = gesture.y + e.clientY - gesture.panY;
+    } else return;
+    clampPan();
+    applyZoom();
+  });
+  const lift = (e) => {
+    if (!touches.delete(e.pointerId)) return;
+    gesture = touches.size === 1 ? (() => { const [t] = touches.values(); return { panX: t.x, panY: t.y, x: zoom.x, y: zoom.y }; })() : null;
+    if (e.type !== "pointerup" || touches.size) return;
+    const now = performance.now();
+    if (lastTap && now - lastTap.at < 350 && Math.hypot(e.clientX - lastTap.x, e.clientY - lastTap.y) < 40) {
+      resetZoom(); lastTap = null;
+    } else lastTap = { at: now, x: e.clientX, y: e.clientY };
+  };
+  stage.addEventListener("pointerup", lift);
+  stage.addEventListener("pointercancel", lift);
 
   $("fit").addEventListener("click", toggleFit);
   $("fullscreen").addEventListener("click", toggleFullscreen);
   $("reload").addEventListener("click", () => location.reload());
   $("format").addEventListener("change", (e) => { view.format = e.target.value; generation++; after = 0; save(); render(); restart(); });
   $("cap").addEventListener("change", (e) => { view.cap = Number(e.target.value); save(); render(); interrupt(); });
-  $("stage").addEventListener("dblclick", toggleFullscreen);
+  // A double-click is fullscreen; a double-tap on a touch screen is "fit" (above).
+  let lastPointer = "mouse";
+  $("stage").addEventListener("pointerdown", (e) => { lastPointer = e.pointerType; });
+  $("stage").addEventListener("dblclick", () => { if (lastPointer !== "touch") toggleFullscreen(); });
   document.addEventListener("keydown", (e) => {
     if (e.target.tagName === "SELECT" || e.ctrlKey || e.metaKey || e.altKey) return;
     if (e.key === "f" || e.key === "F") toggleFullscreen();

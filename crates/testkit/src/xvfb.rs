@@ -100,9 +100,20 @@ impl Xvfb {
 
     /// Kills the X server (as a crash would) and starts a new one on the same display.
     pub fn crash_and_restart(&mut self) -> anyhow::Result<()> {
+        self.crash()?;
+        self.restart()
+    }
+
+    /// Kills the X server, as a crash would; [`Xvfb::restart`] brings one back.
+    pub fn crash(&mut self) -> anyhow::Result<()> {
         self.signal("KILL")?;
         drop(self.stdin.take());
         let _ = self.watchdog.wait();
+        Ok(())
+    }
+
+    /// Starts a new X server on this display (after [`Xvfb::crash`]).
+    pub fn restart(&mut self) -> anyhow::Result<()> {
         let (width, height) = self.size;
         let display = self.display.clone();
         // The dead server's socket may linger a moment: try until the display is ours again.

@@ -38,11 +38,32 @@ pub struct MonitorInfo {
 /// The monitors of a machine (or a stand-in for tests).
 ///
 /// Both calls block: they run on the capture thread or under `spawn_blocking`.
+///
+/// This is what a shell (the CLI, the desktop app) holds: it lists, checks and previews monitors
+/// through it and hands it to [`crate::Share::start_with`]. Tests give it a synthetic screen.
 pub trait Screens: Send + Sync + 'static {
     /// Every monitor, in a stable order.
     fn list(&self) -> Result<Vec<MonitorInfo>, CaptureError>;
     /// Opens the chosen monitor (`None`: the primary one) for capture.
     fn open(&self, choice: Option<&MonitorChoice>) -> Result<Box<dyn Source>, CaptureError>;
+
+    /// The monitor `choice` names (`None`: the primary one), or why there is none. Every check of
+    /// a monitor choice goes through here. Blocks.
+    fn find(&self, choice: Option<&MonitorChoice>) -> Result<MonitorInfo, CaptureError> {
+        resolve(&self.list()?, choice)
+    }
+
+    /// One grab of monitor `choice` as a small JPEG `width` wide, outside any share: the
+    /// presenter's picker. Blocks; the monitor is opened and dropped on the calling thread.
+    fn thumbnail(
+        &self,
+        choice: Option<&MonitorChoice>,
+        width: u32,
+    ) -> Result<Vec<u8>, ThumbnailError> {
+        let mut source = self.open(choice)?;
+        let grab = source.grab()?;
+        Ok(crate::encode::thumbnail_jpeg(grab.picture, width, 70)?)
+    }
 }
 
 /// An opened monitor. It never leaves the capture thread, so it need not be `Send`.
@@ -134,18 +155,6 @@ pub fn resolve(
     })
 }
 
-/// One grab of a monitor outside any share, as a small JPEG: the presenter's source thumbnails.
-/// Blocks: call it under `spawn_blocking`. The monitor is opened and dropped on the calling thread.
-pub fn thumbnail(
-    screens: &dyn Screens,
-    choice: Option<&MonitorChoice>,
-    width: u32,
-) -> Result<Vec<u8>, ThumbnailError> {
-    let mut source = screens.open(choice)?;
-    let grab = source.grab()?;
-    Ok(crate::encode::thumbnail_jpeg(grab.picture, width, 70)?)
-}
-
 /// A thumbnail could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ThumbnailError {
@@ -233,7 +242,9 @@ mod tests {
     fn thumbnail_is_a_small_picture_of_the_chosen_monitor() {
         let screens = synthetic::SyntheticScreens::new(&[(640, 480), (800, 600)]);
         screens.paint(1, [0, 128, 255]);
-        let jpeg = thumbnail(&screens, Some(&MonitorChoice::Index(1)), 200).expect("thumbnail");
+        let jpeg = screens
+            .thumbnail(Some(&MonitorChoice::Index(1)), 200)
+            .expect("thumbnail");
         let image = image::load_from_memory(&jpeg).expect("JPEG").to_rgb8();
         assert_eq!(image.dimensions(), (200, 150));
         let [r, g, b] = image.get_pixel(100, 75).0;

@@ -272,6 +272,7 @@ impl CaptureLoop {
         self.state.capture.send_modify(|status| {
             status.phase = Phase::Live;
             status.error = None;
+            status.failed_attempts = 0;
             status.grabs += 1;
             status.achieved_fps = achieved_fps;
             status.grab_ms = if status.grab_ms == 0.0 {
@@ -295,6 +296,7 @@ impl CaptureLoop {
         self.state.capture.send_modify(|status| {
             status.phase = Phase::SourceLost;
             status.error = Some(error);
+            status.failed_attempts += 1;
             status.achieved_fps = 0.0;
         });
         self.recent_grabs.clear();

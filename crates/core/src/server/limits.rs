@@ -29,6 +29,10 @@ pub struct Limits {
     /// Encodes and update assemblies running at once on blocking threads; more requests wait
     /// their turn on the runtime instead of each holding a thread.
     pub max_blocking_encodes: usize,
+    /// How long a viewer asking for "the frame after N" waits for one before hearing "nothing
+    /// new" (`204`). Long enough that a still screen costs few requests, short enough that a
+    /// connection a proxy drops silently is noticed.
+    pub long_poll: Duration,
 }
 
 impl Default for Limits {
@@ -44,6 +48,7 @@ impl Default for Limits {
             max_connections_per_address: 64,
             max_requests_in_flight: 512,
             max_blocking_encodes: 4,
+            long_poll: Duration::from_secs(8),
         }
     }
 }

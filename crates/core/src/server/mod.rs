@@ -39,8 +39,8 @@ pub(crate) use listen::{raise_open_file_limit, serve};
 use crate::state::ShareState;
 use host::HostCheck;
 
-/// Longer than a long poll ([`crate::state::LONG_POLL`]), short enough that shutdown never hangs.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long any request may take beyond its long poll, so shutdown never hangs on one.
+const REQUEST_TIMEOUT_BEYOND_LONG_POLL: Duration = Duration::from_secs(22);
 
 /// What every handler gets.
 #[derive(Clone, Debug)]
@@ -148,7 +148,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
+            state.limits.long_poll + REQUEST_TIMEOUT_BEYOND_LONG_POLL,
         ))
         .layer(shed_load)
         .layer(from_fn_with_state(state.clone(), guard::check_request))
