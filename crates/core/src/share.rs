@@ -78,18 +78,7 @@ impl Share {
         options: ShareOptions,
         screens: Arc<dyn Screens>,
     ) -> Result<Self, Error> {
-        options.settings.validate()?;
-        let monitor = {
-            let screens = screens.clone();
-            let choice = options.settings.monitor.clone();
-            tokio::task::spawn_blocking(move || {
-                screens
-                    .open(choice.as_ref())
-                    .map(|source| source.info().clone())
-            })
-            .await
-            .map_err(|error| Error::Internal(error.to_string()))??
-        };
+        let monitor = checked_monitor(&options, &screens).await?;
         let listener =
             TcpListener::bind(options.bind)
                 .await
@@ -104,6 +93,37 @@ impl Share {
             addr: options.bind,
             source,
         })?;
+        server::raise_open_file_limit();
+        let mut share = Self::assemble(&options, screens, monitor, local_addr)?;
+        share.server = Some(tokio::spawn(server::serve(
+            listener,
+            share.router(),
+            options.limits,
+            share.app.share.cancel.clone(),
+            SHUTDOWN_GRACE,
+        )));
+        tracing::info!(%local_addr, open = options.open, "sharing");
+        Ok(share)
+    }
+
+    /// A share with no socket: capture runs and [`Share::router`] answers requests given to it
+    /// (tests drive it with `oneshot`; another server could mount it). Its URLs name
+    /// `options.bind`.
+    pub async fn without_socket(
+        options: ShareOptions,
+        screens: Arc<dyn Screens>,
+    ) -> Result<Self, Error> {
+        let monitor = checked_monitor(&options, &screens).await?;
+        Self::assemble(&options, screens, monitor, options.bind)
+    }
+
+    /// Everything but the socket: secrets, URLs, state, the capture thread.
+    fn assemble(
+        options: &ShareOptions,
+        screens: Arc<dyn Screens>,
+        monitor: MonitorInfo,
+        local_addr: SocketAddr,
+    ) -> Result<Self, Error> {
         let access = Access::generate(options.open).map_err(|error| {
             Error::Internal(format!("no randomness for the share's token: {error}"))
         })?;
@@ -129,7 +149,7 @@ impl Share {
         let control_url = net::url(control_host, &format!("{}settings", access.control_path()));
 
         let state = Arc::new(ShareState::new(
-            options.settings,
+            options.settings.clone(),
             screens,
             options.limits.long_poll,
         ));
@@ -143,28 +163,17 @@ impl Share {
             options.limits,
             &options.allowed_hosts,
         );
-        server::raise_open_file_limit();
         let capture = spawn_capture_thread(CaptureContext {
             state: state.clone(),
         })
         .map_err(|error| Error::Internal(format!("cannot start the capture thread: {error}")))?;
-        let router = server::router(app.clone());
-        let shutdown = state.cancel.clone();
-        let server = tokio::spawn(server::serve(
-            listener,
-            router,
-            options.limits,
-            shutdown,
-            SHUTDOWN_GRACE,
-        ));
-        tokio::spawn(log_stats(state.clone()));
-        tracing::info!(%local_addr, open = options.open, "sharing");
+        tokio::spawn(log_stats(state));
         Ok(Self {
             app,
             local_addr,
             viewer_urls,
             control_url,
-            server: Some(server),
+            server: None,
             capture: Some(capture),
         })
     }
@@ -287,6 +296,24 @@ impl Drop for Share {
     fn drop(&mut self) {
         self.signal_stop();
     }
+}
+
+/// Checks the settings and that their monitor opens, before anything runs.
+async fn checked_monitor(
+    options: &ShareOptions,
+    screens: &Arc<dyn Screens>,
+) -> Result<MonitorInfo, Error> {
+    options.settings.validate()?;
+    let screens = screens.clone();
+    let choice = options.settings.monitor.clone();
+    tokio::task::spawn_blocking(move || {
+        screens
+            .open(choice.as_ref())
+            .map(|source| source.info().clone())
+    })
+    .await
+    .map_err(|error| Error::Internal(error.to_string()))?
+    .map_err(Error::from)
 }
 
 /// The monitors of this machine.

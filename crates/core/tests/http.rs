@@ -38,7 +38,7 @@ async fn start_with_limits(settings: Settings, limits: Limits) -> Fixture {
 async fn start_share(settings: Settings, open: bool, limits: Limits) -> Fixture {
     let screens = SyntheticScreens::new(&[(320, 200), (160, 100)]);
     screens.paint(0, [200, 40, 40]);
-    let share = Share::start_with(
+    let share = Share::without_socket(
         ShareOptions {
             settings,
             bind: "127.0.0.1:0".parse().expect("address"),

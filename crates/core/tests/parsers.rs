@@ -33,7 +33,7 @@ fn fixture() -> &'static Fixture {
         let screens = SyntheticScreens::new(&[(64, 48)]);
         screens.paint(0, [30, 60, 90]);
         let share = runtime
-            .block_on(Share::start_with(
+            .block_on(Share::without_socket(
                 ShareOptions {
                     settings: Settings {
                         fps: 30,
