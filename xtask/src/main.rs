@@ -6,9 +6,11 @@
 //! - `cargo xtask test`: installs what is missing and runs every test (they start their own Xvfb,
 //!   screenshare processes and headless Chromium).
 //! - `cargo xtask bench`: measures capture, encode and serving, and writes docs/BENCHMARKS.md.
+//! - `cargo xtask dist`: a Debian package of the desktop app and the CLI, in target/dist/.
 //! - `cargo xtask icons`: remakes the app's icon set from icons/source.png.
 
 mod bench;
+mod dist;
 mod icons;
 mod packages;
 mod peer;
@@ -23,8 +25,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{Context, bail};
 
-const USAGE: &str =
-    "usage: cargo xtask <run [--headless] [serve flags] | test [cargo test args] | bench | icons>";
+const USAGE: &str = "usage: cargo xtask <run [--headless] [serve flags] | test [cargo test args] | bench | dist [--debug] | icons>";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         Some("run") => run(&rest),
         Some("test") => test(&rest),
         Some("bench") => bench::bench(&rest),
+        Some("dist") => dist::dist(rest.iter().any(|arg| arg == "--debug")),
         Some("icons") => icons::generate(&workspace_root().join("icons")),
         Some("-h" | "--help") => {
             println!("{USAGE}");
@@ -112,9 +114,23 @@ fn test(cargo_test_args: &[String]) -> anyhow::Result<()> {
         totals.add(&line);
     }
     let status = child.wait()?;
+    // The package, built from the binaries the tests just used, when the whole suite ran.
+    if status.success() && cargo_test_args.is_empty() {
+        println!("package: building target/dist/*.deb from the test build and checking it");
+        match dist::build(dist::Profile::Debug).and_then(|deb| dist::check(&deb)) {
+            Ok(()) => {
+                println!("test package::installs_and_starts ... ok");
+                totals.passed += 1;
+            }
+            Err(error) => {
+                println!("test package::installs_and_starts ... FAILED\n{error:#}");
+                totals.failed += 1;
+            }
+        }
+    }
     // One closing line for the whole run: cargo prints one per test binary.
     println!("tests: {} passed, {} failed", totals.passed, totals.failed);
-    if !status.success() {
+    if !status.success() || totals.failed > 0 {
         bail!("some tests failed ({status})");
     }
     if totals.passed == 0 {

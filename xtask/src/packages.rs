@@ -38,6 +38,22 @@ pub const TEST: &[&[&str]] = &[
         "chromium",
         "chromium-driver",
         "webkit2gtk-driver",
+        // The package check: dpkg-shlibdeps, and the menu entry's validator.
+        "dpkg-dev",
+        "desktop-file-utils",
+    ],
+];
+
+/// `cargo xtask dist`: the builds, and what makes and checks a Debian package.
+pub const DIST: &[&[&str]] = &[
+    BUILD,
+    DESKTOP,
+    &[
+        "dpkg-dev",
+        "binutils",
+        "desktop-file-utils",
+        "xvfb",
+        "xdotool",
     ],
 ];
 
