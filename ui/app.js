@@ -353,6 +353,8 @@ function onStatus(s) {
 }
 
 function showStats(s) {
+  const wrong = s.wrong_pins || 0;
+  ui.wrongPins.textContent = wrong ? `\u00b7 ${wrong} wrong ${wrong === 1 ? "try" : "tries"}` : "";
   const bw = s.bandwidth_bytes_per_sec;
   ui.viewerCount.textContent = s.viewers ?? 0;
   ui.achievedFps.textContent = s.achieved_fps != null ? `${s.achieved_fps.toFixed(1)} fps` : DASH;

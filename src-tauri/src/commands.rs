@@ -1,7 +1,7 @@
 //! The window's commands: each a few lines calling the [`Presenter`] or the engine.
 
 use base64::Engine;
-use screenshare_core::capture::MonitorInfo;
+use screenshare_core::capture::{MonitorInfo, ask_display};
 use screenshare_core::{MonitorChoice, Settings, SettingsPatch};
 use tauri::State;
 
@@ -16,7 +16,7 @@ pub async fn list_monitors(
     presenter: State<'_, Presenter>,
 ) -> Result<Vec<MonitorInfo>, CommandError> {
     let screens = presenter.screens();
-    Ok(blocking(move || screens.list()).await??)
+    Ok(ask_display(move || screens.list()).await?)
 }
 
 #[tauri::command]

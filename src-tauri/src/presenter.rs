@@ -144,9 +144,8 @@ impl Presenter {
                 let next = self.settings().patched(&patch).map_err(Error::from)?;
                 if patch.changes_monitor() {
                     let (screens, choice) = (self.screens.clone(), next.monitor.clone());
-                    tokio::task::spawn_blocking(move || screens.find(choice.as_ref()))
-                        .await
-                        .map_err(|error| CommandError::Internal(error.to_string()))??;
+                    screenshare_core::capture::ask_display(move || screens.find(choice.as_ref()))
+                        .await?;
                 }
                 next
             }

@@ -28,6 +28,8 @@ pub struct StatusEvent {
     pub bandwidth_bytes_per_sec: f64,
     /// The settings in force, whoever changed them last.
     pub settings: Option<Settings>,
+    /// Wrong PINs tried in this share.
+    pub wrong_pins: u64,
 }
 
 pub async fn push_status(app: AppHandle) {
@@ -58,6 +60,7 @@ pub async fn push_status(app: AppHandle) {
                     png_bytes: status.png_bytes,
                     bandwidth_bytes_per_sec: bandwidth,
                     settings: Some(settings),
+                    wrong_pins: status.wrong_pins,
                 }
             }
             None => {

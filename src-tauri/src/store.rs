@@ -47,7 +47,7 @@ impl SettingsStore {
             Err(error) => error.to_string(),
         };
         tracing::warn!(path = %path.display(), %problem, "saved settings unusable; using defaults");
-        let kept = path.with_extension(format!("json.unusable-{}", unix_seconds()));
+        let kept = unused_name(path, "unusable");
         let notice = match std::fs::rename(path, &kept) {
             Ok(()) => format!(
                 "Your saved settings could not be used ({problem}), so the defaults are in use. \
@@ -119,7 +119,8 @@ fn write_atomically(path: &Path, settings: &Settings) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let json = serde_json::to_vec_pretty(settings).map_err(std::io::Error::other)?;
-    let partial = path.with_extension("json.partial");
+    // A name of this process's own: two instances saving at once never write into one file.
+    let partial = unused_name(path, "partial");
     let mut file = std::fs::File::create(&partial)?;
     file.write_all(&json)?;
     file.sync_all()?;
@@ -130,10 +131,22 @@ fn write_atomically(path: &Path, settings: &Settings) -> std::io::Result<()> {
     Ok(())
 }
 
-fn unix_seconds() -> u64 {
-    std::time::SystemTime::now()
+/// `settings.json.<what>-<time>-<pid>[-n]`, a name nothing has yet.
+fn unused_name(path: &Path, what: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs())
+        .map_or(0, |since| since.as_nanos());
+    let base = format!("json.{what}-{nanos}-{}", std::process::id());
+    (0..)
+        .map(|n| {
+            path.with_extension(if n == 0 {
+                base.clone()
+            } else {
+                format!("{base}-{n}")
+            })
+        })
+        .find(|candidate| !candidate.exists())
+        .unwrap_or_else(|| path.with_extension(base))
 }
 
 #[cfg(test)]

@@ -103,10 +103,10 @@ fn run(stage: &Stage, attacked: bool) -> anyhow::Result<SiegeRun> {
     })
 }
 
-/// Source addresses for attackers: 50 connections each, under the per-address cap of 64, so the
+/// Source addresses for attackers: 25 connections each, under the per-address cap of 32, so the
 /// server really holds every one.
 fn source(block: u8, n: usize) -> IpAddr {
-    IpAddr::from([127, 0, block, (n / 50 + 1) as u8])
+    IpAddr::from([127, 0, block, (n / 25 + 1) as u8])
 }
 
 fn connect_from(source: IpAddr, target: SocketAddr) -> Option<TcpStream> {

@@ -66,7 +66,7 @@ struct ServeArgs {
     /// Viewers admitted at once; one more is told the share is full
     #[arg(long, default_value_t = Settings::default().max_viewers)]
     max_viewers: u32,
-    /// Viewers must type this PIN (4 to 12 digits) before they see anything
+    /// Viewers must type this PIN (6 to 12 digits) before they see anything
     #[arg(long)]
     pin: Option<Pin>,
     /// Each new viewer waits until let in: POST on the control URL's `viewers/<id>/admit`

@@ -477,17 +477,17 @@ async fn a_viewer_stays_live_under_a_thousand_idle_and_a_hundred_slow_connection
     let files_before = open_files(served.pid())?;
     let memory_before = resident_kib(served.pid())?;
 
-    // 1,000 idle connections from 20 addresses and 100 slow ones from two more, each address
-    // under its cap of 64, so every one of them is really held by the server.
+    // 1,000 idle connections from 40 addresses and 100 slow ones from four more, each address
+    // under its cap of 32, so every one of them is really held by the server.
     let mut idle = Vec::new();
     for n in 0..1_000u32 {
-        let source = std::net::IpAddr::from([127, 0, 2, (n / 50 + 1) as u8]);
+        let source = std::net::IpAddr::from([127, 0, 2, (n / 25 + 1) as u8]);
         idle.push(connect_from(source, server)?);
     }
     let stop_trickling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut slow = Vec::new();
     for n in 0..100u32 {
-        let source = std::net::IpAddr::from([127, 0, 3, (n / 50 + 1) as u8]);
+        let source = std::net::IpAddr::from([127, 0, 3, (n / 25 + 1) as u8]);
         slow.push(connect_from(source, server)?);
     }
     let trickler = std::thread::spawn({
@@ -576,7 +576,7 @@ async fn page_says(browser: &Browser, id: &str, words: &str) -> anyhow::Result<(
 #[tokio::test]
 async fn a_pin_keeps_the_screen_from_those_without_it() -> anyhow::Result<()> {
     let xvfb = screen("#7030c0");
-    let served = Served::start(BIN, &xvfb, &["--pin", "2468"])?;
+    let served = Served::start(BIN, &xvfb, &["--pin", "246813"])?;
     // Without the PIN, nothing of the screen is served.
     let frame = reqwest::get(served.viewer("screen.png")).await?;
     assert_eq!(frame.status(), 401);
@@ -585,7 +585,7 @@ async fn a_pin_keeps_the_screen_from_those_without_it() -> anyhow::Result<()> {
     client.goto(served.viewer_url()).await?;
     page_says(&browser, "gate-text", "needs a PIN").await?;
     let pin = client.find(Locator::Id("pin")).await?;
-    pin.send_keys("1111\n").await?;
+    pin.send_keys("111111\n").await?;
     page_says(&browser, "gate-error", "not right").await?;
     let still = browser.screenshot().await?;
     let centre = still.get_pixel(still.width() / 2, still.height() / 2).0;
@@ -596,7 +596,7 @@ async fn a_pin_keeps_the_screen_from_those_without_it() -> anyhow::Result<()> {
     client
         .find(Locator::Id("pin"))
         .await?
-        .send_keys("2468\n")
+        .send_keys("246813\n")
         .await?;
     shows(&browser, "#7030c0").await?;
     says(&browser, "Live").await?;

@@ -24,14 +24,18 @@ const MAX_PASSES: usize = 1_000;
 const PASSES_PER_ADDRESS: usize = 8;
 /// A pass nobody used for this long is forgotten (a waiting page asks every 2 s).
 const PASS_IDLE: Duration = Duration::from_secs(60);
-/// Wrong PINs allowed per address in a minute before it must wait.
-const PIN_TRIES_PER_MINUTE: u32 = 5;
-const PIN_WINDOW: Duration = Duration::from_secs(60);
-/// The first wait after too many wrong PINs; each further one doubles, up to the maximum.
-const FIRST_LOCKOUT: Duration = Duration::from_secs(30);
-const MAX_LOCKOUT: Duration = Duration::from_secs(15 * 60);
-/// Addresses whose PIN tries are remembered at most.
-const MAX_TRIED_ADDRESSES: usize = 10_000;
+/// Wrong PINs one source (an IPv4 address, an IPv6 /64) may try at once; after that, one more
+/// every [`SOURCE_REFILL`]. A bucket that refills slowly, not a window that resets: guessing at
+/// the edge of a window gains nothing.
+const SOURCE_TRIES: f64 = 5.0;
+const SOURCE_REFILL: Duration = Duration::from_secs(120);
+/// Wrong PINs the whole share allows at once, then one more every [`SHARE_REFILL`]: many
+/// addresses guessing together get no further than about 1,440 tries a day, which leaves a
+/// six-digit PIN standing for about a year on average.
+const SHARE_TRIES: f64 = 20.0;
+const SHARE_REFILL: Duration = Duration::from_secs(60);
+/// Sources whose tries are remembered at most; past it, those with a full bucket are forgotten.
+const MAX_TRIED_SOURCES: usize = 10_000;
 
 /// What a browser may do now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -107,20 +111,58 @@ struct Pass {
     last_seen: Instant,
 }
 
-#[derive(Debug, Default)]
-struct Tries {
-    window_start: Option<Instant>,
-    wrong: u32,
-    lockouts: u32,
-    locked_until: Option<Instant>,
+/// Tries left, refilling at a steady rate up to a cap.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
 }
 
-#[derive(Debug, Default)]
+impl Bucket {
+    fn full(capacity: f64, now: Instant) -> Self {
+        Self {
+            tokens: capacity,
+            at: now,
+        }
+    }
+
+    /// Tries left at `now`.
+    fn level(&mut self, capacity: f64, refill: Duration, now: Instant) -> f64 {
+        let gained = now.saturating_duration_since(self.at).as_secs_f64() / refill.as_secs_f64();
+        self.tokens = (self.tokens + gained).min(capacity);
+        self.at = now;
+        self.tokens
+    }
+
+    /// How long until a whole try is back.
+    fn wait(&self, refill: Duration) -> Duration {
+        refill.mul_f64((1.0 - self.tokens).max(0.0))
+    }
+}
+
+#[derive(Debug)]
 struct Inner {
     /// By secret.
     passes: HashMap<String, Pass>,
     removed_addresses: HashSet<IpAddr>,
-    tries: HashMap<IpAddr, Tries>,
+    /// Wrong-PIN tries left, per source.
+    tries: HashMap<IpAddr, Bucket>,
+    /// Wrong-PIN tries left for the whole share.
+    share_tries: Bucket,
+    /// Wrong PINs so far, for the presenter.
+    wrong_pins: u64,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            passes: HashMap::new(),
+            removed_addresses: HashSet::new(),
+            tries: HashMap::new(),
+            share_tries: Bucket::full(SHARE_TRIES, Instant::now()),
+            wrong_pins: 0,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -193,15 +235,25 @@ impl Admission {
         }
         if let Some(expected) = &rules.pin {
             let attempt = pin.ok_or(JoinRefusal::PinNeeded)?;
-            check_pin(&mut inner.tries, address, expected, attempt, now)?;
+            check_pin(&mut inner, address, expected, attempt, now)?;
         }
         prune(&mut inner.passes, now);
+        let open = rules.pin.is_none() && !rules.require_approval;
         let from_address = inner
             .passes
             .values()
-            .filter(|pass| pass.address == address)
+            .filter(|pass| pass.address == address && pass.access != Access::Removed)
             .count();
-        if inner.passes.len() >= MAX_PASSES || from_address >= PASSES_PER_ADDRESS {
+        if from_address >= PASSES_PER_ADDRESS
+            || (inner.passes.len() >= MAX_PASSES && !evict_one(&mut inner.passes))
+        {
+            // With no rules anyone may watch: a pass is only a head start for later rules.
+            if open {
+                return Ok(Joined {
+                    access: Access::Admitted,
+                    new_pass: None,
+                });
+            }
             return Err(JoinRefusal::Full);
         }
         let access = if rules.require_approval {
@@ -290,6 +342,20 @@ impl Admission {
         }
     }
 
+    /// The rules just got stricter (a PIN set or changed, approval turned on): only passes
+    /// whose viewers are watching now (`watching`, by handle) stay admitted; any other pass must
+    /// get in again under the new rules.
+    pub fn tighten(&self, watching: &HashSet<String>) {
+        self.lock()
+            .passes
+            .retain(|_, pass| pass.access != Access::Admitted || watching.contains(&pass.handle));
+    }
+
+    /// Wrong PINs tried so far in this share.
+    pub fn wrong_pins(&self) -> u64 {
+        self.lock().wrong_pins
+    }
+
     /// Viewers waiting to be let in, earliest first.
     pub fn waiting(&self) -> Vec<PassInfo> {
         let mut inner = self.lock();
@@ -335,55 +401,76 @@ impl Pass {
     }
 }
 
-/// Checks a PIN attempt against the address's record of wrong ones.
+/// Checks a PIN attempt against the tries its source, and the share, have left.
 fn check_pin(
-    tries: &mut HashMap<IpAddr, Tries>,
+    inner: &mut Inner,
     address: Option<IpAddr>,
     expected: &Pin,
     attempt: &str,
     now: Instant,
 ) -> Result<(), JoinRefusal> {
-    // Without an address (never on a real socket) all such requests share one record.
-    let address = address.unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    if tries.len() >= MAX_TRIED_ADDRESSES {
-        tries.retain(|_, record| record.locked_until.is_some_and(|until| until > now));
+    let source = source_of(address);
+    if inner.tries.len() >= MAX_TRIED_SOURCES {
+        inner
+            .tries
+            .retain(|_, bucket| bucket.level(SOURCE_TRIES, SOURCE_REFILL, now) < SOURCE_TRIES);
     }
-    let record = tries.entry(address).or_default();
-    if let Some(until) = record.locked_until
-        && until > now
-    {
+    let bucket = inner
+        .tries
+        .entry(source)
+        .or_insert_with(|| Bucket::full(SOURCE_TRIES, now));
+    if bucket.level(SOURCE_TRIES, SOURCE_REFILL, now) < 1.0 {
         return Err(JoinRefusal::TooManyTries {
-            retry_after: until - now,
+            retry_after: bucket.wait(SOURCE_REFILL),
+        });
+    }
+    if inner.share_tries.level(SHARE_TRIES, SHARE_REFILL, now) < 1.0 {
+        return Err(JoinRefusal::TooManyTries {
+            retry_after: inner.share_tries.wait(SHARE_REFILL),
         });
     }
     if expected.matches(attempt) {
-        tries.remove(&address);
         return Ok(());
     }
-    if record
-        .window_start
-        .is_none_or(|start| now.saturating_duration_since(start) > PIN_WINDOW)
-    {
-        record.window_start = Some(now);
-        record.wrong = 0;
-    }
-    record.wrong += 1;
-    if record.wrong >= PIN_TRIES_PER_MINUTE {
-        let lockout = FIRST_LOCKOUT
-            .saturating_mul(1 << record.lockouts.min(10))
-            .min(MAX_LOCKOUT);
-        record.lockouts += 1;
-        record.locked_until = Some(now + lockout);
-        record.wrong = 0;
-        record.window_start = None;
+    bucket.tokens -= 1.0;
+    inner.share_tries.tokens -= 1.0;
+    inner.wrong_pins += 1;
+    if inner.wrong_pins.is_power_of_two() {
+        tracing::warn!(wrong_pins = inner.wrong_pins, "wrong PINs are being tried");
     }
     Err(JoinRefusal::WrongPin)
 }
 
+/// Whose tries a request spends: its IPv4 address, or its IPv6 /64 (one machine can have a
+/// whole /64 to itself).
+fn source_of(address: Option<IpAddr>) -> IpAddr {
+    match address.map(|ip| ip.to_canonical()) {
+        Some(IpAddr::V6(v6)) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(prefix.into())
+        }
+        Some(v4) => v4,
+        // Never on a real socket: all such requests share one record.
+        None => IpAddr::from([0, 0, 0, 0]),
+    }
+}
+
+/// Forgets waiting passes whose page stopped asking (it was closed). Admitted passes stay for
+/// the whole share, so a phone that slept for an hour comes back in without the PIN.
 fn prune(passes: &mut HashMap<String, Pass>, now: Instant) {
     passes.retain(|_, pass| {
-        pass.access == Access::Removed || now.saturating_duration_since(pass.last_seen) < PASS_IDLE
+        pass.access != Access::Waiting || now.saturating_duration_since(pass.last_seen) < PASS_IDLE
     });
+}
+
+/// Makes room for one more pass at the cap: the admitted pass unused the longest goes.
+fn evict_one(passes: &mut HashMap<String, Pass>) -> bool {
+    let oldest = passes
+        .iter()
+        .filter(|(_, pass)| pass.access == Access::Admitted)
+        .min_by_key(|(_, pass)| pass.last_seen)
+        .map(|(secret, _)| secret.clone());
+    oldest.is_some_and(|secret| passes.remove(&secret).is_some())
 }
 
 /// `bytes` random bytes as lowercase hex.
@@ -478,7 +565,7 @@ mod tests {
     #[test]
     fn the_right_pin_gives_a_pass_that_admits() {
         let admission = Admission::default();
-        let rules = pin_rules("2468");
+        let rules = pin_rules("246813");
         let ip = Some(IpAddr::from([10, 0, 0, 6]));
         assert_eq!(admission.check(None, ip, &rules).access, Access::NeedPin);
         for _ in 0..10 {
@@ -493,7 +580,7 @@ mod tests {
                 None,
                 ip,
                 "Mozilla/5.0 (X11; Linux) Firefox/130",
-                Some("2468"),
+                Some("246813"),
                 &rules,
             )
             .expect("right PIN");
@@ -514,12 +601,12 @@ mod tests {
     }
 
     #[test]
-    fn wrong_pins_are_limited_per_address_with_growing_waits() {
+    fn wrong_pins_spend_tries_that_come_back_slowly() {
         let admission = Admission::default();
-        let rules = pin_rules("2468");
+        let rules = pin_rules("246813");
         let guesser = Some(IpAddr::from([10, 0, 0, 66]));
-        for guess in 0..PIN_TRIES_PER_MINUTE {
-            let attempt = format!("{:04}", 1000 + guess);
+        for guess in 0..SOURCE_TRIES as u32 {
+            let attempt = format!("{:06}", 100_000 + guess);
             assert_eq!(
                 admission
                     .join(None, guesser, "", Some(&attempt), &rules)
@@ -527,39 +614,75 @@ mod tests {
                 Some(JoinRefusal::WrongPin)
             );
         }
-        let locked = admission
-            .join(None, guesser, "", Some("2468"), &rules)
-            .err();
-        assert!(
-            matches!(locked, Some(JoinRefusal::TooManyTries { retry_after }) if retry_after > Duration::from_secs(25)),
-            "even the right PIN waits out the lockout: {locked:?}"
-        );
+        let Some(JoinRefusal::TooManyTries { retry_after }) = admission
+            .join(None, guesser, "", Some("246813"), &rules)
+            .err()
+        else {
+            panic!("out of tries, even the right PIN waits");
+        };
+        assert!(retry_after > SOURCE_REFILL / 2, "{retry_after:?}");
         // Someone else is not held up by the guesser.
         let other = Some(IpAddr::from([10, 0, 0, 7]));
         assert!(
             admission
-                .join(None, other, "", Some("2468"), &rules)
+                .join(None, other, "", Some("246813"), &rules)
                 .is_ok()
         );
-        // The next lockout is longer.
-        let mut tries = admission.lock();
-        let record = tries
+        // Waiting out one refill gives one try back, not a fresh five.
+        let mut inner = admission.lock();
+        let bucket = inner
             .tries
             .get_mut(&IpAddr::from([10, 0, 0, 66]))
-            .expect("record");
-        record.locked_until = Some(Instant::now());
-        drop(tries);
-        for guess in 0..PIN_TRIES_PER_MINUTE {
-            let attempt = format!("{:04}", 2000 + guess);
-            let _ = admission.join(None, guesser, "", Some(&attempt), &rules);
+            .expect("tries");
+        bucket.at -= SOURCE_REFILL;
+        drop(inner);
+        assert_eq!(
+            admission
+                .join(None, guesser, "", Some("000000"), &rules)
+                .err(),
+            Some(JoinRefusal::WrongPin)
+        );
+        assert!(matches!(
+            admission
+                .join(None, guesser, "", Some("000001"), &rules)
+                .err(),
+            Some(JoinRefusal::TooManyTries { .. })
+        ));
+        assert_eq!(admission.wrong_pins(), SOURCE_TRIES as u64 + 1);
+    }
+
+    #[test]
+    fn many_addresses_guessing_together_run_out_of_the_shares_tries() {
+        let admission = Admission::default();
+        let rules = pin_rules("246813");
+        let mut refused = None;
+        for n in 0..100u8 {
+            let source = Some(IpAddr::from([10, 1, n, 1]));
+            match admission.join(None, source, "", Some("111111"), &rules) {
+                Err(JoinRefusal::WrongPin) => {}
+                other => {
+                    refused = Some((n, other.err()));
+                    break;
+                }
+            }
         }
-        let Some(JoinRefusal::TooManyTries { retry_after }) = admission
-            .join(None, guesser, "", Some("2468"), &rules)
-            .err()
-        else {
-            panic!("locked again");
-        };
-        assert!(retry_after > FIRST_LOCKOUT, "{retry_after:?}");
+        let (at, why) = refused.expect("the share's tries ran out");
+        assert_eq!(u32::from(at), SHARE_TRIES as u32);
+        assert!(
+            matches!(why, Some(JoinRefusal::TooManyTries { .. })),
+            "{why:?}"
+        );
+    }
+
+    #[test]
+    fn an_ipv6_machine_is_one_source_for_its_whole_64() {
+        let a: IpAddr = "2001:db8:1:2::1".parse().expect("v6");
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("v6");
+        let c: IpAddr = "2001:db8:1:3::1".parse().expect("v6");
+        assert_eq!(source_of(Some(a)), source_of(Some(b)));
+        assert_ne!(source_of(Some(a)), source_of(Some(c)));
+        let mapped: IpAddr = "::ffff:10.0.0.5".parse().expect("mapped");
+        assert_eq!(source_of(Some(mapped)), IpAddr::from([10, 0, 0, 5]));
     }
 
     #[test]
@@ -598,6 +721,45 @@ mod tests {
             Access::Removed,
             "address shut out"
         );
+    }
+
+    #[test]
+    fn tighter_rules_keep_only_the_viewers_watching() {
+        let admission = Admission::default();
+        let ip = Some(IpAddr::from([10, 0, 0, 12]));
+        let open = Rules::default();
+        let watching = admission.join(None, ip, "", None, &open).expect("join");
+        let idle = admission.join(None, ip, "", None, &open).expect("join");
+        let (watching, idle) = (
+            watching.new_pass.expect("pass"),
+            idle.new_pass.expect("pass"),
+        );
+        let handle = admission
+            .check(Some(&watching), ip, &open)
+            .handle
+            .expect("handle");
+        admission.tighten(&HashSet::from([handle]));
+        let strict = pin_rules("246813");
+        assert_eq!(
+            admission.check(Some(&watching), ip, &strict).access,
+            Access::Admitted
+        );
+        assert_eq!(
+            admission.check(Some(&idle), ip, &strict).access,
+            Access::NeedPin
+        );
+    }
+
+    #[test]
+    fn with_no_rules_nobody_is_refused_for_want_of_a_pass() {
+        let admission = Admission::default();
+        let ip = Some(IpAddr::from([10, 0, 0, 13]));
+        for _ in 0..PASSES_PER_ADDRESS + 3 {
+            let joined = admission
+                .join(None, ip, "", None, &Rules::default())
+                .expect("in");
+            assert_eq!(joined.access, Access::Admitted);
+        }
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub enum Error {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("the display server does not answer (is it hung?); try again when it does")]
+    DisplayNotAnswering,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -29,6 +31,6 @@ impl Error {
     /// display), as opposed to something breaking at run time. Command-line front ends exit with
     /// a usage status for these.
     pub fn is_bad_request(&self) -> bool {
-        !matches!(self, Error::Internal(_))
+        !matches!(self, Error::Internal(_) | Error::DisplayNotAnswering)
     }
 }

@@ -184,8 +184,9 @@ where
 #[serde(transparent)]
 pub struct Pin(String);
 
-/// Lengths a PIN may have: four digits at least, twelve at most.
-pub const PIN_LENGTH: RangeInclusive<usize> = 4..=12;
+/// Lengths a PIN may have: six digits at least (with the share's limit on wrong tries, about a
+/// year of guessing on average), twelve at most.
+pub const PIN_LENGTH: RangeInclusive<usize> = 6..=12;
 
 impl Pin {
     pub fn new(digits: &str) -> Result<Self, SettingsError> {
@@ -290,21 +291,28 @@ mod tests {
 
     #[test]
     fn pins_are_digits_and_never_shown_in_debug() {
-        assert!(Pin::new("1234").is_ok());
+        assert!(Pin::new("123456").is_ok());
         assert!(Pin::new("123456789012").is_ok());
-        for bad in ["123", "1234567890123", "12a4", "", "１２３４"] {
+        for bad in [
+            "1234",
+            "12345",
+            "1234567890123",
+            "12a456",
+            "",
+            "１２３４５６",
+        ] {
             assert_eq!(Pin::new(bad).err(), Some(SettingsError::Pin), "{bad:?}");
         }
-        let pin = Pin::new("9876").expect("pin");
-        assert!(pin.matches("9876"));
-        assert!(!pin.matches("9875") && !pin.matches("98765") && !pin.matches(""));
+        let pin = Pin::new("987654").expect("pin");
+        assert!(pin.matches("987654"));
+        assert!(!pin.matches("987655") && !pin.matches("9876543") && !pin.matches(""));
         let settings = Settings {
             pin: Some(pin.clone()),
             ..Settings::default()
         };
-        assert!(!format!("{settings:?}").contains("9876"));
-        let patch: SettingsPatch = serde_json::from_str(r#"{"pin":"9876"}"#).expect("patch");
-        assert!(!format!("{patch:?}").contains("9876"));
+        assert!(!format!("{settings:?}").contains("987654"));
+        let patch: SettingsPatch = serde_json::from_str(r#"{"pin":"987654"}"#).expect("patch");
+        assert!(!format!("{patch:?}").contains("987654"));
         assert_eq!(
             Settings::default().patched(&patch).map(|s| s.pin),
             Ok(Some(pin))

@@ -306,14 +306,12 @@ async fn checked_monitor(
     options.settings.validate()?;
     let screens = screens.clone();
     let choice = options.settings.monitor.clone();
-    tokio::task::spawn_blocking(move || {
+    crate::capture::ask_display(move || {
         screens
             .open(choice.as_ref())
             .map(|source| source.info().clone())
     })
     .await
-    .map_err(|error| Error::Internal(error.to_string()))?
-    .map_err(Error::from)
 }
 
 /// The monitors of this machine.

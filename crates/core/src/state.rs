@@ -86,6 +86,8 @@ pub struct Status {
     pub achieved_fps: f64,
     pub grab_ms: f64,
     pub encodes: EncodeCounts,
+    /// Wrong PINs tried so far.
+    pub wrong_pins: u64,
     /// Bytes of the newest frame encoded in each format (what a viewer of it receives).
     pub png_bytes: Option<usize>,
     pub jpeg_bytes: Option<usize>,
@@ -158,11 +160,14 @@ impl ShareState {
             // letting the capture loop fail on it.
             let screens = self.screens.clone();
             let choice = next.monitor.clone();
-            tokio::task::spawn_blocking(move || screens.find(choice.as_ref()))
-                .await
-                .map_err(|error| Error::Internal(error.to_string()))??;
+            crate::capture::ask_display(move || screens.find(choice.as_ref())).await?;
         }
-        self.settings.send_replace(next.clone());
+        let before = self.settings.send_replace(next.clone());
+        let tighter = (next.pin.is_some() && next.pin != before.pin)
+            || (next.require_approval && !before.require_approval);
+        if tighter {
+            self.admission.tighten(&self.viewers.page_ids());
+        }
         self.demand.ring();
         Ok(next)
     }
@@ -318,6 +323,7 @@ impl ShareState {
             achieved_fps: capture.achieved_fps,
             grab_ms: capture.grab_ms,
             encodes: self.counters.snapshot(),
+            wrong_pins: self.admission.wrong_pins(),
             png_bytes: self.counters.last_size(Format::Png),
             jpeg_bytes: self.counters.last_size(Format::Jpeg),
         }

@@ -14,9 +14,6 @@ use crate::admission::Access;
 /// A viewer that has asked for nothing for this long has left: the same time capture goes on
 /// without requests.
 pub const VIEWER_TIMEOUT: Duration = crate::demand::LINGER;
-/// Page ids one address may count as separate viewers (tabs, or a few people behind one NAT);
-/// past that its requests count as one viewer, so nobody can fill the list by inventing ids.
-pub const IDS_PER_ADDRESS: usize = 8;
 
 /// The share admits no more viewers ([`crate::Settings::max_viewers`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -57,8 +54,8 @@ pub struct ViewerInfo {
 }
 
 impl Viewers {
-    /// Records a request until the returned visit is dropped. `page_id` is the id a viewer's page
-    /// sends (one per tab), `None` for a plain client (counted by address). A new viewer past
+    /// Records a request until the returned visit is dropped. `page_id` is the handle of the
+    /// browser's pass, `None` for a plain client (counted by its address). A new viewer past
     /// `limit` is refused.
     pub fn visit(
         self: &Arc<Self>,
@@ -69,16 +66,7 @@ impl Viewers {
         let now = Instant::now();
         let mut entries = self.lock();
         prune(&mut entries, now);
-        let mut key = viewer_key(page_id, address);
-        if !entries.contains_key(&key) && key.starts_with("id:") {
-            let ids_here = entries
-                .iter()
-                .filter(|(other, entry)| other.starts_with("id:") && entry.address == address)
-                .count();
-            if ids_here >= IDS_PER_ADDRESS {
-                key = viewer_key(None, address);
-            }
-        }
+        let key = viewer_key(page_id, address);
         if !entries.contains_key(&key) && entries.len() >= limit {
             return Err(ShareFull);
         }
@@ -128,6 +116,17 @@ impl Viewers {
             .collect();
         list.sort_by_key(|viewer| viewer.since_unix_ms);
         list
+    }
+
+    /// The page ids (pass handles) of the viewers present now.
+    pub fn page_ids(&self) -> std::collections::HashSet<String> {
+        let mut entries = self.lock();
+        prune(&mut entries, Instant::now());
+        entries
+            .keys()
+            .filter_map(|key| key.strip_prefix("id:"))
+            .map(str::to_owned)
+            .collect()
     }
 
     /// The address viewer `key` comes from.
@@ -238,30 +237,30 @@ mod tests {
     }
 
     #[test]
-    fn invented_ids_cannot_fill_the_list() {
+    fn the_limit_refuses_newcomers_only() {
         let viewers = Arc::new(Viewers::default());
-        let attacker: IpAddr = [10, 0, 0, 66].into();
-        let visits: Vec<Visit> = (0..10_000)
+        let visits: Vec<Visit> = (1..=3u8)
             .map(|n| {
-                viewers
-                    .visit(Some(&format!("fake-{n}")), Some(attacker), 50)
-                    .expect("folded into the address's own entry, never refused")
+                let ip: IpAddr = [10, 0, 1, n].into();
+                viewers.visit(None, Some(ip), 3).expect("room")
             })
             .collect();
-        assert_eq!(viewers.count(), IDS_PER_ADDRESS + 1);
-        let others: Vec<Visit> = (1..=50 - IDS_PER_ADDRESS - 1)
-            .map(|n| {
-                let ip: IpAddr = [10, 0, 1, n as u8].into();
-                viewers
-                    .visit(None, Some(ip), 50)
-                    .expect("room for real viewers")
-            })
-            .collect();
-        assert_eq!(viewers.count(), 50);
         let late: IpAddr = [10, 0, 2, 1].into();
-        assert_eq!(viewers.visit(None, Some(late), 50).err(), Some(ShareFull));
+        assert_eq!(viewers.visit(None, Some(late), 3).err(), Some(ShareFull));
         // Someone already in is never refused.
-        assert!(viewers.visit(Some("fake-0"), Some(attacker), 50).is_ok());
-        drop((visits, others));
+        assert!(viewers.visit(None, Some([10, 0, 1, 1].into()), 3).is_ok());
+        drop(visits);
+    }
+
+    #[test]
+    fn page_ids_are_the_passes_watching() {
+        let viewers = Arc::new(Viewers::default());
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        let _a = viewers.visit(Some("1a2b3c4d"), Some(ip), 10).expect("room");
+        let _b = viewers.visit(None, Some(ip), 10).expect("room");
+        assert_eq!(
+            viewers.page_ids(),
+            std::collections::HashSet::from(["1a2b3c4d".to_owned()])
+        );
     }
 }

@@ -33,11 +33,12 @@ impl Served {
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
         let mut command = xvfb.command(binary);
+        // Debug logs for failure messages, unless the test asks for others.
+        command.env("RUST_LOG", "screenshare=debug,screenshare_core=debug");
         command.envs(env.iter().copied());
         command
             .args(["serve", "--bind", "127.0.0.1", "--port", "0"])
             .args(args)
-            .env("RUST_LOG", "screenshare=debug,screenshare_core=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -155,6 +155,23 @@ pub fn resolve(
     })
 }
 
+/// How long a question to the display server (list, open, check a monitor) may take before the
+/// caller hears it does not answer: a hung X server must not hang Stop, a settings change or the
+/// presenter's window with it.
+pub const DISPLAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Runs `work`, which talks to the display server, on a blocking thread, giving up after
+/// [`DISPLAY_TIMEOUT`] (the thread is left to finish or hang on its own).
+pub async fn ask_display<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, CaptureError> + Send + 'static,
+) -> Result<T, crate::Error> {
+    match tokio::time::timeout(DISPLAY_TIMEOUT, tokio::task::spawn_blocking(work)).await {
+        Ok(Ok(result)) => result.map_err(crate::Error::from),
+        Ok(Err(error)) => Err(crate::Error::Internal(error.to_string())),
+        Err(_) => Err(crate::Error::DisplayNotAnswering),
+    }
+}
+
 /// A thumbnail could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ThumbnailError {

@@ -76,9 +76,6 @@ pub async fn monitors(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<MonitorInfo>>, ServerError> {
     let screens = state.share.screens.clone();
-    let monitors = tokio::task::spawn_blocking(move || screens.list())
-        .await
-        .map_err(|error| ServerError::Internal(error.to_string()))?
-        .map_err(|error| ServerError::Engine(error.into()))?;
+    let monitors = crate::capture::ask_display(move || screens.list()).await?;
     Ok(Json(monitors))
 }

@@ -70,6 +70,7 @@ impl ServerError {
             | ServerError::Engine(Error::Capture(CaptureError::UnknownMonitor { .. })) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
+            ServerError::Engine(Error::DisplayNotAnswering) => StatusCode::SERVICE_UNAVAILABLE,
             ServerError::Engine(_) | ServerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ServerError::UriTooLong => StatusCode::URI_TOO_LONG,
             ServerError::BadHost => StatusCode::BAD_REQUEST,

@@ -89,7 +89,7 @@ pub async fn join(
         request.pin.as_deref(),
         &state.share.rules(),
     )?;
-    if joined.access == Access::Waiting {
+    if joined.access == Access::Waiting && joined.new_pass.is_some() {
         tracing::info!(address = %display_address(peer.0), "a viewer asks to be let in");
     }
     let mut response = no_store(Json(json!({ "access": joined.access })).into_response());

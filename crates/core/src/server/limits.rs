@@ -12,6 +12,9 @@ pub struct Limits {
     /// A response that cannot write a single byte for this long (the client stopped reading) is
     /// dropped with its connection, freeing its buffers.
     pub write_stall_timeout: Duration,
+    /// Bytes per second a client must take while the server waits on it (judged over ten
+    /// seconds of waiting); a slower one is dropped. A phone on poor Wi-Fi takes far more.
+    pub min_write_rate: u64,
     /// Request line plus headers, in bytes; more gets 431.
     pub max_header_bytes: usize,
     /// Header fields per request; more gets 431.
@@ -40,13 +43,14 @@ impl Default for Limits {
         Self {
             header_timeout: Duration::from_secs(10),
             write_stall_timeout: Duration::from_secs(15),
+            min_write_rate: 16 * 1024,
             max_header_bytes: 16 * 1024,
             max_headers: 64,
             max_uri_bytes: 4 * 1024,
             max_body_bytes: 16 * 1024,
             max_connections: 2048,
-            max_connections_per_address: 64,
-            max_requests_in_flight: 512,
+            max_connections_per_address: 32,
+            max_requests_in_flight: 1024,
             max_blocking_encodes: 4,
             long_poll: Duration::from_secs(8),
         }

@@ -66,7 +66,11 @@ pub(crate) async fn serve(
         };
         // Frames are written whole; Nagle would only hold back their last segment.
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(StallGuard::new(stream, limits.write_stall_timeout));
+        let io = TokioIo::new(StallGuard::new(
+            stream,
+            limits.write_stall_timeout,
+            limits.min_write_rate,
+        ));
         let router = router.clone();
         let stop = stop.clone();
         tasks.spawn(async move {

@@ -39,7 +39,6 @@ const SHAPE_CACHE_CONTROL: &str = "private, max-age=86400, immutable";
 #[derive(Debug, Default, Deserialize)]
 pub struct FrameQuery {
     after: Option<String>,
-    v: Option<String>,
     mode: Option<String>,
 }
 
@@ -90,7 +89,7 @@ pub async fn png(
     headers: HeaderMap,
 ) -> Result<Response, ServerError> {
     let query = query_or_400(query)?;
-    let id = handle_of(gate.as_deref()).or(query.v.as_deref());
+    let id = handle_of(gate.as_deref());
     serve_frame(state, Format::Png, peer, id, &query, &headers).await
 }
 
@@ -102,7 +101,7 @@ pub async fn jpeg(
     headers: HeaderMap,
 ) -> Result<Response, ServerError> {
     let query = query_or_400(query)?;
-    let id = handle_of(gate.as_deref()).or(query.v.as_deref());
+    let id = handle_of(gate.as_deref());
     serve_frame(state, Format::Jpeg, peer, id, &query, &headers).await
 }
 
@@ -135,7 +134,6 @@ pub async fn updates(
     peer: PeerAddr,
     gate: Option<Extension<Gate>>,
     query: Result<Query<FrameQuery>, QueryRejection>,
-    headers: HeaderMap,
 ) -> Result<Response, ServerError> {
     let query = query_or_400(query)?;
     let after = parse_after(query.after.as_deref())?.unwrap_or(0);
@@ -143,10 +141,9 @@ pub async fn updates(
         None => Mode::Adaptive,
         Some(mode) => mode.parse().map_err(ServerError::BadRequest)?,
     };
-    // A page's pass names it; a plain client may name itself.
-    let id = handle_of(gate.as_deref())
-        .or_else(|| headers.get("x-viewer").and_then(|id| id.to_str().ok()))
-        .or(query.v.as_deref());
+    // A page's pass names it; a plain client is its address (ids a client makes up would let
+    // one machine count as many viewers).
+    let id = handle_of(gate.as_deref());
     let visit = admit(&state, id, peer)?;
     state.share.demand.note_mode(mode);
     let Some(frame) = state.share.frame_for_viewer(Some(after)).await else {
@@ -193,8 +190,20 @@ async fn on_blocking_thread<T: Send + 'static>(
     state: &AppState,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ServerError> {
-    let _turn = state.blocking.acquire().await.map_err(internal)?;
-    tokio::task::spawn_blocking(work).await.map_err(internal)
+    // The turn goes with the work, not with the request: a client that hangs up does not free
+    // a turn whose work still runs.
+    let turn = state
+        .blocking
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(internal)?;
+    tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        work()
+    })
+    .await
+    .map_err(internal)
 }
 
 /// A pointer shape as PNG, for `?shape=ID` as an update names it (one of the last few; 404 for
