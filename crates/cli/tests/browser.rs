@@ -846,3 +846,44 @@ async fn each_page_caps_its_own_frame_rate() -> anyhow::Result<()> {
     );
     browser.close().await
 }
+
+#[tokio::test]
+async fn a_full_share_says_so_and_lets_the_page_in_when_a_seat_frees() -> anyhow::Result<()> {
+    let xvfb = screen("#6090c0");
+    let served = Served::start(BIN, &xvfb, &["--max-viewers", "1", "--fps", "10"])?;
+    // Someone else takes the only seat and keeps it, from their own machine.
+    let seat = tokio::spawn({
+        let url = served.viewer("screen.png");
+        async move {
+            let client = reqwest::Client::builder()
+                .local_address(std::net::IpAddr::from([127, 0, 0, 5]))
+                .build()
+                .expect("client");
+            loop {
+                if let Ok(response) = client.get(&url).send().await {
+                    let _ = response.bytes().await;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    });
+    eventually(PATIENCE, "the seat to be taken", || async {
+        let status: serde_json::Value =
+            reqwest::get(served.control_url.replace("/settings", "/status"))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+        (status["viewers"] == 1).then_some(())
+    })
+    .await?;
+    let browser = Browser::start().await?;
+    browser.client().goto(served.viewer_url()).await?;
+    says(&browser, "The share is full — trying again").await?;
+    // The seat frees when its holder leaves; the page gets in by itself.
+    seat.abort();
+    shows(&browser, "#6090c0").await?;
+    says(&browser, "Live").await?;
+    browser.close().await
+}

@@ -37,6 +37,7 @@
     else if (!framesOk || !statusOk) { state = "reconnecting"; text = "Reconnecting…"; }
     else if (access === "pin") { state = "waiting"; text = "PIN needed"; }
     else if (access === "waiting") { state = "waiting"; text = "Waiting to be let in…"; }
+    else if (access === "full") { state = "waiting"; text = "The share is full — trying again"; }
     else if (access === "joining") { state = "waiting"; text = "Connecting…"; }
     else if (shareState === "paused") { state = "paused"; text = "Paused by the presenter"; }
     else if (shareState === "source_lost") { state = "lost"; text = "Screen lost — showing the last frame"; }
@@ -51,6 +52,7 @@
     $("waiting-text").textContent = access === "removed" ? "The presenter removed you from this share."
       : ended ? "The share has ended."
       : access === "waiting" ? "Waiting for the presenter to let you in…"
+      : access === "full" ? "This share has as many viewers as it admits. Trying again…"
       : gated ? "Connecting to the shared screen…" : "Waiting for the screen…";
     $("gate").hidden = access !== "pin" || ended;
     // The status is a live region: touch it only when it says something new.
@@ -158,7 +160,15 @@
         if (res.status === 404) { clearTimeout(deadline); endShare(); return; }
         if (res.status === 401 || res.status === 403) { clearTimeout(deadline); await refused(res); return; }
         if (res.status === 204) { clearTimeout(deadline); framesOk = true; render(); continue; }
-        if (res.status === 503) { clearTimeout(deadline); framesOk = true; render(); await sleep(1000); continue; }
+        if (res.status === 503) {
+          clearTimeout(deadline);
+          const body = await res.json().catch(() => ({}));
+          if (body.full) access = "full";
+          framesOk = true; render();
+          await sleep(body.full ? 5000 : 1000);
+          continue;
+        }
+        if (access === "full") access = "admitted";
         if (!res.ok) throw new Error(`HTTP ${res.status}`);
         got = await res.arrayBuffer();
         clearTimeout(deadline);
@@ -314,6 +324,7 @@
       headers: { "content-type": "application/json" }, body: JSON.stringify(pin ? { pin } : {}) });
     if (res.status === 404) { endShare(); return "ended"; }
     const body = await res.json().catch(() => ({}));
+    if (res.status === 503 && body.full) { access = "full"; render(); throw new Error("full"); }
     if (res.status === 429) {
       $("gate-error").textContent = `Too many wrong PINs. Try again in ${res.headers.get("retry-after") || "a few"} seconds.`;
       return "need_pin";
@@ -334,7 +345,12 @@
   async function patiently(ask) {
     for (;;) {
       try { const answer = await ask(); framesOk = true; return answer; }
-      catch { framesOk = false; render(); await sleep(1000); }
+      catch (error) {
+        // A full share answered; anything else is the network.
+        framesOk = error.message === "full";
+        render();
+        await sleep(framesOk ? 5000 : 1000);
+      }
     }
   }
 

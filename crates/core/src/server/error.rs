@@ -115,8 +115,14 @@ impl IntoResponse for ServerError {
             ServerError::Join(JoinRefusal::Removed) => Some(Access::Removed),
             _ => None,
         };
+        let full = matches!(
+            self,
+            ServerError::ShareFull | ServerError::Join(JoinRefusal::Full)
+        );
         let body = match access {
             Some(access) => json!({ "error": self.to_string(), "access": access }),
+            // The page tells "the share is full" from "the server is busy".
+            None if full => json!({ "error": self.to_string(), "full": true }),
             None => json!({ "error": self.to_string() }),
         };
         let retry_after = match &self {
