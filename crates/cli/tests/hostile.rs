@@ -308,6 +308,7 @@ fn every_bad_request_gets_its_status_and_the_viewer_is_still_served() {
     let target = Target::of(&served);
     let cases = cases(&target);
     assert!(cases.len() >= 60, "{} cases", cases.len());
+    eprintln!("{} bad requests", cases.len());
     let mut wrong = Vec::new();
     for case in &cases {
         match exchange(target.server, &case.request, Duration::from_secs(15)) {
