@@ -63,13 +63,18 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
     let headless = args.iter().any(|arg| arg == "--headless") || !has_display;
     let serve_args: Vec<&String> = args.iter().filter(|arg| *arg != "--headless").collect();
+    // The dev profile, as `cargo xtask test` builds it (the pixel path is optimised in it too):
+    // after the tests, running needs no second build of the whole tree.
     if !headless {
         packages::ensure(packages::RUN_DESKTOP)?;
-        return cargo(&["run", "--release", "--package", "screenshare-desktop"]);
+        eprintln!(
+            "xtask: building the desktop app (the first time takes minutes; cargo shows progress)"
+        );
+        return cargo(&["run", "--package", "screenshare-desktop"]);
     }
     packages::ensure(packages::RUN_HEADLESS)?;
-    cargo(&["build", "--release", "--package", "screenshare-cli"])?;
-    let binary = workspace_root().join("target/release/screenshare");
+    cargo(&["build", "--package", "screenshare-cli"])?;
+    let binary = workspace_root().join("target/debug/screenshare");
     let virtual_screen = if has_display {
         None
     } else {

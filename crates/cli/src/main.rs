@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use screenshare_core::server::Limits;
 use screenshare_core::{
-    DEFAULT_PORT, Error, MonitorChoice, Pin, Settings, Share, ShareOptions, sources,
+    DEFAULT_PORT, Error, MonitorChoice, Pin, Settings, Share, ShareOptions, WindowChoice, sources,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -27,11 +27,14 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// List the monitors that can be shared.
+    /// List the monitors (or, with --windows, the windows) that can be shared.
     List {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// List the windows instead of the monitors.
+        #[arg(long)]
+        windows: bool,
     },
     /// Share a monitor until Ctrl-C.
     Serve(ServeArgs),
@@ -42,6 +45,9 @@ struct ServeArgs {
     /// Monitor to share, by index or name from `screenshare list` [default: the primary one]
     #[arg(long, short)]
     monitor: Option<MonitorChoice>,
+    /// Share one window instead, by id or title from `screenshare list --windows`
+    #[arg(long, short, value_name = "ID OR TITLE")]
+    window: Option<WindowChoice>,
     /// Frames per second while someone watches (1 to 60)
     #[arg(long, short, default_value_t = Settings::default().fps)]
     fps: u32,
@@ -153,7 +159,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::List { json } => list(json),
+        Command::List { json, windows } if windows => list_windows(json),
+        Command::List { json, .. } => list(json),
         Command::Serve(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(serve(args))
@@ -185,10 +192,36 @@ fn list(json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn list_windows(json: bool) -> anyhow::Result<()> {
+    let windows = screenshare_core::capture::system_screens()
+        .windows()
+        .map_err(Error::from)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&windows)?);
+        return Ok(());
+    }
+    println!(
+        "{:<10} {:>11} {:>12}  {:<16} title",
+        "id", "size", "position", "app"
+    );
+    for window in windows {
+        println!(
+            "{:<10} {:>11} {:>12}  {:<16} {}",
+            format!("0x{:x}", window.id),
+            format!("{}x{}", window.width, window.height),
+            format!("{},{}", window.x, window.y),
+            window.app,
+            window.title
+        );
+    }
+    Ok(())
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let options = ShareOptions {
         settings: Settings {
             monitor: args.monitor,
+            window: args.window,
             fps: args.fps,
             quality: args.quality,
             max_width: args.max_width,

@@ -22,6 +22,6 @@ pub use demand::WatchGuard;
 pub use encode::Format;
 pub use error::Error;
 pub use frame::{Frame, Mode};
-pub use settings::{MonitorChoice, Pin, Settings, SettingsError, SettingsPatch};
+pub use settings::{MonitorChoice, Pin, Settings, SettingsError, SettingsPatch, WindowChoice};
 pub use share::{DEFAULT_PORT, Share, ShareOptions, sources};
 pub use state::{Phase, Status, ViewerStatus};

@@ -22,6 +22,8 @@ pub const MAX_VIEWERS_RANGE: RangeInclusive<u32> = 1..=1_000;
 pub struct Settings {
     /// Which monitor to capture; `None` is the primary one.
     pub monitor: Option<MonitorChoice>,
+    /// One window to share instead of a monitor, by id or title.
+    pub window: Option<WindowChoice>,
     /// Frames per second to capture while someone watches.
     pub fps: u32,
     /// JPEG quality (10 to 100) for the fast path; PNG is always lossless.
@@ -44,6 +46,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             monitor: None,
+            window: None,
             fps: 10,
             quality: 80,
             max_width: None,
@@ -76,6 +79,11 @@ impl Settings {
         if let Some(pin) = &self.pin {
             pin.validate()?;
         }
+        if let Some(WindowChoice::Title(title)) = &self.window
+            && title.trim().is_empty()
+        {
+            return Err(SettingsError::EmptyWindowTitle);
+        }
         if let Some(MonitorChoice::Name(name)) = &self.monitor
             && name.trim().is_empty()
         {
@@ -89,6 +97,13 @@ impl Settings {
         let mut next = self.clone();
         if let Some(monitor) = &patch.monitor {
             next.monitor = monitor.clone();
+            // Picking a monitor means sharing it, not the window shared before.
+            if patch.window.is_none() {
+                next.window = None;
+            }
+        }
+        if let Some(window) = &patch.window {
+            next.window = window.clone();
         }
         if let Some(fps) = patch.fps {
             next.fps = fps;
@@ -135,6 +150,13 @@ pub struct SettingsPatch {
         skip_serializing_if = "Option::is_none"
     )]
     pub monitor: Option<Option<MonitorChoice>>,
+    /// A window to share instead of the monitor, or `null` to go back to the monitor.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub window: Option<Option<WindowChoice>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fps: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -166,6 +188,11 @@ impl SettingsPatch {
     /// Whether applying this patch needs the monitor list (to check a new monitor exists).
     pub fn changes_monitor(&self) -> bool {
         self.monitor.is_some()
+    }
+
+    /// The window this patch asks to share, if it names one (to check it exists).
+    pub fn new_window(&self) -> Option<&WindowChoice> {
+        self.window.as_ref().and_then(Option::as_ref)
     }
 }
 
@@ -228,6 +255,37 @@ impl FromStr for Pin {
     }
 }
 
+/// A window, by its id in `screenshare list --windows` (decimal or `0x…`) or by its title (the
+/// whole title, or a part of it that only one window has).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum WindowChoice {
+    Id(u32),
+    Title(String),
+}
+
+impl FromStr for WindowChoice {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        let id = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+            Some(hex) => u32::from_str_radix(hex, 16).ok(),
+            None => text.parse().ok(),
+        };
+        Ok(id.map_or_else(|| WindowChoice::Title(text.to_owned()), WindowChoice::Id))
+    }
+}
+
+impl fmt::Display for WindowChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WindowChoice::Id(id) => write!(f, "0x{id:x}"),
+            WindowChoice::Title(title) => write!(f, "\"{title}\""),
+        }
+    }
+}
+
 /// A monitor, by its index in `screenshare list` or by its name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -281,6 +339,8 @@ pub enum SettingsError {
         max = PIN_LENGTH.end()
     )]
     Pin,
+    #[error("window title must not be empty")]
+    EmptyWindowTitle,
     #[error("monitor name must not be empty")]
     EmptyMonitorName,
 }

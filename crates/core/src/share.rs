@@ -306,9 +306,10 @@ async fn checked_monitor(
     options.settings.validate()?;
     let screens = screens.clone();
     let choice = options.settings.monitor.clone();
+    let window = options.settings.window.clone();
     crate::capture::ask_display(move || {
         screens
-            .open(choice.as_ref())
+            .open_target(choice.as_ref(), window.as_ref())
             .map(|source| source.info().clone())
     })
     .await

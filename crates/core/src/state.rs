@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::admission::{Admission, Rules};
-use crate::capture::{MonitorInfo, Screens};
+use crate::capture::{MonitorInfo, Screens, WindowGone};
 use crate::demand::Demand;
 use crate::encode::Format;
 use crate::frame::{EncodeCounters, EncodeCounts, Frame};
@@ -49,6 +49,8 @@ pub struct CaptureStatus {
     pub error: Option<String>,
     /// Attempts at the source that failed in a row (0 while it works); retries back off.
     pub failed_attempts: u32,
+    /// While a shared window cannot be read: closed or minimised.
+    pub window_gone: Option<WindowGone>,
     /// Grabs so far, whether or not the pixels changed.
     pub grabs: u64,
     /// Grabs per second over the last few seconds.
@@ -66,6 +68,10 @@ pub struct Status {
     pub error: Option<String>,
     /// Attempts at the source that failed in a row while it is lost; retries back off.
     pub failed_attempts: u32,
+    /// The shared window, when a window is shared.
+    pub window: Option<crate::settings::WindowChoice>,
+    /// While the shared window cannot be read: closed or minimised.
+    pub window_gone: Option<WindowGone>,
     pub monitor: Option<MonitorInfo>,
     /// How pixels are read: `x11-shm`, `x11-getimage` (the X server offers no MIT-SHM), `xcap`.
     pub capture: Option<String>,
@@ -100,6 +106,8 @@ pub struct ViewerStatus {
     pub state: Phase,
     pub paused: bool,
     pub source_lost: bool,
+    /// When the shared window is why the source is lost: `closed` or `minimised`.
+    pub window_gone: Option<WindowGone>,
     /// The share's frame rate, which caps the page's own.
     pub fps: u32,
 }
@@ -161,6 +169,10 @@ impl ShareState {
             let screens = self.screens.clone();
             let choice = next.monitor.clone();
             crate::capture::ask_display(move || screens.find(choice.as_ref())).await?;
+        }
+        if let Some(window) = patch.new_window() {
+            let (screens, window) = (self.screens.clone(), window.clone());
+            crate::capture::ask_display(move || screens.find_window(&window)).await?;
         }
         let before = self.settings.send_replace(next.clone());
         let tighter = (next.pin.is_some() && next.pin != before.pin)
@@ -288,12 +300,16 @@ impl ShareState {
     }
 
     pub fn viewer_status(&self) -> ViewerStatus {
-        let phase = self.capture.borrow().phase;
+        let (phase, window_gone) = {
+            let capture = self.capture.borrow();
+            (capture.phase, capture.window_gone)
+        };
         let settings = self.settings.borrow();
         ViewerStatus {
             state: phase,
             paused: settings.paused,
             source_lost: phase == Phase::SourceLost,
+            window_gone,
             fps: settings.fps,
         }
     }
@@ -308,6 +324,8 @@ impl ShareState {
             source_lost: capture.phase == Phase::SourceLost,
             error: capture.error.clone(),
             failed_attempts: capture.failed_attempts,
+            window: settings.window.clone(),
+            window_gone: capture.window_gone,
             monitor: capture.monitor.clone(),
             capture: capture.method.clone(),
             width: frame.as_ref().map_or(0, |frame| frame.width()),

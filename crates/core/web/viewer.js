@@ -20,6 +20,8 @@
   // Where this browser stands with the share: joining, pin, waiting, admitted, removed. The
   // loops stop (`stopLoops`) when the server says it is no longer admitted.
   let access = "joining", stopLoops = false;
+  // Why a shared window is out of sight, when one is: "closed" or "minimised".
+  let windowGone = null;
   // Bumped by a change of picture mode: an update begun before it must not set `after`.
   let generation = 0;
   const pointer = { shape: 0, x: 0, y: 0, hotX: 0, hotY: 0, scale: 1, image: null, imageFor: 0, loading: 0, drawn: null };
@@ -40,7 +42,12 @@
     else if (access === "full") { state = "waiting"; text = "The share is full — trying again"; }
     else if (access === "joining") { state = "waiting"; text = "Connecting…"; }
     else if (shareState === "paused") { state = "paused"; text = "Paused by the presenter"; }
-    else if (shareState === "source_lost") { state = "lost"; text = "Screen lost — showing the last frame"; }
+    else if (shareState === "source_lost") {
+      state = "lost";
+      text = windowGone === "closed" ? "The shared window was closed — showing its last picture"
+        : windowGone === "minimised" ? "The shared window is minimised — showing its last picture"
+        : "Screen lost — showing the last frame";
+    }
     else if (!shown) { state = "waiting"; text = "Waiting for the screen…"; }
     else { state = "live"; text = "Live"; }
     body.dataset.state = state;
@@ -215,6 +222,7 @@
         const s = await res.json();
         shareFps = s.fps || shareFps;
         shareState = s.paused ? "paused" : s.state;
+        windowGone = s.window_gone || null;
         statusOk = true;
       } catch { statusOk = false; }
       render();

@@ -6,6 +6,8 @@ pub mod synthetic;
 mod thread;
 #[cfg(target_os = "linux")]
 pub mod x11;
+#[cfg(target_os = "linux")]
+mod x11_window;
 pub mod xcap;
 
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use serde::Serialize;
 
 use crate::pixels::{Picture, Rect};
 
-use crate::settings::MonitorChoice;
+use crate::settings::{MonitorChoice, WindowChoice};
 
 pub use pacing::{Backoff, Pacer};
 pub(crate) use thread::{CaptureContext, spawn_capture_thread};
@@ -35,6 +37,58 @@ pub struct MonitorInfo {
     pub is_primary: bool,
 }
 
+/// One window that can be shared, as `screenshare list --windows` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WindowInfo {
+    /// The platform's id (an X window id); what `--window 0x…` names.
+    pub id: u32,
+    pub title: String,
+    /// The application it belongs to (its class, like `XTerm` or `firefox`).
+    pub app: String,
+    pub width: u32,
+    pub height: u32,
+    pub x: i32,
+    pub y: i32,
+}
+
+/// The window `choice` names among `windows`: by id, by whole title, or by a part of the title
+/// that only one window has.
+pub fn resolve_window(
+    windows: &[WindowInfo],
+    choice: &WindowChoice,
+) -> Result<WindowInfo, CaptureError> {
+    let found = match choice {
+        WindowChoice::Id(id) => windows.iter().find(|window| window.id == *id),
+        WindowChoice::Title(title) => {
+            let wanted = title.to_lowercase();
+            windows
+                .iter()
+                .find(|window| window.title == *title)
+                .or_else(|| {
+                    let mut partial = windows
+                        .iter()
+                        .filter(|window| window.title.to_lowercase().contains(&wanted));
+                    match (partial.next(), partial.next()) {
+                        (Some(only), None) => Some(only),
+                        _ => None,
+                    }
+                })
+        }
+    };
+    found.cloned().ok_or_else(|| CaptureError::UnknownWindow {
+        wanted: choice.to_string(),
+        available: if windows.is_empty() {
+            "none".to_owned()
+        } else {
+            windows
+                .iter()
+                .map(|window| format!("0x{:x} \"{}\"", window.id, window.title))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    })
+}
+
 /// The monitors of a machine (or a stand-in for tests).
 ///
 /// Both calls block: they run on the capture thread or under `spawn_blocking`.
@@ -46,6 +100,36 @@ pub trait Screens: Send + Sync + 'static {
     fn list(&self) -> Result<Vec<MonitorInfo>, CaptureError>;
     /// Opens the chosen monitor (`None`: the primary one) for capture.
     fn open(&self, choice: Option<&MonitorChoice>) -> Result<Box<dyn Source>, CaptureError>;
+
+    /// The windows that can be shared, front to back where the platform knows. Blocks.
+    fn windows(&self) -> Result<Vec<WindowInfo>, CaptureError> {
+        Ok(Vec::new())
+    }
+
+    /// Opens one window for capture.
+    fn open_window(&self, choice: &WindowChoice) -> Result<Box<dyn Source>, CaptureError> {
+        Err(CaptureError::UnknownWindow {
+            wanted: choice.to_string(),
+            available: "none (sharing one window is not supported here)".to_owned(),
+        })
+    }
+
+    /// The window `choice` names, or why there is none. Blocks.
+    fn find_window(&self, choice: &WindowChoice) -> Result<WindowInfo, CaptureError> {
+        resolve_window(&self.windows()?, choice)
+    }
+
+    /// Opens what the settings say to share: their window, or else their monitor.
+    fn open_target(
+        &self,
+        monitor: Option<&MonitorChoice>,
+        window: Option<&WindowChoice>,
+    ) -> Result<Box<dyn Source>, CaptureError> {
+        match window {
+            Some(window) => self.open_window(window),
+            None => self.open(monitor),
+        }
+    }
 
     /// The monitor `choice` names (`None`: the primary one), or why there is none. Every check of
     /// a monitor choice goes through here. Blocks.
@@ -190,8 +274,30 @@ pub enum CaptureError {
     UnknownMonitor { wanted: String, available: String },
     #[error("the display reports no monitors")]
     NoMonitors,
+    #[error("no window {wanted}; the windows are: {available} (see `screenshare list --windows`)")]
+    UnknownWindow { wanted: String, available: String },
+    /// The shared window went away or out of sight: viewers keep its last picture.
+    #[error("the shared window {0}")]
+    WindowGone(WindowGone),
     #[error("screen capture failed: {reason}{}", platform_hint())]
     Failed { reason: String },
+}
+
+/// Why a shared window cannot be captured now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowGone {
+    Closed,
+    Minimised,
+}
+
+impl std::fmt::Display for WindowGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WindowGone::Closed => "was closed",
+            WindowGone::Minimised => "is minimised",
+        })
+    }
 }
 
 /// What to do about a failed capture on this platform, for the error message.

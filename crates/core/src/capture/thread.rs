@@ -15,7 +15,7 @@ use crate::encode::scale_picture;
 use crate::frame::Mode;
 use crate::frame::publish::{Capture, Publisher};
 use crate::pixels::Picture;
-use crate::settings::{MonitorChoice, Settings};
+use crate::settings::{MonitorChoice, Settings, WindowChoice};
 use crate::state::{Phase, ShareState};
 
 /// How often an idle or paused loop looks at the settings even when nobody rings.
@@ -35,6 +35,22 @@ pub(crate) fn spawn_capture_thread(
         .spawn(move || CaptureLoop::new(context.state).run())
 }
 
+/// What a source was opened for: a window, or else a monitor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Target {
+    monitor: Option<MonitorChoice>,
+    window: Option<WindowChoice>,
+}
+
+impl Target {
+    fn of(settings: &Settings) -> Self {
+        Self {
+            monitor: settings.monitor.clone(),
+            window: settings.window.clone(),
+        }
+    }
+}
+
 /// The last downscaled picture, kept while the screen is still.
 struct Scaled {
     picture: Picture,
@@ -43,7 +59,7 @@ struct Scaled {
 
 struct CaptureLoop {
     state: Arc<ShareState>,
-    source: Option<(Option<MonitorChoice>, Box<dyn Source>)>,
+    source: Option<(Target, Box<dyn Source>)>,
     pacer: Pacer,
     backoff: Backoff,
     resizer: Resizer,
@@ -52,7 +68,7 @@ struct CaptureLoop {
     recent_grabs: VecDeque<Instant>,
     last_interval: Duration,
     /// While the source is lost: no new attempt at the monitor that failed before this.
-    retry_at: Option<(Option<MonitorChoice>, Instant)>,
+    retry_at: Option<(Target, Instant)>,
 }
 
 impl CaptureLoop {
@@ -127,12 +143,12 @@ impl CaptureLoop {
         if self
             .source
             .as_ref()
-            .is_none_or(|(opened_for, _)| *opened_for != settings.monitor)
+            .is_none_or(|(opened_for, _)| *opened_for != Target::of(settings))
         {
             self.source = None;
             match &self.retry_at {
                 // Another monitor was chosen: try it at once, with a fresh backoff.
-                Some((failed, _)) if *failed != settings.monitor => {
+                Some((failed, _)) if *failed != Target::of(settings) => {
                     self.retry_at = None;
                     self.backoff.reset();
                 }
@@ -147,7 +163,7 @@ impl CaptureLoop {
                 None => {}
             }
             if let Err(error) = self.open(settings) {
-                self.lost(&error.to_string(), settings);
+                self.lost_to(&error, settings);
                 return;
             }
         }
@@ -167,7 +183,10 @@ impl CaptureLoop {
     }
 
     fn open(&mut self, settings: &Settings) -> Result<(), super::CaptureError> {
-        let source = self.state.screens.open(settings.monitor.as_ref())?;
+        let source = self
+            .state
+            .screens
+            .open_target(settings.monitor.as_ref(), settings.window.as_ref())?;
         tracing::info!(
             monitor = %source.info().name,
             width = source.info().width,
@@ -183,7 +202,7 @@ impl CaptureLoop {
         // A new source's first grab compares every tile (it cannot know what changed while it
         // was closed), so viewers get what changed, not the whole screen again.
         self.scaled = None;
-        self.source = Some((settings.monitor.clone(), source));
+        self.source = Some((Target::of(settings), source));
         Ok(())
     }
 
@@ -241,7 +260,7 @@ impl CaptureLoop {
             }
             Err(error) => {
                 self.source = None;
-                self.lost(&error.to_string(), settings);
+                self.lost_to(&error, settings);
             }
         }
     }
@@ -272,6 +291,7 @@ impl CaptureLoop {
         self.state.capture.send_modify(|status| {
             status.phase = Phase::Live;
             status.error = None;
+            status.window_gone = None;
             status.failed_attempts = 0;
             status.grabs += 1;
             status.achieved_fps = achieved_fps;
@@ -281,6 +301,19 @@ impl CaptureLoop {
                 status.grab_ms * 0.8 + took_ms * 0.2
             };
         });
+    }
+
+    /// The source failed with `error`: as [`Self::lost`], and a shared window's fate is noted for
+    /// viewers (closed or minimised: words they may see, unlike the error itself).
+    fn lost_to(&mut self, error: &super::CaptureError, settings: &Settings) {
+        self.lost(&error.to_string(), settings);
+        let gone = match error {
+            super::CaptureError::WindowGone(gone) => Some(*gone),
+            _ => None,
+        };
+        self.state
+            .capture
+            .send_modify(|status| status.window_gone = gone);
     }
 
     /// The source failed: keep the last frame up, say why, retry later.
@@ -301,7 +334,7 @@ impl CaptureLoop {
         });
         self.recent_grabs.clear();
         self.pacer.reset();
-        self.retry_at = Some((settings.monitor.clone(), Instant::now() + delay));
+        self.retry_at = Some((Target::of(settings), Instant::now() + delay));
     }
 
     fn set_phase(&mut self, phase: Phase) {

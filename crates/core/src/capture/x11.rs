@@ -21,10 +21,11 @@ use x11rb::protocol::xproto::{self, ConnectionExt as _, ImageFormat, ImageOrder}
 use x11rb::rust_connection::RustConnection;
 
 use super::{
-    CaptureError, Damage, Grab, MonitorInfo, PointerShape, PointerState, Screens, Source, resolve,
+    CaptureError, Damage, Grab, MonitorInfo, PointerShape, PointerState, Screens, Source,
+    WindowInfo, resolve, resolve_window,
 };
 use crate::pixels::{Picture, Rect};
-use crate::settings::MonitorChoice;
+use crate::settings::{MonitorChoice, WindowChoice};
 
 /// Above this many damaged rectangles one read of their bounding box is cheaper than many.
 const MAX_READS_PER_GRAB: usize = 16;
@@ -98,6 +99,19 @@ impl Screens for X11Screens {
         let info = resolve(&monitors(&conn, root)?, choice)?;
         let area = monitor_area(&info)?;
         X11Source::new(conn, root, info, area, self.use_shm).map(|source| Box::new(source) as _)
+    }
+
+    fn windows(&self) -> Result<Vec<WindowInfo>, CaptureError> {
+        let (conn, root) = self.connect()?;
+        super::x11_window::windows(&conn, root)
+    }
+
+    fn open_window(&self, choice: &WindowChoice) -> Result<Box<dyn Source>, CaptureError> {
+        let (conn, root) = self.connect()?;
+        check_pixel_format(&conn, root)?;
+        let window = resolve_window(&super::x11_window::windows(&conn, root)?, choice)?;
+        super::x11_window::X11WindowSource::new(conn, root, window)
+            .map(|source| Box::new(source) as _)
     }
 }
 
@@ -565,7 +579,7 @@ fn track_damage(conn: &RustConnection, root: xproto::Window) -> Result<DamageTra
 }
 
 /// XFIXES gives premultiplied ARGB words; PNG and the page want straight RGBA bytes.
-fn straight_rgba(argb: &[u32]) -> Vec<u8> {
+pub(crate) fn straight_rgba(argb: &[u32]) -> Vec<u8> {
     let mut rgba = Vec::with_capacity(argb.len() * 4);
     for &pixel in argb {
         let alpha = (pixel >> 24) as u8;
@@ -587,7 +601,7 @@ fn straight_rgba(argb: &[u32]) -> Vec<u8> {
     rgba
 }
 
-fn failed(error: impl std::fmt::Display) -> CaptureError {
+pub(crate) fn failed(error: impl std::fmt::Display) -> CaptureError {
     CaptureError::Failed {
         reason: format!("X11: {error}"),
     }

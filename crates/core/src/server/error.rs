@@ -67,9 +67,9 @@ impl ServerError {
             ServerError::Rejected { status, .. } => *status,
             ServerError::NoFrameYet | ServerError::SourceLost(_) => StatusCode::SERVICE_UNAVAILABLE,
             ServerError::Engine(Error::Settings(_))
-            | ServerError::Engine(Error::Capture(CaptureError::UnknownMonitor { .. })) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            | ServerError::Engine(Error::Capture(
+                CaptureError::UnknownMonitor { .. } | CaptureError::UnknownWindow { .. },
+            )) => StatusCode::UNPROCESSABLE_ENTITY,
             ServerError::Engine(Error::DisplayNotAnswering) => StatusCode::SERVICE_UNAVAILABLE,
             ServerError::Engine(_) | ServerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ServerError::UriTooLong => StatusCode::URI_TOO_LONG,

@@ -1,0 +1,277 @@
+//! Sharing one window on a real X server with a window manager (jwm): two xterms of different
+//! colours, one shared by title; the frames show that window alone, follow it as it moves and
+//! grows, keep its own pixels when the other covers it, and say so when it closes.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use screenshare_testkit::{Served, Xvfb, close_to, eventually, rgb};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_screenshare");
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A child process killed on drop.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(xvfb: &Xvfb, program: &str, args: &[&str]) -> anyhow::Result<Running> {
+    Ok(Running(
+        xvfb.command(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    ))
+}
+
+/// An xterm of one colour all over (text and cursor the colour of the background).
+fn xterm(xvfb: &Xvfb, title: &str, colour: &str, geometry: &str) -> anyhow::Result<Running> {
+    spawn(
+        xvfb,
+        "xterm",
+        &[
+            "-title",
+            title,
+            "-bg",
+            colour,
+            "-fg",
+            colour,
+            "-cr",
+            colour,
+            "-bc",
+            "-geometry",
+            geometry,
+            "-e",
+            "sleep",
+            "600",
+        ],
+    )
+}
+
+/// `screenshare list --windows --json` on this display.
+fn windows(xvfb: &Xvfb) -> anyhow::Result<Vec<Value>> {
+    let output = xvfb
+        .command(BIN)
+        .args(["list", "--windows", "--json"])
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&output.stdout)?;
+    Ok(listed.as_array().cloned().unwrap_or_default())
+}
+
+/// The window titled `title` as listed.
+async fn listed(xvfb: &Xvfb, title: &str) -> anyhow::Result<Value> {
+    eventually(
+        PATIENCE,
+        &format!("the window {title} to be listed"),
+        || async {
+            windows(xvfb)
+                .ok()?
+                .into_iter()
+                .find(|window| window["title"] == title)
+        },
+    )
+    .await
+}
+
+async fn frame(served: &Served) -> Option<image::RgbImage> {
+    let response = reqwest::get(served.viewer("screen.png")).await.ok()?;
+    if response.status() != 200 {
+        return None;
+    }
+    Some(
+        image::load_from_memory(&response.bytes().await.ok()?)
+            .ok()?
+            .to_rgb8(),
+    )
+}
+
+/// Whether nearly every pixel of `image` is `colour` (a pointer or a border may differ).
+fn all_of(image: &image::RgbImage, colour: [u8; 3]) -> bool {
+    let matching = image
+        .pixels()
+        .filter(|pixel| close_to(pixel.0, colour, 8))
+        .count();
+    matching as f64 >= image.pixels().len() as f64 * 0.98
+}
+
+fn xdotool(xvfb: &Xvfb, args: &[&str]) -> anyhow::Result<()> {
+    let status = xvfb.command("xdotool").args(args).status()?;
+    anyhow::ensure!(status.success(), "xdotool {args:?} failed");
+    Ok(())
+}
+
+#[tokio::test]
+async fn one_window_is_shared_alone_follows_it_and_says_when_it_closes() -> anyhow::Result<()> {
+    let xvfb = Xvfb::start_sized(1280, 800)?;
+    xvfb.paint("#202020")?;
+    let _wm = spawn(&xvfb, "jwm", &[])?;
+    let mut alpha = xterm(&xvfb, "alpha", "#c03030", "60x20+40+40")?;
+    let _beta = xterm(&xvfb, "beta", "#3050c0", "80x30+600+300")?;
+    let shared = listed(&xvfb, "alpha").await?;
+    listed(&xvfb, "beta").await?;
+    assert_eq!(shared["app"], "XTerm", "{shared}");
+    let id = format!("0x{:x}", shared["id"].as_u64().unwrap_or_default());
+
+    // By title: the frames are that window alone, at its size.
+    let served = Served::start(BIN, &xvfb, &["--window", "alpha", "--fps", "10"])?;
+    let red = rgb("#c03030")?;
+    let (width, height) = (
+        shared["width"].as_u64().unwrap_or_default() as u32,
+        shared["height"].as_u64().unwrap_or_default() as u32,
+    );
+    let first = eventually(PATIENCE, "a frame of the window", || async {
+        let image = frame(&served).await?;
+        all_of(&image, red).then_some(image)
+    })
+    .await?;
+    assert_eq!(first.dimensions(), (width, height), "the window's own size");
+
+    // Moved and resized: the frames follow.
+    xdotool(
+        &xvfb,
+        &["search", "--name", "^alpha$", "windowmove", "300", "200"],
+    )?;
+    xdotool(
+        &xvfb,
+        &["search", "--name", "^alpha$", "windowsize", "500", "350"],
+    )?;
+    let resized = eventually(PATIENCE, "frames at the new size", || async {
+        let image = frame(&served).await?;
+        (image.dimensions() != (width, height) && all_of(&image, red)).then_some(image)
+    })
+    .await?;
+    let now = listed(&xvfb, "alpha").await?;
+    assert_eq!(
+        resized.dimensions(),
+        (
+            now["width"].as_u64().unwrap_or_default() as u32,
+            now["height"].as_u64().unwrap_or_default() as u32
+        )
+    );
+
+    // Covered by the other window: with Composite, still its own pixels.
+    xdotool(
+        &xvfb,
+        &["search", "--name", "^beta$", "windowmove", "250", "150"],
+    )?;
+    xdotool(&xvfb, &["search", "--name", "^beta$", "windowraise"])?;
+    let screen = xvfb.screenshot()?;
+    let centre = (
+        now["x"].as_u64().unwrap_or_default() as u32 + 50,
+        now["y"].as_u64().unwrap_or_default() as u32 + 50,
+    );
+    eventually(
+        PATIENCE,
+        "the other window to cover it on screen",
+        || async {
+            let screen = xvfb.screenshot().ok()?;
+            close_to(
+                screen.get_pixel(centre.0, centre.1).0,
+                rgb("#3050c0").ok()?,
+                8,
+            )
+            .then_some(())
+        },
+    )
+    .await
+    .map_err(|error| {
+        anyhow::anyhow!(
+            "{error}; screen at {centre:?}: {:?}",
+            screen.get_pixel(centre.0, centre.1)
+        )
+    })?;
+    let status: Value = reqwest::get(served.control_url.replace("/settings", "/status"))
+        .await?
+        .json()
+        .await?;
+    assert_eq!(status["capture"], "x11-window-composite", "{status}");
+    let covered = frame(&served).await.expect("a frame");
+    assert!(all_of(&covered, red), "the covered window's own pixels");
+
+    // Closed: the last picture stays, and viewers are told why.
+    let _ = alpha.0.kill();
+    let _ = alpha.0.wait();
+    let viewer_status = eventually(PATIENCE, "the share to say the window closed", || async {
+        let status: Value = reqwest::get(served.viewer("status"))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (status["window_gone"] == "closed").then_some(status)
+    })
+    .await?;
+    assert_eq!(viewer_status["state"], "source_lost");
+    assert!(all_of(&frame(&served).await.expect("the last frame"), red));
+
+    // By id, and switched live to the other window with PATCH; then back to the monitor.
+    let beta = listed(&xvfb, "beta").await?;
+    let patch = reqwest::Client::new()
+        .patch(&served.control_url)
+        .json(&serde_json::json!({ "window": beta["id"] }))
+        .send()
+        .await?;
+    assert_eq!(patch.status(), 200, "{}", patch.text().await?);
+    eventually(PATIENCE, "the other window live", || async {
+        all_of(&frame(&served).await?, rgb("#3050c0").ok()?).then_some(())
+    })
+    .await?;
+    let unknown = reqwest::Client::new()
+        .patch(&served.control_url)
+        .json(&serde_json::json!({ "window": id }))
+        .send()
+        .await?;
+    assert_eq!(
+        unknown.status(),
+        422,
+        "the closed window is not there any more"
+    );
+    let monitor = reqwest::Client::new()
+        .patch(&served.control_url)
+        .json(&serde_json::json!({ "window": null }))
+        .send()
+        .await?;
+    assert_eq!(monitor.status(), 200);
+    eventually(PATIENCE, "the whole monitor again", || async {
+        let image = frame(&served).await?;
+        (image.dimensions() == (1280, 800)).then_some(())
+    })
+    .await?;
+    Ok(())
+}
+
+#[test]
+fn an_unknown_window_is_a_clear_error() -> anyhow::Result<()> {
+    let xvfb = Xvfb::start()?;
+    let _wm = spawn(&xvfb, "jwm", &[])?;
+    let output = Command::new(BIN)
+        .env("DISPLAY", xvfb.display())
+        .env_remove("WAYLAND_DISPLAY")
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--window",
+            "no such window",
+        ])
+        .output()?;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no window \"no such window\""), "{stderr}");
+    assert!(stderr.contains("list --windows"), "{stderr}");
+    Ok(())
+}

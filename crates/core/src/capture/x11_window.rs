@@ -1,0 +1,423 @@
+//! One window of an X server, shared on its own: the slides, not the chat beside them.
+//!
+//! The windows are the window manager's client list (`_NET_CLIENT_LIST`), named by
+//! `_NET_WM_NAME` and their class. With the Composite extension, every top-level window is
+//! redirected (automatically: the server still draws the screen as before), so a window's own
+//! pixels stay readable from its pixmap even where another window covers it; without Composite,
+//! what is on screen where the window is gets read instead. The window is looked up again on every
+//! grab, so the picture follows it as it moves and resizes; a closed or minimised window is a lost
+//! source, reported in words.
+
+use std::sync::Arc;
+
+use x11rb::connection::{Connection, RequestConnection};
+use x11rb::protocol::composite::{self, ConnectionExt as _};
+use x11rb::protocol::xfixes::ConnectionExt as _;
+use x11rb::protocol::xproto::{self, AtomEnum, ConnectionExt as _, ImageFormat, MapState};
+use x11rb::rust_connection::RustConnection;
+
+use super::x11::failed;
+use super::{
+    CaptureError, Damage, Grab, MonitorInfo, PointerShape, PointerState, Source, WindowGone,
+    WindowInfo,
+};
+use crate::pixels::{Picture, Rect};
+
+/// The windows the window manager lists, with their titles, classes and places on the screen.
+pub(crate) fn windows(
+    conn: &RustConnection,
+    root: xproto::Window,
+) -> Result<Vec<WindowInfo>, CaptureError> {
+    let atoms = Atoms::new(conn)?;
+    let clients = conn
+        .get_property(false, root, atoms.client_list, AtomEnum::WINDOW, 0, 4096)
+        .map_err(failed)?
+        .reply()
+        .map_err(failed)?;
+    let ids: Vec<u32> = clients.value32().map(Iterator::collect).unwrap_or_default();
+    let mut windows = Vec::new();
+    for id in ids {
+        // A window may close while the list is read: leave it out.
+        if let Ok(Some(info)) = describe(conn, root, &atoms, id) {
+            windows.push(info);
+        }
+    }
+    Ok(windows)
+}
+
+/// The atoms this module asks about.
+struct Atoms {
+    client_list: xproto::Atom,
+    name: xproto::Atom,
+    utf8: xproto::Atom,
+    state: xproto::Atom,
+    hidden: xproto::Atom,
+}
+
+impl Atoms {
+    fn new(conn: &RustConnection) -> Result<Self, CaptureError> {
+        let atom = |name: &str| -> Result<xproto::Atom, CaptureError> {
+            Ok(conn
+                .intern_atom(false, name.as_bytes())
+                .map_err(failed)?
+                .reply()
+                .map_err(failed)?
+                .atom)
+        };
+        Ok(Self {
+            client_list: atom("_NET_CLIENT_LIST")?,
+            name: atom("_NET_WM_NAME")?,
+            utf8: atom("UTF8_STRING")?,
+            state: atom("_NET_WM_STATE")?,
+            hidden: atom("_NET_WM_STATE_HIDDEN")?,
+        })
+    }
+}
+
+/// Title, class and root-relative place of window `id`; `None` for one not shown at all.
+fn describe(
+    conn: &RustConnection,
+    root: xproto::Window,
+    atoms: &Atoms,
+    id: xproto::Window,
+) -> Result<Option<WindowInfo>, CaptureError> {
+    let Some(area) = root_area(conn, root, id)? else {
+        return Ok(None);
+    };
+    let title = text_property(conn, id, atoms.name, atoms.utf8)?
+        .filter(|title| !title.is_empty())
+        .or(text_property(
+            conn,
+            id,
+            AtomEnum::WM_NAME.into(),
+            AtomEnum::STRING.into(),
+        )?)
+        .unwrap_or_default();
+    // WM_CLASS is "instance\0Class\0": the class names the application.
+    let app = text_property(conn, id, AtomEnum::WM_CLASS.into(), AtomEnum::STRING.into())?
+        .and_then(|class| class.split('\0').nth(1).map(str::to_owned))
+        .unwrap_or_default();
+    Ok(Some(WindowInfo {
+        id,
+        title,
+        app,
+        width: area.width,
+        height: area.height,
+        x: area.x as i32,
+        y: area.y as i32,
+    }))
+}
+
+fn text_property(
+    conn: &RustConnection,
+    window: xproto::Window,
+    property: xproto::Atom,
+    kind: xproto::Atom,
+) -> Result<Option<String>, CaptureError> {
+    let reply = conn
+        .get_property(false, window, property, kind, 0, 1024)
+        .map_err(failed)?
+        .reply()
+        .map_err(failed)?;
+    if reply.value.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(String::from_utf8_lossy(&reply.value).into_owned()))
+}
+
+/// Where `window` is in root coordinates; `None` when it does not exist any more.
+fn root_area(
+    conn: &RustConnection,
+    root: xproto::Window,
+    window: xproto::Window,
+) -> Result<Option<Rect>, CaptureError> {
+    let Ok(geometry) = conn.get_geometry(window).map_err(failed)?.reply() else {
+        return Ok(None);
+    };
+    let Ok(origin) = conn
+        .translate_coordinates(window, root, 0, 0)
+        .map_err(failed)?
+        .reply()
+    else {
+        return Ok(None);
+    };
+    // Clamped to the root's origin: a window dragged half off screen keeps its visible part.
+    let (x, y) = (i32::from(origin.dst_x), i32::from(origin.dst_y));
+    let (width, height) = (u32::from(geometry.width), u32::from(geometry.height));
+    Ok(Some(Rect::new(
+        x.max(0) as u32,
+        y.max(0) as u32,
+        width.saturating_sub(x.min(0).unsigned_abs()),
+        height.saturating_sub(y.min(0).unsigned_abs()),
+    )))
+}
+
+/// The child of the root that holds `window` (its frame, with a reparenting window manager).
+fn top_level(
+    conn: &RustConnection,
+    root: xproto::Window,
+    window: xproto::Window,
+) -> Result<xproto::Window, CaptureError> {
+    let mut current = window;
+    loop {
+        let tree = conn
+            .query_tree(current)
+            .map_err(failed)?
+            .reply()
+            .map_err(|_| CaptureError::WindowGone(WindowGone::Closed))?;
+        if tree.parent == root || tree.parent == x11rb::NONE {
+            return Ok(current);
+        }
+        current = tree.parent;
+    }
+}
+
+pub(crate) struct X11WindowSource {
+    conn: RustConnection,
+    root: xproto::Window,
+    window: xproto::Window,
+    atoms: Atoms,
+    info: MonitorInfo,
+    picture: Picture,
+    /// Composite is there: read the window's own pixels, covered or not.
+    composited: bool,
+    sees_pointer: bool,
+    shape: Option<Arc<PointerShape>>,
+}
+
+impl X11WindowSource {
+    pub(crate) fn new(
+        conn: RustConnection,
+        root: xproto::Window,
+        window: WindowInfo,
+    ) -> Result<Self, CaptureError> {
+        let atoms = Atoms::new(&conn)?;
+        let composited = conn
+            .extension_information(composite::X11_EXTENSION_NAME)
+            .map_err(failed)?
+            .is_some()
+            && conn
+                .composite_query_version(0, 4)
+                .map_err(failed)?
+                .reply()
+                .is_ok()
+            && conn
+                .composite_redirect_subwindows(root, composite::Redirect::AUTOMATIC)
+                .map_err(failed)?
+                .check()
+                .is_ok();
+        if !composited {
+            tracing::info!(
+                "no Composite extension: covered parts of the window show what covers them"
+            );
+        }
+        let sees_pointer = conn
+            .xfixes_query_version(2, 0)
+            .ok()
+            .and_then(|cookie| cookie.reply().ok())
+            .is_some_and(|version| version.major_version >= 2);
+        let info = MonitorInfo {
+            index: 0,
+            id: window.id,
+            name: window.title.clone(),
+            width: window.width,
+            height: window.height,
+            x: window.x,
+            y: window.y,
+            scale_factor: 1.0,
+            is_primary: false,
+        };
+        Ok(Self {
+            conn,
+            root,
+            window: window.id,
+            atoms,
+            picture: Picture::new(window.width.max(1), window.height.max(1)),
+            info,
+            composited,
+            sees_pointer,
+            shape: None,
+        })
+    }
+
+    /// Why the window cannot be read now, if it cannot.
+    fn gone(&self) -> Result<Option<WindowGone>, CaptureError> {
+        let Ok(attributes) = self
+            .conn
+            .get_window_attributes(self.window)
+            .map_err(failed)?
+            .reply()
+        else {
+            return Ok(Some(WindowGone::Closed));
+        };
+        let hidden = self
+            .conn
+            .get_property(false, self.window, self.atoms.state, AtomEnum::ATOM, 0, 64)
+            .map_err(failed)?
+            .reply()
+            .ok()
+            .and_then(|reply| {
+                reply
+                    .value32()
+                    .map(|mut atoms| atoms.any(|atom| atom == self.atoms.hidden))
+            })
+            .unwrap_or(false);
+        if hidden || attributes.map_state != MapState::VIEWABLE {
+            return Ok(Some(WindowGone::Minimised));
+        }
+        Ok(None)
+    }
+
+    /// The window's pixels, `area` being its place on the root.
+    fn read(&mut self, area: Rect) -> Result<(), CaptureError> {
+        let (width, height) = (
+            u16::try_from(area.width).map_err(failed)?,
+            u16::try_from(area.height).map_err(failed)?,
+        );
+        let own = if self.composited {
+            self.read_own_pixels(width, height)?
+        } else {
+            None
+        };
+        let data = match own {
+            Some(data) => data,
+            None => {
+                self.conn
+                    .get_image(
+                        ImageFormat::Z_PIXMAP,
+                        self.root,
+                        i16::try_from(area.x).map_err(failed)?,
+                        i16::try_from(area.y).map_err(failed)?,
+                        width,
+                        height,
+                        !0,
+                    )
+                    .map_err(failed)?
+                    .reply()
+                    .map_err(failed)?
+                    .data
+            }
+        };
+        if self.picture.width() != area.width || self.picture.height() != area.height {
+            self.picture = Picture::new(area.width, area.height);
+        }
+        self.picture.write_rect(self.picture.bounds(), &data);
+        Ok(())
+    }
+
+    /// The window's own pixels from its top-level's composite pixmap (covered parts included);
+    /// `None` when the server will not name one.
+    fn read_own_pixels(&self, width: u16, height: u16) -> Result<Option<Vec<u8>>, CaptureError> {
+        let frame = top_level(&self.conn, self.root, self.window)?;
+        // Where the window sits inside its frame (a window manager adds a title bar).
+        let Ok(inside) = self
+            .conn
+            .translate_coordinates(self.window, frame, 0, 0)
+            .map_err(failed)?
+            .reply()
+        else {
+            return Ok(None);
+        };
+        let pixmap = self.conn.generate_id().map_err(failed)?;
+        if self
+            .conn
+            .composite_name_window_pixmap(frame, pixmap)
+            .map_err(failed)?
+            .check()
+            .is_err()
+        {
+            return Ok(None);
+        }
+        let image = self
+            .conn
+            .get_image(
+                ImageFormat::Z_PIXMAP,
+                pixmap,
+                inside.dst_x,
+                inside.dst_y,
+                width,
+                height,
+                !0,
+            )
+            .map_err(failed)?
+            .reply();
+        self.conn.free_pixmap(pixmap).map_err(failed)?;
+        Ok(image.ok().map(|image| image.data))
+    }
+
+    fn pointer(&mut self, area: Rect) -> Result<Option<PointerState>, CaptureError> {
+        if !self.sees_pointer {
+            return Ok(None);
+        }
+        let reply = self
+            .conn
+            .xfixes_get_cursor_image()
+            .map_err(failed)?
+            .reply()
+            .map_err(failed)?;
+        let serial = u64::from(reply.cursor_serial);
+        let shape = match &self.shape {
+            Some(shape) if shape.serial == serial => shape.clone(),
+            _ => {
+                let shape = Arc::new(PointerShape {
+                    serial,
+                    width: u32::from(reply.width),
+                    height: u32::from(reply.height),
+                    hot_x: u32::from(reply.xhot),
+                    hot_y: u32::from(reply.yhot),
+                    rgba: super::x11::straight_rgba(&reply.cursor_image),
+                });
+                self.shape = Some(shape.clone());
+                shape
+            }
+        };
+        let x = i32::from(reply.x) - area.x as i32;
+        let y = i32::from(reply.y) - area.y as i32;
+        let visible = x >= 0 && y >= 0 && (x as u32) < area.width && (y as u32) < area.height;
+        Ok(Some(PointerState {
+            x,
+            y,
+            visible,
+            shape,
+        }))
+    }
+}
+
+impl Source for X11WindowSource {
+    fn info(&self) -> &MonitorInfo {
+        &self.info
+    }
+
+    fn grab(&mut self) -> Result<Grab<'_>, CaptureError> {
+        // Drain events (none are asked for, but errors arrive as events).
+        while self.conn.poll_for_event().map_err(failed)?.is_some() {}
+        if let Some(gone) = self.gone()? {
+            return Err(CaptureError::WindowGone(gone));
+        }
+        let area = root_area(&self.conn, self.root, self.window)?
+            .ok_or(CaptureError::WindowGone(WindowGone::Closed))?;
+        if area.width == 0 || area.height == 0 {
+            return Err(CaptureError::WindowGone(WindowGone::Minimised));
+        }
+        self.read(area)?;
+        self.info.x = area.x as i32;
+        self.info.y = area.y as i32;
+        self.info.width = area.width;
+        self.info.height = area.height;
+        let pointer = self.pointer(area)?;
+        // Whole window each grab: the tiles' comparison finds what really changed.
+        Ok(Grab {
+            picture: &self.picture,
+            damage: Damage::Unknown,
+            pointer,
+        })
+    }
+
+    fn method(&self) -> &'static str {
+        if self.composited {
+            "x11-window-composite"
+        } else {
+            "x11-window"
+        }
+    }
+}
