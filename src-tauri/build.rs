@@ -11,6 +11,8 @@ const COMMANDS: &[&str] = &[
     "preview",
     "admit_viewer",
     "remove_viewer",
+    "list_windows",
+    "window_thumbnail",
 ];
 
 fn main() {

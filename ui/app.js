@@ -10,7 +10,9 @@ const DASH = "\u2013";
 const ui = {}; // every element with an id, camelCased: "viewer-count" -> ui.viewerCount
 const app = {
   monitors: [],
+  windows: [],
   selected: null, // chosen monitor's index
+  window: null, // chosen window's id: shared instead of the monitor when set
   sharing: false,
   busy: false, // a start or stop is in flight
   startedAt: 0,
@@ -73,58 +75,87 @@ function renderMonitors() {
   box.replaceChildren();
   if (!app.monitors.length) box.append(el("p", "muted", "No screens found."));
   for (const m of app.monitors) {
-    // A single choice: a radio group, with one tab stop and arrow keys between the cards.
-    const card = el("button", "card");
-    card.type = "button";
-    card.setAttribute("role", "radio");
+    const card = sourceCard(m.name || `Screen ${m.index + 1}`, `${m.width} \u00d7 ${m.height}`, m.is_primary ? "Primary" : null);
     card.dataset.index = m.index;
-    card.title = m.name;
-    const thumb = el("span", "thumb");
-    const img = thumb.appendChild(el("img"));
-    img.alt = "";
-    img.hidden = true; // no broken-image icon before the first thumbnail
-    const meta = el("span", "card-meta");
-    meta.append(el("span", "card-name", m.name || `Screen ${m.index + 1}`),
-      el("span", "card-res", `${m.width} \u00d7 ${m.height}`));
-    if (m.is_primary) meta.append(el("span", "badge", "Primary"));
-    card.append(thumb, meta);
     card.addEventListener("click", () => selectMonitor(m.index));
-    card.addEventListener("keydown", (e) => moveSelection(e, m.index));
     box.append(card);
   }
+  for (const w of app.windows) {
+    const card = sourceCard(w.title || "Untitled window", `${w.app || "Window"} \u00b7 ${w.width} \u00d7 ${w.height}`, "Window");
+    card.classList.add("window");
+    card.dataset.window = w.id;
+    card.addEventListener("click", () => selectWindow(w.id));
+    box.append(card);
+  }
+  for (const card of box.querySelectorAll(".card")) card.addEventListener("keydown", moveSelection);
   markSelected();
   // Keyboard focus survives a re-render.
   if (hadFocus) (box.querySelector(`[aria-checked="true"]`) || box).focus();
 }
 
+// One choice of what to share: a monitor or a window. A radio group, with one tab stop and
+// arrow keys between the cards.
+function sourceCard(name, detail, badge) {
+  const card = el("button", "card");
+  card.type = "button";
+  card.setAttribute("role", "radio");
+  card.title = name;
+  const thumb = el("span", "thumb");
+  const img = thumb.appendChild(el("img"));
+  img.alt = "";
+  img.hidden = true; // no broken-image icon before the first thumbnail
+  const meta = el("span", "card-meta");
+  meta.append(el("span", "card-name", name), el("span", "card-res", detail));
+  if (badge) meta.append(el("span", "badge", badge));
+  card.append(thumb, meta);
+  return card;
+}
+
 function markSelected() {
   for (const card of ui.monitors.querySelectorAll(".card")) {
-    const chosen = +card.dataset.index === app.selected;
+    const chosen = card.dataset.window != null
+      ? +card.dataset.window === app.window
+      : app.window == null && +card.dataset.index === app.selected;
     card.setAttribute("aria-checked", chosen);
     card.tabIndex = chosen ? 0 : -1;
   }
 }
 
-// Arrow keys choose the previous or next screen, as in any radio group.
-function moveSelection(e, index) {
+// Arrow keys choose the previous or next card, as in any radio group.
+function moveSelection(e) {
   const step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[e.key];
-  if (!step || !app.monitors.length) return;
+  const cards = [...ui.monitors.querySelectorAll(".card")];
+  if (!step || !cards.length) return;
   e.preventDefault();
-  const at = app.monitors.findIndex((m) => m.index === index);
-  const next = app.monitors[(at + step + app.monitors.length) % app.monitors.length];
-  selectMonitor(next.index);
-  ui.monitors.querySelector(`[data-index="${next.index}"]`)?.focus();
+  const next = cards[(cards.indexOf(e.currentTarget) + step + cards.length) % cards.length];
+  next.click();
+  next.focus();
+}
+
+async function selectWindow(id) {
+  if (id === app.window) return;
+  const before = app.window;
+  app.window = id;
+  markSelected();
+  try {
+    applySettings(await invoke("update_settings", { patch: { window: id } }));
+  } catch (err) {
+    app.window = before;
+    markSelected();
+    showError("Couldn't switch to that window: " + message(err));
+  }
 }
 
 async function selectMonitor(index) {
-  if (index === app.selected) return;
-  const before = app.selected;
+  if (index === app.selected && app.window == null) return;
+  const before = [app.selected, app.window];
   app.selected = index;
+  app.window = null;
   markSelected();
   try {
     applySettings(await invoke("update_settings", { patch: { monitor: index } }));
   } catch (err) {
-    app.selected = before;
+    [app.selected, app.window] = before;
     markSelected();
     showError("Couldn't switch screens: " + message(err));
   }
@@ -139,16 +170,27 @@ async function refreshThumbnails() {
   thumbsBusy = true;
   try {
     const list = await invoke("list_monitors");
-    if (JSON.stringify(list) !== JSON.stringify(app.monitors)) {
+    // Windows come and go; their positions do not make a new list.
+    const windows = (await invoke("list_windows").catch(() => []))
+      .map(({ id, title, app: program, width, height }) => ({ id, title, app: program, width, height }));
+    if (JSON.stringify(list) !== JSON.stringify(app.monitors) || JSON.stringify(windows) !== JSON.stringify(app.windows)) {
       app.monitors = list;
+      app.windows = windows;
       if (!list.some((m) => m.index === app.selected)) app.selected = pickMonitor(app.settings.monitor);
       renderMonitors();
     }
-    await Promise.all(app.monitors.map(async (m) => {
-      const url = await invoke("monitor_thumbnail", { index: m.index });
-      const img = ui.monitors.querySelector(`[data-index="${m.index}"] img`);
-      if (img && url) { img.src = url; img.hidden = false; }
-    }));
+    await Promise.all([
+      ...app.monitors.map(async (m) => {
+        const url = await invoke("monitor_thumbnail", { index: m.index });
+        const img = ui.monitors.querySelector(`[data-index="${m.index}"] img`);
+        if (img && url) { img.src = url; img.hidden = false; }
+      }),
+      ...app.windows.map(async (w) => {
+        const url = await invoke("window_thumbnail", { id: w.id }).catch(() => null);
+        const img = ui.monitors.querySelector(`[data-window="${w.id}"] img`);
+        if (img && url) { img.src = url; img.hidden = false; }
+      }),
+    ]);
     thumbErrors();
   } catch (err) {
     thumbErrors(err);
@@ -180,6 +222,10 @@ function applySettings(s) {
     ui.maxWidth.value = value;
   }
   if (typeof s.show_pointer === "boolean") ui.showPointer.checked = s.show_pointer;
+  if (s.window !== undefined) {
+    const id = typeof s.window === "number" ? s.window : null;
+    if (id !== app.window) { app.window = id; markSelected(); }
+  }
   if (s.pin !== undefined && document.activeElement !== ui.pin) ui.pin.value = s.pin ?? "";
   if (typeof s.require_approval === "boolean") ui.requireApproval.checked = s.require_approval;
   if (s.max_viewers != null && document.activeElement !== ui.maxViewers) ui.maxViewers.value = s.max_viewers;
@@ -220,7 +266,7 @@ async function startShare() {
   setBusy(true);
   setState("starting");
   // paused: false, since pressing Share means "show my screen now".
-  const settings = { monitor: app.selected, fps: +ui.fps.value, quality: +ui.quality.value, max_width: maxWidthValue(), paused: false, show_pointer: ui.showPointer.checked,
+  const settings = { monitor: app.selected, window: app.window, fps: +ui.fps.value, quality: +ui.quality.value, max_width: maxWidthValue(), paused: false, show_pointer: ui.showPointer.checked,
     pin: ui.pin.value.trim() || null, require_approval: ui.requireApproval.checked, max_viewers: +ui.maxViewers.value || 50 };
   try {
     const result = await invoke("start_share", { settings });

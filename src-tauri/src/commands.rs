@@ -1,8 +1,8 @@
 //! The window's commands: each a few lines calling the [`Presenter`] or the engine.
 
 use base64::Engine;
-use screenshare_core::capture::{MonitorInfo, ask_display};
-use screenshare_core::{MonitorChoice, Settings, SettingsPatch};
+use screenshare_core::capture::{MonitorInfo, WindowInfo, ask_display};
+use screenshare_core::{MonitorChoice, Settings, SettingsPatch, WindowChoice};
 use tauri::State;
 
 use crate::error::CommandError;
@@ -28,6 +28,31 @@ pub async fn monitor_thumbnail(
     let jpeg =
         blocking(move || screens.thumbnail(Some(&MonitorChoice::Index(index)), THUMBNAIL_WIDTH))
             .await??;
+    Ok(jpeg_data_url(&jpeg))
+}
+
+#[tauri::command]
+pub async fn list_windows(
+    presenter: State<'_, Presenter>,
+) -> Result<Vec<WindowInfo>, CommandError> {
+    let screens = presenter.screens();
+    let windows = ask_display(move || screens.windows()).await?;
+    // The presenter's own window is not something to share.
+    let own = std::process::id();
+    Ok(windows
+        .into_iter()
+        .filter(|window| window.pid != Some(own))
+        .collect())
+}
+
+#[tauri::command]
+pub async fn window_thumbnail(
+    presenter: State<'_, Presenter>,
+    id: u32,
+) -> Result<String, CommandError> {
+    let screens = presenter.screens();
+    let jpeg = blocking(move || screens.window_thumbnail(&WindowChoice::Id(id), THUMBNAIL_WIDTH))
+        .await??;
     Ok(jpeg_data_url(&jpeg))
 }
 

@@ -53,6 +53,8 @@ pub fn run() {
             commands::preview,
             commands::admit_viewer,
             commands::remove_viewer,
+            commands::list_windows,
+            commands::window_thumbnail,
         ])
         .on_window_event(|window, event| {
             if let WindowEvent::CloseRequested { .. } = event {

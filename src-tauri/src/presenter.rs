@@ -194,9 +194,11 @@ impl Presenter {
     }
 
     fn remember(&self, settings: Settings) {
-        // The PIN is for this session only: never written to disk.
+        // The PIN is for this session only, and a window's id means nothing to the next one:
+        // neither is written to disk.
         self.store.save(&Settings {
             pin: None,
+            window: None,
             ..settings.clone()
         });
         *self.settings.lock().unwrap_or_else(PoisonError::into_inner) = settings;

@@ -573,3 +573,91 @@ async fn keyboard_alone_shares_pauses_stops_and_the_settings_last() -> anyhow::R
     let _ = std::fs::remove_dir_all(&config);
     kept.map(drop)
 }
+
+#[tokio::test]
+async fn a_window_card_shares_that_window_alone() -> anyhow::Result<()> {
+    let xvfb = Xvfb::start_sized(1920, 1080)?;
+    xvfb.paint("#204020")?;
+    // A window manager and one window to share, far from where the app's window opens.
+    let mut wm = xvfb
+        .command("jwm")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut slides = xvfb
+        .command("xterm")
+        .args([
+            "-title",
+            "slides",
+            "-bg",
+            "#d0a020",
+            "-fg",
+            "#d0a020",
+            "-cr",
+            "#d0a020",
+            "-geometry",
+            "50x15+1300+700",
+            "-e",
+            "sleep",
+            "600",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let driver = Driver::start(&xvfb)?;
+    let client = driver.connect().await?;
+    let card = eventually(PATIENCE, "a card for the slides window", || async {
+        for card in client
+            .find_all(Locator::Css("#monitors .card.window"))
+            .await
+            .ok()?
+        {
+            // The title attribute: WebKitWebDriver's element text is unreliable here.
+            if card.attr("title").await.ok()?.as_deref() == Some("slides") {
+                return Some(card);
+            }
+        }
+        None
+    })
+    .await?;
+    card.click().await?;
+    eventually(PATIENCE, "the window card to be chosen", || async {
+        (card.attr("aria-checked").await.ok()?.as_deref() == Some("true")).then_some(())
+    })
+    .await?;
+    client.find(Locator::Id("share")).await?.click().await?;
+    let url = eventually(PATIENCE, "the share URL", || async {
+        let url = text(&client, "url").await;
+        url.starts_with("http://127.0.0.1:").then_some(url)
+    })
+    .await?;
+    let http = reqwest::Client::new();
+    let (width, height) = eventually(PATIENCE, "a frame of the window alone", || async {
+        let bytes = http
+            .get(format!("{url}screen.png"))
+            .send()
+            .await
+            .ok()?
+            .bytes()
+            .await
+            .ok()?;
+        let image = image::load_from_memory(&bytes).ok()?.to_rgb8();
+        let yellow = image
+            .pixels()
+            .filter(|pixel| pixel.0 == [0xd0, 0xa0, 0x20])
+            .count();
+        (yellow as f64 > image.pixels().len() as f64 * 0.95).then_some(image.dimensions())
+    })
+    .await?;
+    assert!(
+        width < 1920 && height < 1080,
+        "the window, not the monitor: {width}x{height}"
+    );
+    client.find(Locator::Id("stop")).await?.click().await?;
+    let _ = client.close().await;
+    let _ = slides.kill();
+    let _ = slides.wait();
+    let _ = wm.kill();
+    let _ = wm.wait();
+    Ok(())
+}

@@ -35,6 +35,8 @@ pub const TEST: &[&[&str]] = &[
         "x11-xserver-utils",
         "xdotool",
         "xterm",
+        // A window manager, for sharing one window (its client list).
+        "jwm",
         "chromium",
         "chromium-driver",
         "webkit2gtk-driver",

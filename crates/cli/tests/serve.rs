@@ -480,3 +480,90 @@ async fn capture_stops_when_the_last_viewer_leaves() {
         "a new viewer gets a fresh grab: {grabs} then {again}"
     );
 }
+
+#[tokio::test]
+async fn two_monitors_switch_live_and_a_removed_one_is_lost_until_the_other_is_picked() {
+    let xvfb = Xvfb::start_sized(640, 200).expect("Xvfb");
+    xvfb.run(
+        "xrandr",
+        &["--setmonitor", "LEFT", "320/85x200/53+0+0", "screen"],
+    )
+    .expect("left monitor");
+    xvfb.run(
+        "xrandr",
+        &["--setmonitor", "RIGHT", "320/85x200/53+320+0", "none"],
+    )
+    .expect("right monitor");
+    xvfb.fill(0, 0, 320, 200, [200, 0, 0]).expect("left half");
+    xvfb.fill(320, 0, 320, 200, [0, 0, 200])
+        .expect("right half");
+    let served = Served::start(BIN, &xvfb, &["--monitor", "RIGHT", "--fps", "10"]).expect("serve");
+    let status_url = control(&served, "status");
+    let shows = |colour: [u8; 3]| {
+        let url = served.viewer("screen.png");
+        async move {
+            eventually(
+                Duration::from_secs(15),
+                &format!("frames of {colour:?}"),
+                || {
+                    let url = url.clone();
+                    async move {
+                        let response = reqwest::get(&url).await.ok()?;
+                        let image = image::load_from_memory(&response.bytes().await.ok()?)
+                            .ok()?
+                            .to_rgb8();
+                        (image.dimensions() == (320, 200) && image.get_pixel(160, 100).0 == colour)
+                            .then_some(())
+                    }
+                },
+            )
+            .await
+        }
+    };
+    shows([0, 0, 200]).await.expect("the right half");
+    let patch = |body: Value| {
+        let url = served.control_url.clone();
+        async move {
+            reqwest::Client::new()
+                .patch(&url)
+                .json(&body)
+                .send()
+                .await
+                .expect("patch")
+                .status()
+        }
+    };
+    assert_eq!(patch(json!({"monitor": "LEFT"})).await, 200);
+    shows([200, 0, 0]).await.expect("the left half, live");
+    // The shared monitor goes away (a projector unplugged): the share says so and keeps the
+    // last picture; picking the other one carries on.
+    xvfb.run("xrandr", &["--delmonitor", "LEFT"])
+        .expect("remove LEFT");
+    let lost = eventually(Duration::from_secs(15), "the loss to show", || {
+        let status_url = status_url.clone();
+        async move {
+            let status = get_json(&status_url).await;
+            (status["state"] == "source_lost").then_some(status)
+        }
+    });
+    // Someone keeps watching, so capture keeps looking.
+    let watcher = tokio::spawn({
+        let url = served.viewer("screen.png");
+        async move {
+            loop {
+                let _ = reqwest::get(&url).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    });
+    let lost = lost.await.expect("source lost");
+    assert!(
+        lost["error"].as_str().unwrap_or_default().contains("LEFT"),
+        "{lost}"
+    );
+    assert_eq!(patch(json!({"monitor": "RIGHT"})).await, 200);
+    shows([0, 0, 200]).await.expect("the other monitor");
+    let live = get_json(&status_url).await;
+    assert_eq!(live["state"], "live", "{live}");
+    watcher.abort();
+}

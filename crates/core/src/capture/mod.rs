@@ -49,6 +49,8 @@ pub struct WindowInfo {
     pub height: u32,
     pub x: i32,
     pub y: i32,
+    /// The process that owns it, where the window says (`_NET_WM_PID`).
+    pub pid: Option<u32>,
 }
 
 /// The window `choice` names among `windows`: by id, by whole title, or by a part of the title
@@ -145,6 +147,17 @@ pub trait Screens: Send + Sync + 'static {
         width: u32,
     ) -> Result<Vec<u8>, ThumbnailError> {
         let mut source = self.open(choice)?;
+        let grab = source.grab()?;
+        Ok(crate::encode::thumbnail_jpeg(grab.picture, width, 70)?)
+    }
+
+    /// One grab of window `choice` as a small JPEG `width` wide, for the picker. Blocks.
+    fn window_thumbnail(
+        &self,
+        choice: &WindowChoice,
+        width: u32,
+    ) -> Result<Vec<u8>, ThumbnailError> {
+        let mut source = self.open_window(choice)?;
         let grab = source.grab()?;
         Ok(crate::encode::thumbnail_jpeg(grab.picture, width, 70)?)
     }

@@ -412,38 +412,7 @@ impl X11Source {
         if !self.sees_pointer {
             return Ok(None);
         }
-        let reply = self
-            .conn
-            .xfixes_get_cursor_image()
-            .map_err(failed)?
-            .reply()
-            .map_err(failed)?;
-        let serial = u64::from(reply.cursor_serial);
-        let shape = match &self.shape {
-            Some(shape) if shape.serial == serial => shape.clone(),
-            _ => {
-                let shape = Arc::new(PointerShape {
-                    serial,
-                    width: u32::from(reply.width),
-                    height: u32::from(reply.height),
-                    hot_x: u32::from(reply.xhot),
-                    hot_y: u32::from(reply.yhot),
-                    rgba: straight_rgba(&reply.cursor_image),
-                });
-                self.shape = Some(shape.clone());
-                shape
-            }
-        };
-        let x = i32::from(reply.x) - self.area.x as i32;
-        let y = i32::from(reply.y) - self.area.y as i32;
-        let visible =
-            x >= 0 && y >= 0 && (x as u32) < self.area.width && (y as u32) < self.area.height;
-        Ok(Some(PointerState {
-            x,
-            y,
-            visible,
-            shape,
-        }))
+        read_pointer(&self.conn, &mut self.shape, self.area).map(Some)
     }
 }
 
@@ -579,7 +548,46 @@ fn track_damage(conn: &RustConnection, root: xproto::Window) -> Result<DamageTra
 }
 
 /// XFIXES gives premultiplied ARGB words; PNG and the page want straight RGBA bytes.
-pub(crate) fn straight_rgba(argb: &[u32]) -> Vec<u8> {
+/// Where the pointer is relative to `area` (root coordinates), and its shape, reusing the shape
+/// kept in `shape` while the server's serial says it is the same.
+pub(crate) fn read_pointer(
+    conn: &RustConnection,
+    shape: &mut Option<Arc<PointerShape>>,
+    area: Rect,
+) -> Result<PointerState, CaptureError> {
+    let reply = conn
+        .xfixes_get_cursor_image()
+        .map_err(failed)?
+        .reply()
+        .map_err(failed)?;
+    let serial = u64::from(reply.cursor_serial);
+    let current = match shape {
+        Some(kept) if kept.serial == serial => kept.clone(),
+        _ => {
+            let fresh = Arc::new(PointerShape {
+                serial,
+                width: u32::from(reply.width),
+                height: u32::from(reply.height),
+                hot_x: u32::from(reply.xhot),
+                hot_y: u32::from(reply.yhot),
+                rgba: straight_rgba(&reply.cursor_image),
+            });
+            *shape = Some(fresh.clone());
+            fresh
+        }
+    };
+    let x = i32::from(reply.x) - area.x as i32;
+    let y = i32::from(reply.y) - area.y as i32;
+    let visible = x >= 0 && y >= 0 && (x as u32) < area.width && (y as u32) < area.height;
+    Ok(PointerState {
+        x,
+        y,
+        visible,
+        shape: current,
+    })
+}
+
+fn straight_rgba(argb: &[u32]) -> Vec<u8> {
     let mut rgba = Vec::with_capacity(argb.len() * 4);
     for &pixel in argb {
         let alpha = (pixel >> 24) as u8;

@@ -52,6 +52,7 @@ struct Atoms {
     utf8: xproto::Atom,
     state: xproto::Atom,
     hidden: xproto::Atom,
+    pid: xproto::Atom,
 }
 
 impl Atoms {
@@ -70,6 +71,7 @@ impl Atoms {
             utf8: atom("UTF8_STRING")?,
             state: atom("_NET_WM_STATE")?,
             hidden: atom("_NET_WM_STATE_HIDDEN")?,
+            pid: atom("_NET_WM_PID")?,
         })
     }
 }
@@ -97,10 +99,17 @@ fn describe(
     let app = text_property(conn, id, AtomEnum::WM_CLASS.into(), AtomEnum::STRING.into())?
         .and_then(|class| class.split('\0').nth(1).map(str::to_owned))
         .unwrap_or_default();
+    let pid = conn
+        .get_property(false, id, atoms.pid, AtomEnum::CARDINAL, 0, 1)
+        .map_err(failed)?
+        .reply()
+        .ok()
+        .and_then(|reply| reply.value32().and_then(|mut values| values.next()));
     Ok(Some(WindowInfo {
         id,
         title,
         app,
+        pid,
         width: area.width,
         height: area.height,
         x: area.x as i32,
@@ -349,37 +358,7 @@ impl X11WindowSource {
         if !self.sees_pointer {
             return Ok(None);
         }
-        let reply = self
-            .conn
-            .xfixes_get_cursor_image()
-            .map_err(failed)?
-            .reply()
-            .map_err(failed)?;
-        let serial = u64::from(reply.cursor_serial);
-        let shape = match &self.shape {
-            Some(shape) if shape.serial == serial => shape.clone(),
-            _ => {
-                let shape = Arc::new(PointerShape {
-                    serial,
-                    width: u32::from(reply.width),
-                    height: u32::from(reply.height),
-                    hot_x: u32::from(reply.xhot),
-                    hot_y: u32::from(reply.yhot),
-                    rgba: super::x11::straight_rgba(&reply.cursor_image),
-                });
-                self.shape = Some(shape.clone());
-                shape
-            }
-        };
-        let x = i32::from(reply.x) - area.x as i32;
-        let y = i32::from(reply.y) - area.y as i32;
-        let visible = x >= 0 && y >= 0 && (x as u32) < area.width && (y as u32) < area.height;
-        Ok(Some(PointerState {
-            x,
-            y,
-            visible,
-            shape,
-        }))
+        super::x11::read_pointer(&self.conn, &mut self.shape, area).map(Some)
     }
 }
 
