@@ -578,6 +578,15 @@ async fn keyboard_alone_shares_pauses_stops_and_the_settings_last() -> anyhow::R
 async fn a_window_card_shares_that_window_alone() -> anyhow::Result<()> {
     let xvfb = Xvfb::start_sized(1920, 1080)?;
     xvfb.paint("#204020")?;
+    // Two monitors, as a desktop with a projector sets them up.
+    xvfb.run(
+        "xrandr",
+        &["--setmonitor", "LEFT", "960/254x1080/286+0+0", "screen"],
+    )?;
+    xvfb.run(
+        "xrandr",
+        &["--setmonitor", "RIGHT", "960/254x1080/286+960+0", "none"],
+    )?;
     // A window manager and one window to share, far from where the app's window opens.
     let mut wm = xvfb
         .command("jwm")
@@ -620,6 +629,15 @@ async fn a_window_card_shares_that_window_alone() -> anyhow::Result<()> {
         None
     })
     .await?;
+    let monitors = client
+        .find_all(Locator::Css("#monitors .card[data-index]"))
+        .await?;
+    let mut names = Vec::new();
+    for card in &monitors {
+        names.push(card.attr("title").await?.unwrap_or_default());
+    }
+    names.sort();
+    assert_eq!(names, ["LEFT", "RIGHT"], "a card for each monitor");
     card.click().await?;
     eventually(PATIENCE, "the window card to be chosen", || async {
         (card.attr("aria-checked").await.ok()?.as_deref() == Some("true")).then_some(())
