@@ -7,6 +7,7 @@
 //!   screenshare processes and headless Chromium).
 //! - `cargo xtask bench`: measures capture, encode and serving, and writes docs/BENCHMARKS.md.
 //! - `cargo xtask dist`: a Debian package of the desktop app and the CLI, in target/dist/.
+//! - `cargo xtask screenshots`: retakes docs/viewer.png and docs/presenter.png.
 //! - `cargo xtask icons`: remakes the app's icon set from icons/source.png.
 
 mod bench;
@@ -14,6 +15,7 @@ mod dist;
 mod icons;
 mod packages;
 mod peer;
+mod screenshots;
 mod siege;
 mod viewers;
 mod virtual_screen;
@@ -25,7 +27,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{Context, bail};
 
-const USAGE: &str = "usage: cargo xtask <run [--headless] [serve flags] | test [cargo test args] | bench | dist [--debug] | icons>";
+const USAGE: &str = "usage: cargo xtask <run [--headless] [serve flags] | test [cargo test args] | bench | dist [--debug] | screenshots | icons>";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::bench(&rest),
         Some("dist") => dist::dist(rest.iter().any(|arg| arg == "--debug")),
         Some("icons") => icons::generate(&workspace_root().join("icons")),
+        Some("screenshots") => screenshots::screenshots(),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())

@@ -97,7 +97,7 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, count: Option<Arc<AtomicU64>>) {
     let _ = to.shutdown(Shutdown::Both);
 }
 
-struct Killed(Child);
+pub(crate) struct Killed(pub(crate) Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -129,7 +129,7 @@ fn chromium(url: &str, profile: &std::path::Path) -> anyhow::Result<Killed> {
         .context("cannot start chromium")
 }
 
-fn profile_dir(name: &str) -> std::path::PathBuf {
+pub(crate) fn profile_dir(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("screenshare-bench-{name}-{}", std::process::id()))
 }
 
@@ -293,14 +293,14 @@ pub fn glass_to_glass(stage: &Stage, samples: usize) -> anyhow::Result<(f64, f64
 }
 
 /// Just enough of the WebDriver protocol to open a page and run a script.
-struct WebDriver {
+pub(crate) struct WebDriver {
     port: u16,
     session: String,
     profile: std::path::PathBuf,
 }
 
 impl WebDriver {
-    fn new(port: u16, profile: &std::path::Path) -> anyhow::Result<Self> {
+    pub(crate) fn new(port: u16, profile: &std::path::Path) -> anyhow::Result<Self> {
         let capabilities = serde_json::json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": [
@@ -322,7 +322,7 @@ impl WebDriver {
         })
     }
 
-    fn call(
+    pub(crate) fn call(
         &self,
         method: &str,
         what: &str,
@@ -332,11 +332,11 @@ impl WebDriver {
             self.port,
             method,
             &format!("/session/{}/{what}", self.session),
-            Some(&body),
+            (!body.is_null()).then_some(&body),
         )
     }
 
-    fn execute(&self, script: &str) -> anyhow::Result<serde_json::Value> {
+    pub(crate) fn execute(&self, script: &str) -> anyhow::Result<serde_json::Value> {
         let reply = self.call(
             "POST",
             "execute/sync",
@@ -418,11 +418,11 @@ fn read_chunked(reader: &mut impl std::io::BufRead) -> anyhow::Result<Vec<u8>> {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn wait_for_port(port: u16) -> anyhow::Result<()> {
+pub(crate) fn wait_for_port(port: u16) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if Instant::now() > deadline {

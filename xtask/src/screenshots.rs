@@ -1,0 +1,112 @@
+//! `cargo xtask screenshots`: retakes both pictures in docs/ from the repository root. The viewer
+//! page is headless Chromium on a live share of a virtual 1280x720 screen (a clock, a terminal
+//! running `top`, the pointer); the presenter window is the real Tauri window as its end-to-end
+//! test drives it (with a viewer waiting to be let in).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use base64::Engine;
+
+use crate::peer::{Killed, WebDriver, free_port, profile_dir, wait_for_port};
+use crate::virtual_screen::VirtualScreen;
+use crate::{cargo, cargo_command, packages, workspace_root};
+
+pub fn screenshots() -> anyhow::Result<()> {
+    packages::ensure(packages::TEST)?;
+    // The virtual screen's clock.
+    packages::ensure(&[&["x11-apps"]])?;
+    viewer()?;
+    presenter()
+}
+
+fn viewer() -> anyhow::Result<()> {
+    cargo(&["build", "--package", "screenshare-cli"])?;
+    let screen = VirtualScreen::start_sized(1280, 720, "1")?;
+    let mut serve = Killed(
+        Command::new(workspace_root().join("target/debug/screenshare"))
+            .args(["serve", "--bind", "127.0.0.1", "--port", "0"])
+            .env("DISPLAY", screen.display())
+            .env_remove("WAYLAND_DISPLAY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start screenshare")?,
+    );
+    let stdout = serve.0.stdout.take().context("its output")?;
+    let viewer = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.strip_prefix("viewer ")
+                .map(|url| url.trim().to_owned())
+        })
+        .context("screenshare printed no viewer URL")?;
+    // The pointer where a presenter would point, over the terminal.
+    Command::new("xdotool")
+        .args(["mousemove", "700", "420"])
+        .env("DISPLAY", screen.display())
+        .status()?;
+    let port = free_port()?;
+    let _driver = Killed(
+        Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start chromedriver")?,
+    );
+    wait_for_port(port)?;
+    let browser = WebDriver::new(port, &profile_dir("screenshot"))?;
+    browser.call("POST", "url", serde_json::json!({ "url": viewer }))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while browser
+        .execute("return document.body.dataset.state")?
+        .as_str()
+        != Some("live")
+    {
+        if Instant::now() > deadline {
+            let said =
+                browser.execute("return document.getElementById('status-text').textContent")?;
+            bail!("the page never went live: it says {said}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The toolbar shows while the pointer has just moved: a picture with it, as a viewer sees.
+    std::thread::sleep(Duration::from_millis(1500));
+    browser.execute("document.dispatchEvent(new MouseEvent('mousemove')); return 0")?;
+    let shot = browser.call("GET", "screenshot", serde_json::Value::Null)?;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(shot["value"].as_str().context("no screenshot")?)
+        .context("the screenshot is not base64")?;
+    let path = workspace_root().join("docs/viewer.png");
+    std::fs::write(&path, png)?;
+    eprintln!("xtask: wrote {}", path.display());
+    Ok(())
+}
+
+fn presenter() -> anyhow::Result<()> {
+    let mut test = cargo_command(&[
+        "test",
+        "--package",
+        "screenshare-desktop",
+        "--test",
+        "window",
+        "--",
+        "presenter_shares_and_steers_a_live_share",
+    ]);
+    test.env("SCREENSHARE_E2E_SCREENSHOT", "docs/presenter.png")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY");
+    let status = test.status().context("cannot run the window test")?;
+    if !status.success() {
+        bail!("the window test failed; no picture taken");
+    }
+    eprintln!(
+        "xtask: wrote {}",
+        workspace_root().join("docs/presenter.png").display()
+    );
+    Ok(())
+}
