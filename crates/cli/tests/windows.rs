@@ -228,6 +228,33 @@ async fn one_window_is_shared_alone_follows_it_and_says_when_it_closes() -> anyh
         all_of(&frame(&served).await?, rgb("#3050c0").ok()?).then_some(())
     })
     .await?;
+    // Minimised: viewers are told, and it comes back when restored.
+    xdotool(&xvfb, &["search", "--name", "^beta$", "windowminimize"])?;
+    eventually(
+        PATIENCE,
+        "the share to say the window is minimised",
+        || async {
+            let status: Value = reqwest::get(served.viewer("status"))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (status["window_gone"] == "minimised").then_some(())
+        },
+    )
+    .await?;
+    xdotool(&xvfb, &["search", "--name", "^beta$", "windowactivate"])?;
+    eventually(PATIENCE, "the restored window live again", || async {
+        let status: Value = reqwest::get(served.viewer("status"))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (status["state"] == "live" && status["window_gone"].is_null()).then_some(())
+    })
+    .await?;
     let unknown = reqwest::Client::new()
         .patch(&served.control_url)
         .json(&serde_json::json!({ "window": id }))
