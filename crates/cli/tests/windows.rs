@@ -5,7 +5,8 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use screenshare_testkit::{Served, Xvfb, close_to, eventually, rgb};
+use fantoccini::Locator;
+use screenshare_testkit::{Browser, Served, Xvfb, close_to, eventually, rgb};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_screenshare");
@@ -106,6 +107,19 @@ fn all_of(image: &image::RgbImage, colour: [u8; 3]) -> bool {
     matching as f64 >= image.pixels().len() as f64 * 0.98
 }
 
+/// Waits until the page's status line says `text`.
+async fn page_says(browser: &Browser, text: &str) -> anyhow::Result<()> {
+    eventually(PATIENCE, &format!("the page to say {text:?}"), || async {
+        let element = browser
+            .client()
+            .find(Locator::Id("status-text"))
+            .await
+            .ok()?;
+        (element.text().await.ok()? == text).then_some(())
+    })
+    .await
+}
+
 fn xdotool(xvfb: &Xvfb, args: &[&str]) -> anyhow::Result<()> {
     let status = xvfb.command("xdotool").args(args).status()?;
     anyhow::ensure!(status.success(), "xdotool {args:?} failed");
@@ -200,9 +214,29 @@ async fn one_window_is_shared_alone_follows_it_and_says_when_it_closes() -> anyh
     let covered = frame(&served).await.expect("a frame");
     assert!(all_of(&covered, red), "the covered window's own pixels");
 
-    // Closed: the last picture stays, and viewers are told why.
+    // Closed: the last picture stays, and viewers are told why, in the page too.
+    let browser = Browser::start().await?;
+    browser.client().goto(served.viewer_url()).await?;
+    page_says(&browser, "Live").await?;
     let _ = alpha.0.kill();
     let _ = alpha.0.wait();
+    if let Err(error) = page_says(
+        &browser,
+        "The shared window was closed — showing its last picture",
+    )
+    .await
+    {
+        let said = browser
+            .client()
+            .execute(
+                "return document.getElementById('status-text').textContent",
+                vec![],
+            )
+            .await?;
+        let status = reqwest::get(served.viewer("status")).await?.text().await?;
+        anyhow::bail!("{error}: the page says {said}; status {status}");
+    }
+    browser.close().await?;
     let viewer_status = eventually(PATIENCE, "the share to say the window closed", || async {
         let status: Value = reqwest::get(served.viewer("status"))
             .await

@@ -309,6 +309,8 @@ impl CaptureLoop {
         self.lost(&error.to_string(), settings);
         let gone = match error {
             super::CaptureError::WindowGone(gone) => Some(*gone),
+            // Retrying a window that is not there any more: it was closed.
+            super::CaptureError::UnknownWindow { .. } => Some(super::WindowGone::Closed),
             _ => None,
         };
         self.state
