@@ -774,7 +774,8 @@ async fn a_touch_screen_pinches_in_pans_and_double_taps_back_to_fit() -> anyhow:
 
 #[tokio::test]
 async fn the_page_says_when_the_screen_is_lost_and_comes_back() -> anyhow::Result<()> {
-    let mut xvfb = screen("#a03060");
+    let mut xvfb = Xvfb::start_restartable()?;
+    xvfb.paint("#a03060")?;
     let served = Served::start(BIN, &xvfb, &["--fps", "15"])?;
     let browser = Browser::start().await?;
     browser.client().goto(served.viewer_url()).await?;

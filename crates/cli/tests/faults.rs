@@ -28,7 +28,7 @@ async fn centre_colour(served: &Served) -> Option<[u8; 3]> {
 
 #[tokio::test]
 async fn share_recovers_by_itself_when_the_x_server_restarts() -> anyhow::Result<()> {
-    let mut xvfb = Xvfb::start()?;
+    let mut xvfb = Xvfb::start_restartable()?;
     xvfb.paint("#3050a0")?;
     let served = Served::start(BIN, &xvfb, &["--fps", "10"])?;
     let before = rgb("#3050a0")?;

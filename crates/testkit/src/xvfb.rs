@@ -29,6 +29,24 @@ impl Xvfb {
         Self::launch(None, width, height)
     }
 
+    /// A 640x480 screen that a test may crash and restart ([`Xvfb::crash`], [`Xvfb::restart`]).
+    /// Its display number is drawn from a range of its own (500 and up): the others take the
+    /// lowest free one, and one of them must not take this display while it is down.
+    pub fn start_restartable() -> anyhow::Result<Self> {
+        let first = 500 + std::process::id() % 300;
+        let mut last_error = None;
+        for number in (first..first + 200).filter(|n| {
+            !std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+                && !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists()
+        }) {
+            match Self::launch(Some(&format!(":{number}")), 640, 480) {
+                Ok(xvfb) => return Ok(xvfb),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no free display from :{first}")))
+    }
+
     /// Starts Xvfb on `display` (a free one when `None`).
     fn launch(display: Option<&str>, width: u32, height: u32) -> anyhow::Result<Self> {
         // -displayfd 1: Xvfb picks a free display number and prints it once it accepts clients.
@@ -61,14 +79,30 @@ impl Xvfb {
             )?;
         let stdin = watchdog.stdin.take().context("Xvfb watchdog stdin")?;
         let stdout = watchdog.stdout.take().context("Xvfb stdout")?;
-        // Two lines, in either order: the watchdog's "pid N", and Xvfb's display number.
-        let mut lines = BufReader::new(stdout).lines();
-        let (mut pid, mut number) = (None, None);
+        // Two lines, in either order: the watchdog's "pid N", and Xvfb's display number. Read on
+        // a thread, with a deadline: an Xvfb that dies at start prints no number, and the
+        // watchdog keeps the pipe open.
+        let (lines_tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (mut pid, mut number): (Option<u32>, Option<u32>) = (None, None);
         while pid.is_none() || number.is_none() {
-            let line = lines
-                .next()
-                .context("Xvfb exited before it was ready; is it installed?")?
-                .context("reading Xvfb's display number")?;
+            let Ok(line) = lines.recv_timeout(std::time::Duration::from_secs(15)) else {
+                if let Some(pid) = pid {
+                    let _ = Command::new("kill")
+                        .args(["-KILL", &pid.to_string()])
+                        .status();
+                }
+                drop(stdin);
+                let _ = watchdog.kill();
+                let _ = watchdog.wait();
+                bail!("Xvfb did not start within 15 s (is it installed? is the display taken?)");
+            };
             match line.trim().strip_prefix("pid ") {
                 Some(found) => pid = found.parse::<u32>().ok(),
                 None => {
@@ -117,7 +151,7 @@ impl Xvfb {
         let (width, height) = self.size;
         let display = self.display.clone();
         // The dead server's socket may linger a moment: try until the display is ours again.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
         let restarted = loop {
             match Self::launch(Some(&display), width, height) {
                 Ok(restarted) => break restarted,
