@@ -16,6 +16,9 @@ pub struct Browser {
     driver: Child,
     client: Client,
     profile: PathBuf,
+    /// chromedriver's port and the session's id, to end the session from `Drop`.
+    port: u16,
+    session: Option<String>,
 }
 
 impl Browser {
@@ -61,10 +64,13 @@ impl Browser {
                 .await
             {
                 Ok(client) => {
+                    let session = client.session_id().await.ok().flatten();
                     return Ok(Self {
                         driver,
                         client,
                         profile,
+                        port,
+                        session,
                     });
                 }
                 Err(error) => last_error = Some(error),
@@ -106,8 +112,29 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // A test that failed before `close()` still ends its session, so chromedriver stops
+        // Chromium (killing chromedriver alone would leave Chromium running).
+        if let Some(session) = &self.session {
+            end_session(self.port, session);
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// `DELETE /session/<id>` on chromedriver, blocking, with a short timeout.
+fn end_session(port: u16, session: &str) {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let request = format!(
+        "DELETE /session/{session} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\r\n"
+    );
+    if stream.write_all(request.as_bytes()).is_ok() {
+        let mut answer = [0u8; 512];
+        let _ = stream.read(&mut answer);
     }
 }

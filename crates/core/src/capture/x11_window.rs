@@ -190,6 +190,9 @@ pub(crate) struct X11WindowSource {
     picture: Picture,
     /// Composite is there: read the window's own pixels, covered or not.
     composited: bool,
+    /// The id each grab names the window's pixmap with, and frees again: one id, reused, so a
+    /// long share never runs the connection out of ids.
+    pixmap: xproto::Pixmap,
     sees_pointer: bool,
     shape: Option<Arc<PointerShape>>,
 }
@@ -236,7 +239,9 @@ impl X11WindowSource {
             scale_factor: 1.0,
             is_primary: false,
         };
+        let pixmap = conn.generate_id().map_err(failed)?;
         Ok(Self {
+            pixmap,
             conn,
             root,
             window: window.id,
@@ -327,7 +332,7 @@ impl X11WindowSource {
         else {
             return Ok(None);
         };
-        let pixmap = self.conn.generate_id().map_err(failed)?;
+        let pixmap = self.pixmap;
         if self
             .conn
             .composite_name_window_pixmap(frame, pixmap)
