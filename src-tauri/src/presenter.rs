@@ -147,6 +147,11 @@ impl Presenter {
                     screenshare_core::capture::ask_display(move || screens.find(choice.as_ref()))
                         .await?;
                 }
+                if let Some(window) = patch.new_window() {
+                    let (screens, window) = (self.screens.clone(), window.clone());
+                    screenshare_core::capture::ask_display(move || screens.find_window(&window))
+                        .await?;
+                }
                 next
             }
         };
@@ -276,6 +281,16 @@ mod tests {
         let bad: SettingsPatch = serde_json::from_str(r#"{"monitor": 7}"#).expect("patch");
         let error = presenter.update(bad).await.expect_err("no monitor #7");
         assert!(error.to_string().contains("#7"), "{error}");
+        let no_window: SettingsPatch =
+            serde_json::from_str(r#"{"window": "Slides"}"#).expect("patch");
+        let error = presenter
+            .update(no_window)
+            .await
+            .expect_err("no such window");
+        assert!(
+            error.to_string().contains("no window \"Slides\""),
+            "{error}"
+        );
 
         let info = presenter
             .start(Settings {
