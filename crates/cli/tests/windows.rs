@@ -213,6 +213,30 @@ async fn one_window_is_shared_alone_follows_it_and_says_when_it_closes() -> anyh
     assert_eq!(status["capture"], "x11-window-composite", "{status}");
     let covered = frame(&served).await.expect("a frame");
     assert!(all_of(&covered, red), "the covered window's own pixels");
+    // Dragged half past the screen's left edge: still all of it.
+    xdotool(
+        &xvfb,
+        &[
+            "search",
+            "--name",
+            "^alpha$",
+            "windowmove",
+            "--",
+            "-150",
+            "100",
+        ],
+    )?;
+    eventually(PATIENCE, "the window moved off the edge", || async {
+        (listed(&xvfb, "alpha").await.ok()?["x"].as_i64()? < 0).then_some(())
+    })
+    .await?;
+    let past_the_edge = frame(&served).await.expect("a frame");
+    assert_eq!(
+        past_the_edge.dimensions(),
+        resized.dimensions(),
+        "the whole window"
+    );
+    assert!(all_of(&past_the_edge, red));
 
     // Closed: the last picture stays, and viewers are told why, in the page too.
     let browser = Browser::start().await?;

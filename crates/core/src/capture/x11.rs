@@ -412,7 +412,7 @@ impl X11Source {
         if !self.sees_pointer {
             return Ok(None);
         }
-        read_pointer(&self.conn, &mut self.shape, self.area).map(Some)
+        read_pointer(&self.conn, &mut self.shape, self.area.into()).map(Some)
     }
 }
 
@@ -553,7 +553,7 @@ fn track_damage(conn: &RustConnection, root: xproto::Window) -> Result<DamageTra
 pub(crate) fn read_pointer(
     conn: &RustConnection,
     shape: &mut Option<Arc<PointerShape>>,
-    area: Rect,
+    area: Placement,
 ) -> Result<PointerState, CaptureError> {
     let reply = conn
         .xfixes_get_cursor_image()
@@ -576,8 +576,8 @@ pub(crate) fn read_pointer(
             fresh
         }
     };
-    let x = i32::from(reply.x) - area.x as i32;
-    let y = i32::from(reply.y) - area.y as i32;
+    let x = i32::from(reply.x) - area.x;
+    let y = i32::from(reply.y) - area.y;
     let visible = x >= 0 && y >= 0 && (x as u32) < area.width && (y as u32) < area.height;
     Ok(PointerState {
         x,
@@ -585,6 +585,27 @@ pub(crate) fn read_pointer(
         visible,
         shape: current,
     })
+}
+
+/// What is captured, in root coordinates: it may start off screen (a window dragged past the
+/// left edge), unlike a [`Rect`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Placement {
+    pub x: i32,
+    pub y: i32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl From<Rect> for Placement {
+    fn from(rect: Rect) -> Self {
+        Self {
+            x: rect.x as i32,
+            y: rect.y as i32,
+            width: rect.width,
+            height: rect.height,
+        }
+    }
 }
 
 fn straight_rgba(argb: &[u32]) -> Vec<u8> {

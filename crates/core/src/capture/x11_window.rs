@@ -16,7 +16,7 @@ use x11rb::protocol::xfixes::ConnectionExt as _;
 use x11rb::protocol::xproto::{self, AtomEnum, ConnectionExt as _, ImageFormat, MapState};
 use x11rb::rust_connection::RustConnection;
 
-use super::x11::failed;
+use super::x11::{Placement, failed};
 use super::{
     CaptureError, Damage, Grab, MonitorInfo, PointerShape, PointerState, Source, WindowGone,
     WindowInfo,
@@ -83,7 +83,7 @@ fn describe(
     atoms: &Atoms,
     id: xproto::Window,
 ) -> Result<Option<WindowInfo>, CaptureError> {
-    let Some(area) = root_area(conn, root, id)? else {
+    let Some(area) = placement(conn, root, id)? else {
         return Ok(None);
     };
     let title = text_property(conn, id, atoms.name, atoms.utf8)?
@@ -112,8 +112,8 @@ fn describe(
         pid,
         width: area.width,
         height: area.height,
-        x: area.x as i32,
-        y: area.y as i32,
+        x: area.x,
+        y: area.y,
     }))
 }
 
@@ -134,12 +134,13 @@ fn text_property(
     Ok(Some(String::from_utf8_lossy(&reply.value).into_owned()))
 }
 
-/// Where `window` is in root coordinates; `None` when it does not exist any more.
-fn root_area(
+/// Where `window` is in root coordinates, whole (it may reach past the screen's edges); `None`
+/// when it does not exist any more.
+fn placement(
     conn: &RustConnection,
     root: xproto::Window,
     window: xproto::Window,
-) -> Result<Option<Rect>, CaptureError> {
+) -> Result<Option<Placement>, CaptureError> {
     let Ok(geometry) = conn.get_geometry(window).map_err(failed)?.reply() else {
         return Ok(None);
     };
@@ -150,15 +151,28 @@ fn root_area(
     else {
         return Ok(None);
     };
-    // Clamped to the root's origin: a window dragged half off screen keeps its visible part.
-    let (x, y) = (i32::from(origin.dst_x), i32::from(origin.dst_y));
-    let (width, height) = (u32::from(geometry.width), u32::from(geometry.height));
-    Ok(Some(Rect::new(
-        x.max(0) as u32,
-        y.max(0) as u32,
-        width.saturating_sub(x.min(0).unsigned_abs()),
-        height.saturating_sub(y.min(0).unsigned_abs()),
-    )))
+    Ok(Some(Placement {
+        x: i32::from(origin.dst_x),
+        y: i32::from(origin.dst_y),
+        width: u32::from(geometry.width),
+        height: u32::from(geometry.height),
+    }))
+}
+
+/// The part of `placement` on a screen `screen_width` x `screen_height`, as a rectangle there.
+fn on_screen(placement: Placement, screen_width: u32, screen_height: u32) -> Option<Rect> {
+    let left = placement.x.max(0);
+    let top = placement.y.max(0);
+    let right = (placement.x + placement.width as i32).min(screen_width as i32);
+    let bottom = (placement.y + placement.height as i32).min(screen_height as i32);
+    (right > left && bottom > top).then(|| {
+        Rect::new(
+            left as u32,
+            top as u32,
+            (right - left) as u32,
+            (bottom - top) as u32,
+        )
+    })
 }
 
 /// The child of the root that holds `window` (its frame, with a reparenting window manager).
@@ -190,6 +204,8 @@ pub(crate) struct X11WindowSource {
     picture: Picture,
     /// Composite is there: read the window's own pixels, covered or not.
     composited: bool,
+    /// The root window's size: what can be read from the screen without Composite.
+    screen: (u32, u32),
     /// The id each grab names the window's pixmap with, and frees again: one id, reused, so a
     /// long share never runs the connection out of ids.
     pixmap: xproto::Pixmap,
@@ -240,8 +256,20 @@ impl X11WindowSource {
             is_primary: false,
         };
         let pixmap = conn.generate_id().map_err(failed)?;
+        let screen = conn
+            .setup()
+            .roots
+            .iter()
+            .find(|screen| screen.root == root)
+            .map_or((0, 0), |screen| {
+                (
+                    u32::from(screen.width_in_pixels),
+                    u32::from(screen.height_in_pixels),
+                )
+            });
         Ok(Self {
             pixmap,
+            screen,
             conn,
             root,
             window: window.id,
@@ -282,41 +310,48 @@ impl X11WindowSource {
         Ok(None)
     }
 
-    /// The window's pixels, `area` being its place on the root.
-    fn read(&mut self, area: Rect) -> Result<(), CaptureError> {
-        let (width, height) = (
-            u16::try_from(area.width).map_err(failed)?,
-            u16::try_from(area.height).map_err(failed)?,
-        );
+    /// The window's pixels: all of them from its pixmap where Composite allows, else the part of
+    /// the screen it is on. Returns what the picture now holds, in root coordinates.
+    fn read(&mut self, whole: Placement) -> Result<Placement, CaptureError> {
         let own = if self.composited {
-            self.read_own_pixels(width, height)?
+            self.read_own_pixels(
+                u16::try_from(whole.width).map_err(failed)?,
+                u16::try_from(whole.height).map_err(failed)?,
+            )?
         } else {
             None
         };
-        let data = match own {
-            Some(data) => data,
+        let (data, held) = match own {
+            Some(data) => (data, whole),
             None => {
-                self.conn
+                let visible = on_screen(whole, self.screen.0, self.screen.1)
+                    .ok_or(CaptureError::WindowGone(WindowGone::Minimised))?;
+                let data = self
+                    .conn
                     .get_image(
                         ImageFormat::Z_PIXMAP,
                         self.root,
-                        i16::try_from(area.x).map_err(failed)?,
-                        i16::try_from(area.y).map_err(failed)?,
-                        width,
-                        height,
+                        i16::try_from(visible.x).map_err(failed)?,
+                        i16::try_from(visible.y).map_err(failed)?,
+                        u16::try_from(visible.width).map_err(failed)?,
+                        u16::try_from(visible.height).map_err(failed)?,
                         !0,
                     )
                     .map_err(failed)?
                     .reply()
                     .map_err(failed)?
-                    .data
+                    .data;
+                (data, Placement::from(visible))
             }
         };
-        if self.picture.width() != area.width || self.picture.height() != area.height {
-            self.picture = Picture::new(area.width, area.height);
+        if data.len() < held.width as usize * held.height as usize * 4 {
+            return Err(failed("the X server sent fewer pixels than asked for"));
+        }
+        if self.picture.width() != held.width || self.picture.height() != held.height {
+            self.picture = Picture::new(held.width, held.height);
         }
         self.picture.write_rect(self.picture.bounds(), &data);
-        Ok(())
+        Ok(held)
     }
 
     /// The window's own pixels from its top-level's composite pixmap (covered parts included);
@@ -359,7 +394,7 @@ impl X11WindowSource {
         Ok(image.ok().map(|image| image.data))
     }
 
-    fn pointer(&mut self, area: Rect) -> Result<Option<PointerState>, CaptureError> {
+    fn pointer(&mut self, area: Placement) -> Result<Option<PointerState>, CaptureError> {
         if !self.sees_pointer {
             return Ok(None);
         }
@@ -378,14 +413,14 @@ impl Source for X11WindowSource {
         if let Some(gone) = self.gone()? {
             return Err(CaptureError::WindowGone(gone));
         }
-        let area = root_area(&self.conn, self.root, self.window)?
+        let whole = placement(&self.conn, self.root, self.window)?
             .ok_or(CaptureError::WindowGone(WindowGone::Closed))?;
-        if area.width == 0 || area.height == 0 {
+        if whole.width == 0 || whole.height == 0 {
             return Err(CaptureError::WindowGone(WindowGone::Minimised));
         }
-        self.read(area)?;
-        self.info.x = area.x as i32;
-        self.info.y = area.y as i32;
+        let area = self.read(whole)?;
+        self.info.x = area.x;
+        self.info.y = area.y;
         self.info.width = area.width;
         self.info.height = area.height;
         let pointer = self.pointer(area)?;
@@ -403,5 +438,41 @@ impl Source for X11WindowSource {
         } else {
             "x11-window"
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_part_on_screen_of_a_window_past_its_edges() {
+        let past_left = Placement {
+            x: -100,
+            y: 50,
+            width: 300,
+            height: 200,
+        };
+        assert_eq!(
+            on_screen(past_left, 1280, 800),
+            Some(Rect::new(0, 50, 200, 200))
+        );
+        let past_bottom_right = Placement {
+            x: 1200,
+            y: 700,
+            width: 300,
+            height: 200,
+        };
+        assert_eq!(
+            on_screen(past_bottom_right, 1280, 800),
+            Some(Rect::new(1200, 700, 80, 100))
+        );
+        let off = Placement {
+            x: 2000,
+            y: 0,
+            width: 100,
+            height: 100,
+        };
+        assert_eq!(on_screen(off, 1280, 800), None);
     }
 }
