@@ -177,6 +177,8 @@ async function refreshThumbnails() {
       app.monitors = list;
       app.windows = windows;
       if (!list.some((m) => m.index === app.selected)) app.selected = pickMonitor(app.settings.monitor);
+      // A chosen window that closed: back to the monitor before a share (a share says it is gone).
+      if (app.window != null && !app.sharing && !windows.some((w) => w.id === app.window)) app.window = null;
       renderMonitors();
     }
     await Promise.all([

@@ -149,6 +149,8 @@ pub fn build(profile: Profile) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(&debian)?;
     std::fs::write(debian.join("control"), control)?;
 
+    // What is installed is readable by everyone and owned by root, whatever this shell's umask.
+    set_modes(&stage)?;
     let deb = dist.join(format!("screenshare_{version}_{arch}.deb"));
     let mut build = Command::new("dpkg-deb");
     build.args(["--build", "--root-owner-group"]);
@@ -203,6 +205,25 @@ fn copyright(root: &Path) -> anyhow::Result<String> {
             .join("\n")
             + "\n"
     ))
+}
+
+/// 0755 for folders and programs, 0644 for everything else, under `dir`.
+fn set_modes(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let executable = path.is_dir()
+            || path
+                .parent()
+                .is_some_and(|parent| parent.ends_with("usr/bin"));
+        let mode = if executable { 0o755 } else { 0o644 };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
+        if path.is_dir() {
+            set_modes(&path)?;
+        }
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
 }
 
 fn disk_usage_kib(dir: &Path) -> anyhow::Result<u64> {

@@ -46,7 +46,7 @@ struct ServeArgs {
     #[arg(long, short)]
     monitor: Option<MonitorChoice>,
     /// Share one window instead, by id or title from `screenshare list --windows`
-    #[arg(long, short, value_name = "ID OR TITLE")]
+    #[arg(long, short, value_name = "ID OR TITLE", conflicts_with = "monitor")]
     window: Option<WindowChoice>,
     /// Frames per second while someone watches (1 to 60)
     #[arg(long, short, default_value_t = Settings::default().fps)]

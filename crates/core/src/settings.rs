@@ -257,11 +257,30 @@ impl FromStr for Pin {
 
 /// A window, by its id in `screenshare list --windows` (decimal or `0x…`) or by its title (the
 /// whole title, or a part of it that only one window has).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum WindowChoice {
     Id(u32),
     Title(String),
+}
+
+/// A number is an id; a string is read as the CLI reads it (`"0x1c00001"` is an id too).
+impl<'de> Deserialize<'de> for WindowChoice {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Given {
+            Id(u32),
+            Text(String),
+        }
+        Ok(match Given::deserialize(deserializer)? {
+            Given::Id(id) => WindowChoice::Id(id),
+            Given::Text(text) => match text.parse() {
+                Ok(choice) => choice,
+                Err(never) => match never {},
+            },
+        })
+    }
 }
 
 impl FromStr for WindowChoice {
@@ -348,6 +367,19 @@ pub enum SettingsError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_is_chosen_the_same_way_from_json_and_the_command_line() {
+        let parse = |json: &str| serde_json::from_str::<WindowChoice>(json).expect("choice");
+        assert_eq!(parse("29360129"), WindowChoice::Id(29_360_129));
+        assert_eq!(parse(r#""0x1c00001""#), WindowChoice::Id(0x1c0_0001));
+        assert_eq!(parse(r#""123""#), WindowChoice::Id(123));
+        assert_eq!(
+            parse(r#""Slides""#),
+            WindowChoice::Title("Slides".to_owned())
+        );
+        assert_eq!("0x1c00001".parse(), Ok(WindowChoice::Id(0x1c0_0001)));
+    }
 
     #[test]
     fn pins_are_digits_and_never_shown_in_debug() {

@@ -78,7 +78,7 @@ impl Share {
         options: ShareOptions,
         screens: Arc<dyn Screens>,
     ) -> Result<Self, Error> {
-        let monitor = checked_monitor(&options, &screens).await?;
+        let (options, monitor) = checked_monitor(options, &screens).await?;
         let listener =
             TcpListener::bind(options.bind)
                 .await
@@ -113,7 +113,7 @@ impl Share {
         options: ShareOptions,
         screens: Arc<dyn Screens>,
     ) -> Result<Self, Error> {
-        let monitor = checked_monitor(&options, &screens).await?;
+        let (options, monitor) = checked_monitor(options, &screens).await?;
         Self::assemble(&options, screens, monitor, options.bind)
     }
 
@@ -298,21 +298,28 @@ impl Drop for Share {
     }
 }
 
-/// Checks the settings and that their monitor opens, before anything runs.
+/// Checks the settings and that their monitor (or window) opens, before anything runs. A window
+/// named by title is pinned to the one found, by id: a title matched again later could name
+/// another window.
 async fn checked_monitor(
-    options: &ShareOptions,
+    mut options: ShareOptions,
     screens: &Arc<dyn Screens>,
-) -> Result<MonitorInfo, Error> {
+) -> Result<(ShareOptions, MonitorInfo), Error> {
     options.settings.validate()?;
     let screens = screens.clone();
     let choice = options.settings.monitor.clone();
     let window = options.settings.window.clone();
-    crate::capture::ask_display(move || {
+    let shares_window = window.is_some();
+    let info = crate::capture::ask_display(move || {
         screens
             .open_target(choice.as_ref(), window.as_ref())
             .map(|source| source.info().clone())
     })
-    .await
+    .await?;
+    if shares_window {
+        options.settings.window = Some(crate::settings::WindowChoice::Id(info.id));
+    }
+    Ok((options, info))
 }
 
 /// The monitors of this machine.

@@ -162,7 +162,7 @@ impl ShareState {
     /// Validates and applies a change; the capture loop picks it up within one frame interval.
     pub async fn update_settings(&self, patch: &SettingsPatch) -> Result<Settings, Error> {
         let _one_at_a_time = self.updating.lock().await;
-        let next = self.settings().patched(patch)?;
+        let mut next = self.settings().patched(patch)?;
         if patch.changes_monitor() {
             // Refuse an unknown monitor here, where the presenter sees the error, rather than
             // letting the capture loop fail on it.
@@ -172,9 +172,15 @@ impl ShareState {
         }
         if let Some(window) = patch.new_window() {
             let (screens, window) = (self.screens.clone(), window.clone());
-            crate::capture::ask_display(move || screens.find_window(&window)).await?;
+            let found = crate::capture::ask_display(move || screens.find_window(&window)).await?;
+            // The window found now, by id: a title matched again later could name another.
+            next.window = Some(crate::settings::WindowChoice::Id(found.id));
         }
         let before = self.settings.send_replace(next.clone());
+        if before.window != next.window || before.monitor != next.monitor {
+            // What the last target's window did no longer describes the new target.
+            self.capture.send_modify(|status| status.window_gone = None);
+        }
         let tighter = (next.pin.is_some() && next.pin != before.pin)
             || (next.require_approval && !before.require_approval);
         if tighter {

@@ -62,19 +62,25 @@ pub fn resolve_window(
     let found = match choice {
         WindowChoice::Id(id) => windows.iter().find(|window| window.id == *id),
         WindowChoice::Title(title) => {
-            let wanted = title.to_lowercase();
-            windows
+            // One window only, exact or partial: of two that match, sharing either would be a
+            // guess, and the wrong one may be private.
+            let exact: Vec<&WindowInfo> = windows
                 .iter()
-                .find(|window| window.title == *title)
-                .or_else(|| {
-                    let mut partial = windows
-                        .iter()
-                        .filter(|window| window.title.to_lowercase().contains(&wanted));
-                    match (partial.next(), partial.next()) {
-                        (Some(only), None) => Some(only),
-                        _ => None,
-                    }
-                })
+                .filter(|window| window.title == *title)
+                .collect();
+            let wanted = title.to_lowercase();
+            let candidates: Vec<&WindowInfo> = if exact.is_empty() {
+                windows
+                    .iter()
+                    .filter(|window| window.title.to_lowercase().contains(&wanted))
+                    .collect()
+            } else {
+                exact
+            };
+            match candidates.as_slice() {
+                [only] => Some(*only),
+                _ => None,
+            }
         }
     };
     found.cloned().ok_or_else(|| CaptureError::UnknownWindow {
@@ -385,6 +391,43 @@ mod tests {
         assert_eq!(image.dimensions(), (200, 150));
         let [r, g, b] = image.get_pixel(100, 75).0;
         assert!(r < 20 && (118..=138).contains(&g) && b > 235, "{r},{g},{b}");
+    }
+
+    #[test]
+    fn a_window_title_must_name_one_window() {
+        let window = |id, title: &str| WindowInfo {
+            id,
+            title: title.to_owned(),
+            app: "XTerm".to_owned(),
+            width: 10,
+            height: 10,
+            x: 0,
+            y: 0,
+            pid: None,
+        };
+        let windows = [
+            window(1, "xterm"),
+            window(2, "xterm"),
+            window(3, "Slides - deck"),
+        ];
+        let title = |text: &str| WindowChoice::Title(text.to_owned());
+        assert!(
+            resolve_window(&windows, &title("xterm")).is_err(),
+            "two called xterm"
+        );
+        assert_eq!(
+            resolve_window(&windows, &title("slides")).map(|w| w.id),
+            Ok(3)
+        );
+        assert_eq!(
+            resolve_window(&windows, &WindowChoice::Id(2)).map(|w| w.id),
+            Ok(2)
+        );
+        let error = resolve_window(&windows, &title("mail")).expect_err("none");
+        assert!(
+            error.to_string().contains("0x3 \"Slides - deck\""),
+            "{error}"
+        );
     }
 
     #[test]

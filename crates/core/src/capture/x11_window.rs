@@ -204,8 +204,6 @@ pub(crate) struct X11WindowSource {
     picture: Picture,
     /// Composite is there: read the window's own pixels, covered or not.
     composited: bool,
-    /// The root window's size: what can be read from the screen without Composite.
-    screen: (u32, u32),
     /// The id each grab names the window's pixmap with, and frees again: one id, reused, so a
     /// long share never runs the connection out of ids.
     pixmap: xproto::Pixmap,
@@ -256,20 +254,8 @@ impl X11WindowSource {
             is_primary: false,
         };
         let pixmap = conn.generate_id().map_err(failed)?;
-        let screen = conn
-            .setup()
-            .roots
-            .iter()
-            .find(|screen| screen.root == root)
-            .map_or((0, 0), |screen| {
-                (
-                    u32::from(screen.width_in_pixels),
-                    u32::from(screen.height_in_pixels),
-                )
-            });
         Ok(Self {
             pixmap,
-            screen,
             conn,
             root,
             window: window.id,
@@ -324,7 +310,14 @@ impl X11WindowSource {
         let (data, held) = match own {
             Some(data) => (data, whole),
             None => {
-                let visible = on_screen(whole, self.screen.0, self.screen.1)
+                // The screen's size now: RandR may have changed it since the share began.
+                let screen = self
+                    .conn
+                    .get_geometry(self.root)
+                    .map_err(failed)?
+                    .reply()
+                    .map_err(failed)?;
+                let visible = on_screen(whole, u32::from(screen.width), u32::from(screen.height))
                     .ok_or(CaptureError::WindowGone(WindowGone::Minimised))?;
                 let data = self
                     .conn
@@ -358,7 +351,8 @@ impl X11WindowSource {
     /// `None` when the server will not name one.
     fn read_own_pixels(&self, width: u16, height: u16) -> Result<Option<Vec<u8>>, CaptureError> {
         let frame = top_level(&self.conn, self.root, self.window)?;
-        // Where the window sits inside its frame (a window manager adds a title bar).
+        // Where the window sits inside its frame (a window manager adds a title bar). The
+        // pixmap also holds the frame's border, which the coordinates inside it do not count.
         let Ok(inside) = self
             .conn
             .translate_coordinates(self.window, frame, 0, 0)
@@ -367,6 +361,10 @@ impl X11WindowSource {
         else {
             return Ok(None);
         };
+        let Ok(frame_geometry) = self.conn.get_geometry(frame).map_err(failed)?.reply() else {
+            return Ok(None);
+        };
+        let border = i16::try_from(frame_geometry.border_width).map_err(failed)?;
         let pixmap = self.pixmap;
         if self
             .conn
@@ -382,8 +380,8 @@ impl X11WindowSource {
             .get_image(
                 ImageFormat::Z_PIXMAP,
                 pixmap,
-                inside.dst_x,
-                inside.dst_y,
+                inside.dst_x.saturating_add(border),
+                inside.dst_y.saturating_add(border),
                 width,
                 height,
                 !0,
