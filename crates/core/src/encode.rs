@@ -187,7 +187,11 @@ pub fn scale_picture(
     )
     .map_err(|error| scale(&error))?;
     let mut scaled = Image::new(max_width, height, PixelType::U8x4);
-    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    // The fourth byte is X (padding), not alpha: premultiplying by it would turn pixels the
+    // server left at 0 (drawn by clients, not the root) black.
+    let options = ResizeOptions::new()
+        .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
+        .use_alpha(false);
     resizer
         .resize(&source, &mut scaled, &options)
         .map_err(|error| scale(&error))?;

@@ -131,3 +131,74 @@ fn randr_monitors_are_listed_and_each_captures_its_own_part() {
         );
     }
 }
+
+#[test]
+fn a_window_thumbnail_is_that_window() {
+    let xvfb = screen(640, 400);
+    xvfb.paint("#101010").expect("paint");
+    let mut wm = xvfb.command("jwm").spawn().expect("jwm");
+    let mut window = xvfb
+        .command("xterm")
+        .args([
+            "-title",
+            "thumb",
+            "-bg",
+            "#20a0e0",
+            "-fg",
+            "#20a0e0",
+            "-cr",
+            "#20a0e0",
+            "-geometry",
+            "40x12+100+80",
+            "-e",
+            "sleep",
+            "600",
+        ])
+        .spawn()
+        .expect("xterm");
+    let screens = X11Screens::with_display(xvfb.display(), true);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let listed = loop {
+        if let Some(found) = screens
+            .windows()
+            .ok()
+            .and_then(|windows| windows.into_iter().find(|w| w.title == "thumb"))
+        {
+            break found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the window was never listed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let choice = screenshare_core::WindowChoice::Title("thumb".to_owned());
+    // Listed as soon as it is mapped; painted a moment later.
+    let image = loop {
+        let jpeg = screens.window_thumbnail(&choice, 120).expect("a thumbnail");
+        let image = image::load_from_memory(&jpeg).expect("JPEG").to_rgb8();
+        let [r, g, b] = image.get_pixel(60, image.height() / 2).0;
+        if r < 60 && (140..=180).contains(&g) && b > 200 {
+            break image;
+        }
+        if std::time::Instant::now() >= deadline {
+            let shot = xvfb.screenshot().expect("screenshot");
+            let on_screen = shot.get_pixel(listed.x as u32 + 20, listed.y as u32 + 20).0;
+            panic!(
+                "the thumbnail never showed the window: {r},{g},{b}; the screen there: {on_screen:?}; {listed:?}"
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(image.width(), 120);
+    let expected_height = (listed.height * 120).div_ceil(listed.width);
+    assert!(
+        image.height().abs_diff(expected_height) <= 1,
+        "{}",
+        image.height()
+    );
+    let _ = window.kill();
+    let _ = window.wait();
+    let _ = wm.kill();
+    let _ = wm.wait();
+}

@@ -106,6 +106,23 @@ impl Screens for X11Screens {
         super::x11_window::windows(&conn, root)
     }
 
+    fn window_thumbnail(
+        &self,
+        choice: &WindowChoice,
+        width: u32,
+    ) -> Result<Vec<u8>, super::ThumbnailError> {
+        let (conn, root) = self.connect()?;
+        check_pixel_format(&conn, root)?;
+        let id = match choice {
+            WindowChoice::Id(id) => *id,
+            WindowChoice::Title(_) => {
+                resolve_window(&super::x11_window::windows(&conn, root)?, choice)?.id
+            }
+        };
+        let picture = super::x11_window::screen_under_window(&conn, root, id)?;
+        Ok(crate::encode::thumbnail_jpeg(&picture, width, 70)?)
+    }
+
     fn open_window(&self, choice: &WindowChoice) -> Result<Box<dyn Source>, CaptureError> {
         let (conn, root) = self.connect()?;
         check_pixel_format(&conn, root)?;

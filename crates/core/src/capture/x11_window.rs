@@ -136,7 +136,7 @@ fn text_property(
 
 /// Where `window` is in root coordinates, whole (it may reach past the screen's edges); `None`
 /// when it does not exist any more.
-fn placement(
+pub(crate) fn placement(
     conn: &RustConnection,
     root: xproto::Window,
     window: xproto::Window,
@@ -160,7 +160,11 @@ fn placement(
 }
 
 /// The part of `placement` on a screen `screen_width` x `screen_height`, as a rectangle there.
-fn on_screen(placement: Placement, screen_width: u32, screen_height: u32) -> Option<Rect> {
+pub(crate) fn on_screen(
+    placement: Placement,
+    screen_width: u32,
+    screen_height: u32,
+) -> Option<Rect> {
     let left = placement.x.max(0);
     let top = placement.y.max(0);
     let right = (placement.x + placement.width as i32).min(screen_width as i32);
@@ -173,6 +177,43 @@ fn on_screen(placement: Placement, screen_width: u32, screen_height: u32) -> Opt
             (bottom - top) as u32,
         )
     })
+}
+
+/// A picture of what the screen shows where window `id` is: for the presenter's picker, every
+/// few seconds for every window, so it asks the server for as little as it can (no list, no
+/// redirection; covered parts show what covers them).
+pub(crate) fn screen_under_window(
+    conn: &RustConnection,
+    root: xproto::Window,
+    id: xproto::Window,
+) -> Result<Picture, CaptureError> {
+    let whole = placement(conn, root, id)?.ok_or(CaptureError::WindowGone(WindowGone::Closed))?;
+    let screen = conn
+        .get_geometry(root)
+        .map_err(failed)?
+        .reply()
+        .map_err(failed)?;
+    let visible = on_screen(whole, u32::from(screen.width), u32::from(screen.height))
+        .ok_or(CaptureError::WindowGone(WindowGone::Minimised))?;
+    let image = conn
+        .get_image(
+            ImageFormat::Z_PIXMAP,
+            root,
+            i16::try_from(visible.x).map_err(failed)?,
+            i16::try_from(visible.y).map_err(failed)?,
+            u16::try_from(visible.width).map_err(failed)?,
+            u16::try_from(visible.height).map_err(failed)?,
+            !0,
+        )
+        .map_err(failed)?
+        .reply()
+        .map_err(failed)?;
+    if image.data.len() < visible.area() as usize * 4 {
+        return Err(failed("the X server sent fewer pixels than asked for"));
+    }
+    let mut picture = Picture::new(visible.width, visible.height);
+    picture.write_rect(picture.bounds(), &image.data);
+    Ok(picture)
 }
 
 /// The child of the root that holds `window` (its frame, with a reparenting window manager).
