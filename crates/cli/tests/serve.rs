@@ -567,3 +567,22 @@ async fn two_monitors_switch_live_and_a_removed_one_is_lost_until_the_other_is_p
     assert_eq!(live["state"], "live", "{live}");
     watcher.abort();
 }
+
+#[tokio::test]
+async fn a_maximum_width_scales_what_clients_draw_too() {
+    // Drawn by a client (its pixels' fourth byte is 0), not painted as the root's background.
+    let xvfb = screen("#000000");
+    xvfb.fill(0, 0, 640, 480, [40, 200, 90]).expect("fill");
+    let served = Served::start(BIN, &xvfb, &["--max-width", "320"]).expect("serve");
+    let (_, image) = frame(&served.viewer("screen.png")).await;
+    assert_eq!(
+        image.dimensions(),
+        (320, 240),
+        "scaled to the maximum width"
+    );
+    let [r, g, b] = image.get_pixel(160, 120).0;
+    assert!(
+        r.abs_diff(40) <= 4 && g.abs_diff(200) <= 4 && b.abs_diff(90) <= 4,
+        "the colour survives scaling: {r},{g},{b}"
+    );
+}
