@@ -579,14 +579,7 @@ async fn a_window_card_shares_that_window_alone() -> anyhow::Result<()> {
     let xvfb = Xvfb::start_sized(1920, 1080)?;
     xvfb.paint("#204020")?;
     // Two monitors, as a desktop with a projector sets them up.
-    xvfb.run(
-        "xrandr",
-        &["--setmonitor", "LEFT", "960/254x1080/286+0+0", "screen"],
-    )?;
-    xvfb.run(
-        "xrandr",
-        &["--setmonitor", "RIGHT", "960/254x1080/286+960+0", "none"],
-    )?;
+    xvfb.split_into_two_monitors([0x20, 0x40, 0x20], [0x20, 0x40, 0x20])?;
     // A window manager and one window to share, far from where the app's window opens.
     let mut wm = xvfb
         .command("jwm")

@@ -230,18 +230,7 @@ pub fn vnc_peer(stage: &Stage) -> anyhow::Result<BrowserRun> {
 /// shows the new colour, read through chromedriver. Returns (p50, p95) in milliseconds.
 pub fn glass_to_glass(stage: &Stage, samples: usize) -> anyhow::Result<(f64, f64)> {
     let server = crate::bench::start_server(stage)?;
-    let port = free_port()?;
-    let driver = Killed(
-        Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cannot start chromedriver")?,
-    );
-    wait_for_port(port)?;
-    let webdriver = WebDriver::new(port, &profile_dir("glass"))?;
-    webdriver.call("POST", "url", serde_json::json!({ "url": server.viewer }))?;
+    let (driver, webdriver) = browser_on(&server.viewer, "glass")?;
     let (conn, screen) = x11rb::connect(Some(stage.display()))?;
     let root = conn.setup().roots[screen].root;
     let read = "const c = document.getElementById('screen'); \
@@ -290,6 +279,24 @@ pub fn glass_to_glass(stage: &Stage, samples: usize) -> anyhow::Result<(f64, f64
     latencies.sort_by(f64::total_cmp);
     let at = |share: f64| latencies[((latencies.len() - 1) as f64 * share).round() as usize];
     Ok((at(0.5), at(0.95)))
+}
+
+/// chromedriver on a free port, and a headless Chromium session through it showing `url`
+/// (profile `name`). Dropped in this order, the session ends before chromedriver.
+pub(crate) fn browser_on(url: &str, name: &str) -> anyhow::Result<(Killed, WebDriver)> {
+    let port = free_port()?;
+    let driver = Killed(
+        Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start chromedriver")?,
+    );
+    wait_for_port(port)?;
+    let webdriver = WebDriver::new(port, &profile_dir(name))?;
+    webdriver.call("POST", "url", serde_json::json!({ "url": url }))?;
+    Ok((driver, webdriver))
 }
 
 /// Just enough of the WebDriver protocol to open a page and run a script.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use base64::Engine;
 
-use crate::peer::{Killed, WebDriver, free_port, profile_dir, wait_for_port};
+use crate::peer::{Killed, browser_on};
 use crate::virtual_screen::VirtualScreen;
 use crate::{cargo, cargo_command, packages, workspace_root};
 
@@ -49,18 +49,7 @@ fn viewer() -> anyhow::Result<()> {
         .args(["mousemove", "700", "420"])
         .env("DISPLAY", screen.display())
         .status()?;
-    let port = free_port()?;
-    let _driver = Killed(
-        Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cannot start chromedriver")?,
-    );
-    wait_for_port(port)?;
-    let browser = WebDriver::new(port, &profile_dir("screenshot"))?;
-    browser.call("POST", "url", serde_json::json!({ "url": viewer }))?;
+    let (_driver, browser) = browser_on(&viewer, "screenshot")?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while browser
         .execute("return document.body.dataset.state")?

@@ -484,19 +484,8 @@ async fn capture_stops_when_the_last_viewer_leaves() {
 #[tokio::test]
 async fn two_monitors_switch_live_and_a_removed_one_is_lost_until_the_other_is_picked() {
     let xvfb = Xvfb::start_sized(640, 200).expect("Xvfb");
-    xvfb.run(
-        "xrandr",
-        &["--setmonitor", "LEFT", "320/85x200/53+0+0", "screen"],
-    )
-    .expect("left monitor");
-    xvfb.run(
-        "xrandr",
-        &["--setmonitor", "RIGHT", "320/85x200/53+320+0", "none"],
-    )
-    .expect("right monitor");
-    xvfb.fill(0, 0, 320, 200, [200, 0, 0]).expect("left half");
-    xvfb.fill(320, 0, 320, 200, [0, 0, 200])
-        .expect("right half");
+    xvfb.split_into_two_monitors([200, 0, 0], [0, 0, 200])
+        .expect("two monitors");
     let served = Served::start(BIN, &xvfb, &["--monitor", "RIGHT", "--fps", "10"]).expect("serve");
     let status_url = control(&served, "status");
     let shows = |colour: [u8; 3]| {

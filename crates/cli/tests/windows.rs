@@ -107,6 +107,16 @@ fn all_of(image: &image::RgbImage, colour: [u8; 3]) -> bool {
     matching as f64 >= image.pixels().len() as f64 * 0.98
 }
 
+/// What viewers are told of the share.
+async fn viewer_status(served: &Served) -> Option<Value> {
+    reqwest::get(served.viewer("status"))
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
+}
+
 /// Waits until the page's status line says `text`.
 async fn page_says(browser: &Browser, text: &str) -> anyhow::Result<()> {
     eventually(PATIENCE, &format!("the page to say {text:?}"), || async {
@@ -261,17 +271,12 @@ async fn one_window_is_shared_alone_follows_it_and_says_when_it_closes() -> anyh
         anyhow::bail!("{error}: the page says {said}; status {status}");
     }
     browser.close().await?;
-    let viewer_status = eventually(PATIENCE, "the share to say the window closed", || async {
-        let status: Value = reqwest::get(served.viewer("status"))
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+    let told = eventually(PATIENCE, "the share to say the window closed", || async {
+        let status = viewer_status(&served).await?;
         (status["window_gone"] == "closed").then_some(status)
     })
     .await?;
-    assert_eq!(viewer_status["state"], "source_lost");
+    assert_eq!(told["state"], "source_lost");
     assert!(all_of(&frame(&served).await.expect("the last frame"), red));
 
     // By id, and switched live to the other window with PATCH; then back to the monitor.
@@ -292,24 +297,14 @@ async fn one_window_is_shared_alone_follows_it_and_says_when_it_closes() -> anyh
         PATIENCE,
         "the share to say the window is minimised",
         || async {
-            let status: Value = reqwest::get(served.viewer("status"))
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let status = viewer_status(&served).await?;
             (status["window_gone"] == "minimised").then_some(())
         },
     )
     .await?;
     xdotool(&xvfb, &["search", "--name", "^beta$", "windowactivate"])?;
     eventually(PATIENCE, "the restored window live again", || async {
-        let status: Value = reqwest::get(served.viewer("status"))
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let status = viewer_status(&served).await?;
         (status["state"] == "live" && status["window_gone"].is_null()).then_some(())
     })
     .await?;

@@ -97,19 +97,8 @@ fn the_pointer_is_seen_where_it_is() {
 #[test]
 fn randr_monitors_are_listed_and_each_captures_its_own_part() {
     let xvfb = screen(640, 200);
-    xvfb.run(
-        "xrandr",
-        &["--setmonitor", "LEFT", "320/85x200/53+0+0", "screen"],
-    )
-    .expect("left monitor");
-    xvfb.run(
-        "xrandr",
-        &["--setmonitor", "RIGHT", "320/85x200/53+320+0", "none"],
-    )
-    .expect("right monitor");
-    xvfb.fill(0, 0, 320, 200, [200, 0, 0]).expect("left half");
-    xvfb.fill(320, 0, 320, 200, [0, 0, 200])
-        .expect("right half");
+    xvfb.split_into_two_monitors([200, 0, 0], [0, 0, 200])
+        .expect("two monitors");
     let screens = X11Screens::with_display(xvfb.display(), true);
     let monitors = screens.list().expect("monitors");
     let names: Vec<&str> = monitors.iter().map(|m| m.name.as_str()).collect();

@@ -132,6 +132,24 @@ impl Xvfb {
         Ok(xvfb)
     }
 
+    /// Splits the screen into two RandR monitors side by side, "LEFT" and "RIGHT" (as a desktop
+    /// with a projector sets them up), and fills each half with its colour.
+    pub fn split_into_two_monitors(&self, left: [u8; 3], right: [u8; 3]) -> anyhow::Result<()> {
+        let (width, height) = self.size;
+        let half = width / 2;
+        // Millimetres at 96 dots per inch: RandR wants a physical size too.
+        let mm = |pixels: u32| (pixels * 254).div_ceil(960);
+        let geometry = |x: u32| format!("{half}/{}x{height}/{}+{x}+0", mm(half), mm(height));
+        self.run("xrandr", &["--setmonitor", "LEFT", &geometry(0), "screen"])?;
+        self.run(
+            "xrandr",
+            &["--setmonitor", "RIGHT", &geometry(half), "none"],
+        )?;
+        let (half, height) = (u16::try_from(half)?, u16::try_from(height)?);
+        self.fill(0, 0, half, height, left)?;
+        self.fill(i16::try_from(half)?, 0, half, height, right)
+    }
+
     /// Kills the X server (as a crash would) and starts a new one on the same display.
     pub fn crash_and_restart(&mut self) -> anyhow::Result<()> {
         self.crash()?;

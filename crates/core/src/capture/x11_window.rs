@@ -188,6 +188,19 @@ pub(crate) fn screen_under_window(
     id: xproto::Window,
 ) -> Result<Picture, CaptureError> {
     let whole = placement(conn, root, id)?.ok_or(CaptureError::WindowGone(WindowGone::Closed))?;
+    let (data, visible) = screen_part(conn, root, whole)?;
+    let mut picture = Picture::new(visible.width, visible.height);
+    picture.write_rect(picture.bounds(), &data);
+    Ok(picture)
+}
+
+/// The pixels of the screen where `whole` is (cut to the screen, whose size is read now: RandR
+/// may have changed it), and the rectangle they cover.
+fn screen_part(
+    conn: &RustConnection,
+    root: xproto::Window,
+    whole: Placement,
+) -> Result<(Vec<u8>, Rect), CaptureError> {
     let screen = conn
         .get_geometry(root)
         .map_err(failed)?
@@ -195,7 +208,7 @@ pub(crate) fn screen_under_window(
         .map_err(failed)?;
     let visible = on_screen(whole, u32::from(screen.width), u32::from(screen.height))
         .ok_or(CaptureError::WindowGone(WindowGone::Minimised))?;
-    let image = conn
+    let data = conn
         .get_image(
             ImageFormat::Z_PIXMAP,
             root,
@@ -207,13 +220,12 @@ pub(crate) fn screen_under_window(
         )
         .map_err(failed)?
         .reply()
-        .map_err(failed)?;
-    if image.data.len() < visible.area() as usize * 4 {
+        .map_err(failed)?
+        .data;
+    if data.len() < visible.area() as usize * 4 {
         return Err(failed("the X server sent fewer pixels than asked for"));
     }
-    let mut picture = Picture::new(visible.width, visible.height);
-    picture.write_rect(picture.bounds(), &image.data);
-    Ok(picture)
+    Ok((data, visible))
 }
 
 /// The child of the root that holds `window` (its frame, with a reparenting window manager).
@@ -351,30 +363,7 @@ impl X11WindowSource {
         let (data, held) = match own {
             Some(data) => (data, whole),
             None => {
-                // The screen's size now: RandR may have changed it since the share began.
-                let screen = self
-                    .conn
-                    .get_geometry(self.root)
-                    .map_err(failed)?
-                    .reply()
-                    .map_err(failed)?;
-                let visible = on_screen(whole, u32::from(screen.width), u32::from(screen.height))
-                    .ok_or(CaptureError::WindowGone(WindowGone::Minimised))?;
-                let data = self
-                    .conn
-                    .get_image(
-                        ImageFormat::Z_PIXMAP,
-                        self.root,
-                        i16::try_from(visible.x).map_err(failed)?,
-                        i16::try_from(visible.y).map_err(failed)?,
-                        u16::try_from(visible.width).map_err(failed)?,
-                        u16::try_from(visible.height).map_err(failed)?,
-                        !0,
-                    )
-                    .map_err(failed)?
-                    .reply()
-                    .map_err(failed)?
-                    .data;
+                let (data, visible) = screen_part(&self.conn, self.root, whole)?;
                 (data, Placement::from(visible))
             }
         };
