@@ -204,7 +204,9 @@ fn pipeline(screen: &Stage) -> anyhow::Result<Vec<(String, f64)>> {
     command
         .env("DISPLAY", screen.display())
         .env_remove("WAYLAND_DISPLAY")
-        .stdout(Stdio::piped());
+        .stdout(Stdio::piped())
+        // `output()` would swallow the build's and the bench's errors.
+        .stderr(Stdio::inherit());
     let output = command.output().context("cannot run the pipeline bench")?;
     if !output.status.success() {
         bail!("the pipeline bench failed: {}", output.status);

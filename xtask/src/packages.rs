@@ -68,6 +68,7 @@ pub const BENCH: &[&[&str]] = &[
         "x11-xserver-utils",
         "x11-apps",
         "xterm",
+        "jwm",
         "xdotool",
         "wrk",
         "curl",

@@ -56,6 +56,15 @@ fn xterm(xvfb: &Xvfb, title: &str, colour: &str, geometry: &str) -> anyhow::Resu
     )
 }
 
+/// PATCH on the control URL with `body`.
+async fn pick_window(served: &Served, body: Value) -> anyhow::Result<reqwest::Response> {
+    Ok(reqwest::Client::new()
+        .patch(&served.control_url)
+        .json(&body)
+        .send()
+        .await?)
+}
+
 /// `screenshare list --windows --json` on this display.
 fn windows(xvfb: &Xvfb) -> anyhow::Result<Vec<Value>> {
     let output = xvfb
@@ -220,7 +229,7 @@ async fn one_window_is_shared_alone_follows_it_and_says_when_it_closes() -> anyh
         .await?
         .json()
         .await?;
-    assert_eq!(status["capture"], "x11-window-composite", "{status}");
+    assert_eq!(status["capture"], "x11-window-composite-shm", "{status}");
     let covered = frame(&served).await.expect("a frame");
     assert!(all_of(&covered, red), "the covered window's own pixels");
     // Dragged half past the screen's left edge: still all of it.
@@ -279,13 +288,48 @@ async fn one_window_is_shared_alone_follows_it_and_says_when_it_closes() -> anyh
     assert_eq!(told["state"], "source_lost");
     assert!(all_of(&frame(&served).await.expect("the last frame"), red));
 
+    // A new window of another process takes the closed one's id (X reuses a gone client's
+    // ids): it was never chosen, so the share stays on the closed window's last picture while
+    // it keeps trying.
+    let impostor_window = xterm(&xvfb, "impostor", "#30c030", "60x20+40+40")?;
+    let impostor = listed(&xvfb, "impostor").await?;
+    assert_eq!(
+        impostor["id"], shared["id"],
+        "X gave the new window the closed one's id"
+    );
+    let control_status = served.control_url.replace("/settings", "/status");
+    let attempts = |status: &Value| status["failed_attempts"].as_u64().unwrap_or_default();
+    let before: Value = reqwest::get(&control_status).await?.json().await?;
+    let after = eventually(PATIENCE, "two more tries at the closed window", || async {
+        // A frame asked for keeps the share wanted, so capture keeps trying.
+        let _ = frame(&served).await;
+        let status: Value = reqwest::get(&control_status)
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (attempts(&status) >= attempts(&before) + 2).then_some(status)
+    })
+    .await?;
+    assert_eq!(after["state"], "source_lost", "{after}");
+    assert_eq!(after["window_gone"], "closed", "{after}");
+    assert!(
+        all_of(&frame(&served).await.expect("the last frame"), red),
+        "the impostor's green must never be shown"
+    );
+    // Picked by the presenter, the same id is shared: a pick is consent.
+    let picked = pick_window(&served, serde_json::json!({ "window": impostor["id"] })).await?;
+    assert_eq!(picked.status(), 200, "{}", picked.text().await?);
+    eventually(PATIENCE, "the window picked again live", || async {
+        all_of(&frame(&served).await?, rgb("#30c030").ok()?).then_some(())
+    })
+    .await?;
+    drop(impostor_window);
+
     // By id, and switched live to the other window with PATCH; then back to the monitor.
     let beta = listed(&xvfb, "beta").await?;
-    let patch = reqwest::Client::new()
-        .patch(&served.control_url)
-        .json(&serde_json::json!({ "window": beta["id"] }))
-        .send()
-        .await?;
+    let patch = pick_window(&served, serde_json::json!({ "window": beta["id"] })).await?;
     assert_eq!(patch.status(), 200, "{}", patch.text().await?);
     eventually(PATIENCE, "the other window live", || async {
         all_of(&frame(&served).await?, rgb("#3050c0").ok()?).then_some(())
@@ -308,21 +352,13 @@ async fn one_window_is_shared_alone_follows_it_and_says_when_it_closes() -> anyh
         (status["state"] == "live" && status["window_gone"].is_null()).then_some(())
     })
     .await?;
-    let unknown = reqwest::Client::new()
-        .patch(&served.control_url)
-        .json(&serde_json::json!({ "window": id }))
-        .send()
-        .await?;
+    let unknown = pick_window(&served, serde_json::json!({ "window": id })).await?;
     assert_eq!(
         unknown.status(),
         422,
         "the closed window is not there any more"
     );
-    let monitor = reqwest::Client::new()
-        .patch(&served.control_url)
-        .json(&serde_json::json!({ "window": null }))
-        .send()
-        .await?;
+    let monitor = pick_window(&served, serde_json::json!({ "window": null })).await?;
     assert_eq!(monitor.status(), 200);
     eventually(PATIENCE, "the whole monitor again", || async {
         let image = frame(&served).await?;

@@ -2,18 +2,21 @@
 //! lines for `cargo xtask bench`: the grab through MIT-SHM, plain GetImage and xcap in the same
 //! run, a grab of a small damaged region, and the encoders per piece kind. `image`'s own JPEG
 //! encoder is the yardstick our choice of `jpeg-encoder` is measured against.
+//! A window shared on its own (under a window manager this bench starts) is read as now (MIT-SHM,
+//! only what DAMAGE reports) and as before (all of it through GetImage on every grab).
 
 use std::time::Instant;
 
 use fast_image_resize::Resizer;
 use image::ImageEncoder;
+use screenshare_core::WindowChoice;
 use screenshare_core::capture::x11::X11Screens;
 use screenshare_core::capture::xcap::XcapScreens;
 use screenshare_core::capture::{Screens, Source};
 use screenshare_core::encode::{jpeg_of, png_of, scale_picture};
 use screenshare_core::pixels::{Picture, Rect};
 use x11rb::connection::Connection;
-use x11rb::protocol::xproto::{ConnectionExt, CreateGCAux, Rectangle};
+use x11rb::protocol::xproto::{ChangeGCAux, ConnectionExt, CreateGCAux, Rectangle, SubwindowMode};
 
 const RUNS: u32 = 20;
 
@@ -69,6 +72,156 @@ fn whole_grab_ms(screens: &X11Screens, display: &str) -> anyhow::Result<f64> {
     Ok(total * 1000.0 / f64::from(RUNS))
 }
 
+/// Kills the program it holds on drop.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(display: &str, program: &str, args: &[&str]) -> anyhow::Result<Running> {
+    Ok(Running(
+        std::process::Command::new(program)
+            .args(args)
+            .env("DISPLAY", display)
+            .env_remove("WAYLAND_DISPLAY")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|error| anyhow::anyhow!("cannot start {program}: {error}"))?,
+    ))
+}
+
+/// Mean time of a window grab, each after `area` (if any) of the window was painted a new
+/// colour from another connection.
+fn window_grab_ms(
+    source: &mut Box<dyn Source>,
+    conn: &impl Connection,
+    window: u32,
+    area: Option<Rectangle>,
+) -> anyhow::Result<f64> {
+    source.grab()?;
+    let gc = conn.generate_id()?;
+    // Over the window's children too (an xterm's text is a child window of the one listed).
+    conn.create_gc(
+        gc,
+        window,
+        &CreateGCAux::new().subwindow_mode(SubwindowMode::INCLUDE_INFERIORS),
+    )?;
+    let mut total = 0.0;
+    for turn in 0..RUNS {
+        if let Some(area) = area {
+            conn.change_gc(gc, &ChangeGCAux::new().foreground(0x30_4050 + turn * 0x10))?;
+            conn.poly_fill_rectangle(window, gc, &[area])?;
+        }
+        conn.get_input_focus()?.reply()?;
+        let started = Instant::now();
+        source.grab()?;
+        total += started.elapsed().as_secs_f64();
+    }
+    conn.free_gc(gc)?;
+    conn.get_input_focus()?.reply()?;
+    if let Some(error) = conn.poll_for_event()?.and_then(|event| match event {
+        x11rb::protocol::Event::Error(error) => Some(error),
+        _ => None,
+    }) {
+        anyhow::bail!("painting the bench window failed: {error:?}");
+    }
+    if let Some(area) = area {
+        // The figures mean something only if the grabs saw the paint.
+        let colour = 0x30_4050 + (RUNS - 1) * 0x10;
+        let want = [(colour >> 16) as u8, (colour >> 8) as u8, colour as u8];
+        let grab = source.grab()?;
+        let painted = Rect::new(
+            area.x as u32,
+            area.y as u32,
+            u32::from(area.width),
+            u32::from(area.height),
+        );
+        let seen = grab.picture.solid_colour(painted);
+        anyhow::ensure!(
+            seen == Some(want),
+            "the window grab shows {seen:?} where {want:?} was painted"
+        );
+    }
+    Ok(total * 1000.0 / f64::from(RUNS))
+}
+
+/// A large xterm under jwm, grabbed as a window share does: all of it changed (a scroll, a page
+/// turn), a text line's worth changed, nothing changed; and all of it read through GetImage on
+/// every grab, as window shares did before they used MIT-SHM and DAMAGE.
+fn window_grabs(display: &str) -> anyhow::Result<Vec<(String, f64)>> {
+    let _wm = start(display, "jwm", &[])?;
+    let _window = start(
+        display,
+        "xterm",
+        &[
+            "-title",
+            "bench-window",
+            "-geometry",
+            "210x58+40+40",
+            "-e",
+            "sleep",
+            "600",
+        ],
+    )?;
+    let shm = X11Screens::with_display(display, true);
+    let plain = X11Screens::with_display(display, false);
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    let info = loop {
+        if let Some(found) = shm
+            .windows()
+            .ok()
+            .and_then(|windows| windows.into_iter().find(|w| w.title == "bench-window"))
+        {
+            break found;
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!("the bench window never appeared (is jwm installed?)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let choice = WindowChoice::Id(info.id);
+    let (conn, _) = x11rb::connect(Some(display))?;
+    let whole = Rectangle {
+        x: 0,
+        y: 0,
+        width: u16::try_from(info.width)?,
+        height: u16::try_from(info.height)?,
+    };
+    let line = Rectangle {
+        x: 40,
+        y: 40,
+        width: 64,
+        height: 16,
+    };
+    let size = format!("{}x{}", info.width, info.height);
+    let mut now = shm.open_window(&choice)?;
+    let method = now.method();
+    let mut before = plain.open_window(&choice)?;
+    Ok(vec![
+        (
+            format!("grab of a {size} window, all changed ({method})"),
+            window_grab_ms(&mut now, &conn, info.id, Some(whole))?,
+        ),
+        (
+            format!("grab of a {size} window, all changed, all through GetImage (before)"),
+            window_grab_ms(&mut before, &conn, info.id, Some(whole))?,
+        ),
+        (
+            format!("grab of a {size} window, a 64x16 line changed ({method})"),
+            window_grab_ms(&mut now, &conn, info.id, Some(line))?,
+        ),
+        (
+            format!("grab of a still {size} window ({method})"),
+            window_grab_ms(&mut now, &conn, info.id, None)?,
+        ),
+    ])
+}
+
 fn main() -> anyhow::Result<()> {
     let display = std::env::var("DISPLAY")?;
     let shm = X11Screens::with_display(&display, true);
@@ -109,6 +262,7 @@ fn main() -> anyhow::Result<()> {
     }
     let damaged_grab = total * 1000.0 / f64::from(RUNS);
     let still_grab = grab_ms(&mut damaged);
+    let windows = window_grabs(&display)?;
 
     let mut source = shm.open(None)?;
     let frame: Picture = source.grab()?.picture.clone();
@@ -163,6 +317,9 @@ fn main() -> anyhow::Result<()> {
     println!("grab 1920x1080 through xcap (before)\t{xcap_grab}");
     println!("grab of a 64x16 damaged region (x11-shm + DAMAGE)\t{damaged_grab}");
     println!("grab of a still screen (DAMAGE says nothing changed)\t{still_grab}");
+    for (step, ms) in &windows {
+        println!("{step}\t{ms}");
+    }
     println!("scale to 1280 wide\t{scale}");
     println!("PNG encode, whole frame\t{png}");
     println!("JPEG encode q80, whole frame (jpeg-encoder, used)\t{jpeg}");

@@ -127,6 +127,9 @@ pub struct ShareState {
     long_poll: Duration,
     /// One settings change at a time, so concurrent changes (control URL, desktop) never drop one.
     updating: tokio::sync::Mutex<()>,
+    /// Counts the presenter's picks of a window, the same one again included: a pick is consent
+    /// to share what the id names now, even where an earlier window of that id was closed.
+    pub(crate) window_picks: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for ShareState {
@@ -152,6 +155,7 @@ impl ShareState {
             cancel: CancellationToken::new(),
             long_poll,
             updating: tokio::sync::Mutex::new(()),
+            window_picks: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -175,6 +179,8 @@ impl ShareState {
             let found = crate::capture::ask_display(move || screens.find_window(&window)).await?;
             // The window found now, by id: a title matched again later could name another.
             next.window = Some(crate::settings::WindowChoice::Id(found.id));
+            self.window_picks
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
         let before = self.settings.send_replace(next.clone());
         if before.window != next.window || before.monitor != next.monitor {

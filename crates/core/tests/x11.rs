@@ -13,6 +13,31 @@ fn screen(width: u32, height: u32) -> Xvfb {
     Xvfb::start_sized(width, height).expect("Xvfb (run `cargo xtask test` to install it)")
 }
 
+/// Polls `check` until it gives a value, for at most 20 s (the X clients start at their own pace).
+fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A child process killed on drop.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn rgb_at(picture: &screenshare_core::pixels::Picture, x: u32, y: u32) -> [u8; 3] {
     let pixel = picture.to_rgba().get_pixel(x, y).0;
     [pixel[0], pixel[1], pixel[2]]
@@ -190,4 +215,142 @@ fn a_window_thumbnail_is_that_window() {
     let _ = window.wait();
     let _ = wm.kill();
     let _ = wm.wait();
+}
+
+#[test]
+fn a_shared_window_reads_only_what_changed_covered_parts_included() {
+    let xvfb = screen(640, 400);
+    xvfb.paint("#101010").expect("paint");
+    let _wm = Running(xvfb.command("jwm").spawn().expect("jwm"));
+    // The shared xterm recolours itself all over (text, background, cursor) when a marker file
+    // appears, once for ".1" and once for ".2": a change drawn while another window covers it.
+    let markers = std::env::temp_dir().join(format!("screenshare-recolour-{}", std::process::id()));
+    let recolour = r#"w() { while [ ! -e "$1" ]; do sleep 0.05; done; }
+c() { printf '\033]10;%s\007\033]11;%s\007\033]12;%s\007' "$1" "$1" "$1"; }
+w "$0.1"; c '#30c030'; w "$0.2"; c '#3030c0'; sleep 600"#;
+    let _shared = Running(
+        xvfb.command("xterm")
+            .args([
+                "-title",
+                "shared",
+                "-bg",
+                "#c03030",
+                "-fg",
+                "#c03030",
+                "-cr",
+                "#c03030",
+                "-geometry",
+                "40x12+60+60",
+                "-e",
+                "sh",
+                "-c",
+                recolour,
+            ])
+            .arg(&markers)
+            .spawn()
+            .expect("xterm"),
+    );
+    let screens = X11Screens::with_display(xvfb.display(), true);
+    let shared = wait_for("the shared window", || {
+        screens
+            .windows()
+            .ok()?
+            .into_iter()
+            .find(|w| w.title == "shared")
+    });
+    let _cover = Running(
+        xvfb.command("xterm")
+            .args([
+                "-title",
+                "cover",
+                "-bg",
+                "#e0e0e0",
+                "-fg",
+                "#e0e0e0",
+                "-cr",
+                "#e0e0e0",
+                "-geometry",
+                "20x6",
+                "-e",
+                "sleep",
+                "600",
+            ])
+            .spawn()
+            .expect("xterm"),
+    );
+    wait_for("the covering window", || {
+        screens
+            .windows()
+            .ok()?
+            .into_iter()
+            .find(|w| w.title == "cover")
+    });
+    xvfb.run(
+        "xdotool",
+        &[
+            "search",
+            "--name",
+            "^cover$",
+            "windowmove",
+            &(shared.x + 40).to_string(),
+            &(shared.y + 30).to_string(),
+        ],
+    )
+    .expect("xdotool (apt-get install xdotool)");
+    // The middle of the cover, once moved, is inside the shared window and shows the cover.
+    wait_for("the cover over the shared window on screen", || {
+        let cover = screens
+            .windows()
+            .ok()?
+            .into_iter()
+            .find(|w| w.title == "cover")?;
+        let point = (
+            cover.x + cover.width as i32 / 2,
+            cover.y + cover.height as i32 / 2,
+        );
+        let inside_shared = point.0 < shared.x + shared.width as i32
+            && point.1 < shared.y + shared.height as i32
+            && cover.x > shared.x;
+        let shot = xvfb.screenshot().ok()?;
+        let shown = shot.get_pixel(point.0 as u32, point.1 as u32).0;
+        (inside_shared && shown == [0xe0, 0xe0, 0xe0]).then_some(())
+    });
+
+    let mut source = screens
+        .open_window(&screenshare_core::WindowChoice::Title("shared".to_owned()))
+        .expect("opens the window");
+    assert_eq!(source.method(), "x11-window-composite-shm");
+    wait_for("the whole window, its own red where covered too", || {
+        let grab = source.grab().ok()?;
+        (grab.picture.solid_colour(grab.picture.bounds()) == Some([0xc0, 0x30, 0x30])).then_some(())
+    });
+    assert!(
+        source.grab().expect("grab").pointer.is_some(),
+        "the pointer is seen over a shared window"
+    );
+    wait_for("a grab that reads nothing of a still window", || {
+        let grab = source.grab().ok()?;
+        (grab.damage == Damage::Rects(Vec::new())).then_some(())
+    });
+
+    // Drawn while covered: DAMAGE names it, and the covered part is read too. A whole read
+    // every few seconds (DAMAGE is a hint) may happen to land on the change: then the second
+    // colour, drawn just after that read, must come through DAMAGE.
+    let mut seen = Vec::new();
+    for (marker, colour) in [(".1", [0x30, 0xc0, 0x30]), (".2", [0x30, 0x30, 0xc0])] {
+        let mut path = markers.clone().into_os_string();
+        path.push(marker);
+        std::fs::write(&path, b"").expect("marker");
+        let damage = wait_for("the window's new colour, all over", || {
+            let grab = source.grab().ok()?;
+            (grab.picture.solid_colour(grab.picture.bounds()) == Some(colour))
+                .then(|| grab.damage.clone())
+        });
+        let _ = std::fs::remove_file(&path);
+        if matches!(&damage, Damage::Rects(rects) if !rects.is_empty()) {
+            return;
+        }
+        seen.push(damage);
+    }
+    panic!("no change came through DAMAGE: {seen:?}");
 }

@@ -53,6 +53,15 @@ pub struct WindowInfo {
     pub pid: Option<u32>,
 }
 
+impl WindowInfo {
+    /// Whether `other` is this window still, not another one that took its id after it closed
+    /// (X reuses the ids of clients gone): the same id, owned by the same process of the same
+    /// application. Titles change while a window lives (a browser's tab), so they do not count.
+    pub fn is_same_window(&self, other: &WindowInfo) -> bool {
+        self.id == other.id && self.pid == other.pid && self.app == other.app
+    }
+}
+
 /// The window `choice` names among `windows`: by id, by whole title, or by a part of the title
 /// that only one window has.
 pub fn resolve_window(
@@ -176,6 +185,10 @@ pub trait Source {
     fn grab(&mut self) -> Result<Grab<'_>, CaptureError>;
     /// How this source reads pixels, for the status (`x11-shm`, `x11-getimage`, `xcap`, …).
     fn method(&self) -> &'static str;
+    /// The window this source reads, as it was when opened; `None` for a monitor.
+    fn window(&self) -> Option<&WindowInfo> {
+        None
+    }
 }
 
 /// One grab: the whole current picture, what may differ from the previous grab, and the pointer.
@@ -428,6 +441,38 @@ mod tests {
             error.to_string().contains("0x3 \"Slides - deck\""),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_window_that_took_a_closed_ones_id_is_another_window() {
+        let slides = WindowInfo {
+            id: 0x1c0_000e,
+            title: "Slides".to_owned(),
+            app: "Impress".to_owned(),
+            width: 800,
+            height: 600,
+            x: 0,
+            y: 0,
+            pid: Some(4242),
+        };
+        let renamed_and_moved = WindowInfo {
+            title: "Slides - page 2".to_owned(),
+            x: 100,
+            width: 900,
+            ..slides.clone()
+        };
+        assert!(slides.is_same_window(&renamed_and_moved));
+        let same_id_new_process = WindowInfo {
+            pid: Some(5151),
+            ..slides.clone()
+        };
+        assert!(!slides.is_same_window(&same_id_new_process));
+        let same_id_other_app = WindowInfo {
+            app: "XTerm".to_owned(),
+            pid: None,
+            ..slides.clone()
+        };
+        assert!(!slides.is_same_window(&same_id_other_app));
     }
 
     #[test]

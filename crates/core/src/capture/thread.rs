@@ -6,11 +6,12 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use fast_image_resize::Resizer;
 
-use super::{Backoff, Damage, Pacer, Source};
+use super::{Backoff, Damage, Pacer, Source, WindowGone, WindowInfo};
 use crate::encode::scale_picture;
 use crate::frame::Mode;
 use crate::frame::publish::{Capture, Publisher};
@@ -40,13 +41,16 @@ pub(crate) fn spawn_capture_thread(
 struct Target {
     monitor: Option<MonitorChoice>,
     window: Option<WindowChoice>,
+    /// A window picked again (the same id) is a new target: opened at once, checked afresh.
+    window_pick: u64,
 }
 
 impl Target {
-    fn of(settings: &Settings) -> Self {
+    fn of(settings: &Settings, state: &ShareState) -> Self {
         Self {
             monitor: settings.monitor.clone(),
             window: settings.window.clone(),
+            window_pick: state.window_picks.load(Ordering::SeqCst),
         }
     }
 }
@@ -69,6 +73,26 @@ struct CaptureLoop {
     last_interval: Duration,
     /// While the source is lost: no new attempt at the monitor that failed before this.
     retry_at: Option<(Target, Instant)>,
+    /// The window first opened for the presenter's latest pick: a later open of it (after a
+    /// loss, or idle) must find that window, not another that took its X id.
+    window_opened: Option<OpenedWindow>,
+}
+
+/// The window a pick of the presenter's opened, and whether it has closed since.
+struct OpenedWindow {
+    choice: WindowChoice,
+    /// [`ShareState::window_picks`] when it was opened.
+    pick: u64,
+    info: WindowInfo,
+    /// A closed X window never comes back, and its id soon names another's: nothing is opened
+    /// for this pick again.
+    closed: bool,
+}
+
+impl OpenedWindow {
+    fn is_for(&self, choice: &WindowChoice, pick: u64) -> bool {
+        self.choice == *choice && self.pick == pick
+    }
 }
 
 impl CaptureLoop {
@@ -84,6 +108,7 @@ impl CaptureLoop {
             recent_grabs: VecDeque::new(),
             last_interval: Duration::ZERO,
             retry_at: None,
+            window_opened: None,
         }
     }
 
@@ -143,12 +168,12 @@ impl CaptureLoop {
         if self
             .source
             .as_ref()
-            .is_none_or(|(opened_for, _)| *opened_for != Target::of(settings))
+            .is_none_or(|(opened_for, _)| *opened_for != Target::of(settings, &self.state))
         {
             self.source = None;
             match &self.retry_at {
                 // Another monitor was chosen: try it at once, with a fresh backoff.
-                Some((failed, _)) if *failed != Target::of(settings) => {
+                Some((failed, _)) if *failed != Target::of(settings, &self.state) => {
                     self.retry_at = None;
                     self.backoff.reset();
                 }
@@ -183,10 +208,42 @@ impl CaptureLoop {
     }
 
     fn open(&mut self, settings: &Settings) -> Result<(), super::CaptureError> {
+        let target = Target::of(settings, &self.state);
+        let pick = target.window_pick;
+        if let (Some(choice), Some(opened)) = (settings.window.as_ref(), &self.window_opened)
+            && opened.is_for(choice, pick)
+            && opened.closed
+        {
+            return Err(super::CaptureError::WindowGone(WindowGone::Closed));
+        }
         let source = self
             .state
             .screens
             .open_target(settings.monitor.as_ref(), settings.window.as_ref())?;
+        if let (Some(choice), Some(found)) = (settings.window.as_ref(), source.window()) {
+            match &mut self.window_opened {
+                Some(opened) if opened.is_for(choice, pick) => {
+                    if !opened.info.is_same_window(found) {
+                        // Closed while nobody watched (or the X server restarted), and its id
+                        // now another's: that one was never chosen.
+                        tracing::info!(
+                            id = found.id,
+                            "the shared window's id now names another window; not sharing it"
+                        );
+                        opened.closed = true;
+                        return Err(super::CaptureError::WindowGone(WindowGone::Closed));
+                    }
+                }
+                _ => {
+                    self.window_opened = Some(OpenedWindow {
+                        choice: choice.clone(),
+                        pick,
+                        info: found.clone(),
+                        closed: false,
+                    });
+                }
+            }
+        }
         tracing::info!(
             monitor = %source.info().name,
             width = source.info().width,
@@ -202,7 +259,7 @@ impl CaptureLoop {
         // A new source's first grab compares every tile (it cannot know what changed while it
         // was closed), so viewers get what changed, not the whole screen again.
         self.scaled = None;
-        self.source = Some((Target::of(settings), source));
+        self.source = Some((target, source));
         Ok(())
     }
 
@@ -313,6 +370,13 @@ impl CaptureLoop {
             super::CaptureError::UnknownWindow { .. } => Some(super::WindowGone::Closed),
             _ => None,
         };
+        if gone == Some(WindowGone::Closed)
+            && let (Some(choice), Some(opened)) =
+                (settings.window.as_ref(), self.window_opened.as_mut())
+            && opened.choice == *choice
+        {
+            opened.closed = true;
+        }
         self.state
             .capture
             .send_modify(|status| status.window_gone = gone);
@@ -336,7 +400,7 @@ impl CaptureLoop {
         });
         self.recent_grabs.clear();
         self.pacer.reset();
-        self.retry_at = Some((Target::of(settings), Instant::now() + delay));
+        self.retry_at = Some((Target::of(settings, &self.state), Instant::now() + delay));
     }
 
     fn set_phase(&mut self, phase: Phase) {

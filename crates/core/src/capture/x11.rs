@@ -32,7 +32,7 @@ const MAX_READS_PER_GRAB: usize = 16;
 /// How often a grab also checks the monitor's geometry and reads everything: DAMAGE is a hint
 /// (drawing it misses, like some GL page flips, must still reach viewers), and a monitor that
 /// grows or moves must be followed.
-const RECHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const RECHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Whether `DISPLAY` names an X server and no Wayland session is set.
 pub fn is_x11_session() -> bool {
@@ -127,7 +127,7 @@ impl Screens for X11Screens {
         let (conn, root) = self.connect()?;
         check_pixel_format(&conn, root)?;
         let window = resolve_window(&super::x11_window::windows(&conn, root)?, choice)?;
-        super::x11_window::X11WindowSource::new(conn, root, window)
+        super::x11_window::X11WindowSource::new(conn, root, window, self.use_shm)
             .map(|source| Box::new(source) as _)
     }
 }
@@ -246,16 +246,160 @@ fn check_pixel_format(conn: &RustConnection, root: xproto::Window) -> Result<(),
 }
 
 /// A shared memory segment the X server writes grabs into.
-struct SharedSegment {
+pub(crate) struct SharedSegment {
     id: shm::Seg,
     file: File,
     size: usize,
 }
 
-/// The DAMAGE object on the root window, and a region to fetch its rectangles through.
-struct DamageTracker {
+impl SharedSegment {
+    /// Hands the segment back to the server's keeping no more (the memory goes with `self`).
+    pub(crate) fn detach(self, conn: &RustConnection) -> Result<(), CaptureError> {
+        conn.shm_detach(self.id).map_err(failed)?;
+        Ok(())
+    }
+
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+}
+
+/// A DAMAGE object on one drawable, and a region to fetch its rectangles through.
+pub(crate) struct DamageTracker {
     damage: damage::Damage,
     region: xfixes::Region,
+}
+
+impl DamageTracker {
+    /// Takes what changed since the last call, in the drawable's coordinates, clamped to its
+    /// origin (a region may start off screen). Subtracted before any pixels are read: a change
+    /// landing in between is read now and reported again next time, never lost.
+    pub(crate) fn take(&self, conn: &RustConnection) -> Result<Vec<Rect>, CaptureError> {
+        conn.damage_subtract(self.damage, x11rb::NONE, self.region)
+            .map_err(failed)?;
+        let reply = conn
+            .xfixes_fetch_region(self.region)
+            .map_err(failed)?
+            .reply()
+            .map_err(failed)?;
+        Ok(reply
+            .rectangles
+            .iter()
+            .filter_map(|rectangle| {
+                let (x, y) = (i32::from(rectangle.x), i32::from(rectangle.y));
+                let right = x + i32::from(rectangle.width);
+                let bottom = y + i32::from(rectangle.height);
+                let (x, y) = (x.max(0), y.max(0));
+                Some(Rect::new(
+                    u32::try_from(x).ok()?,
+                    u32::try_from(y).ok()?,
+                    u32::try_from(right - x).ok().filter(|width| *width > 0)?,
+                    u32::try_from(bottom - y)
+                        .ok()
+                        .filter(|height| *height > 0)?,
+                ))
+            })
+            .collect())
+    }
+
+    /// Forgets everything reported so far (the next read is a whole one anyway).
+    pub(crate) fn clear(&self, conn: &RustConnection) -> Result<(), CaptureError> {
+        conn.damage_subtract(self.damage, x11rb::NONE, x11rb::NONE)
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    /// Frees the server's objects (a drawable already gone took its DAMAGE with it: the server
+    /// answers with an error event, drained with the others).
+    pub(crate) fn destroy(self, conn: &RustConnection) -> Result<(), CaptureError> {
+        conn.damage_destroy(self.damage).map_err(failed)?;
+        self.forget(conn)
+    }
+
+    /// Frees what is left when the drawable, and with it the DAMAGE object, is gone.
+    pub(crate) fn forget(self, conn: &RustConnection) -> Result<(), CaptureError> {
+        conn.xfixes_destroy_region(self.region).map_err(failed)?;
+        Ok(())
+    }
+}
+
+/// Rectangles to read for `damage`: each one, or their bounding box when there are so many
+/// that one read is cheaper.
+pub(crate) fn reads_for(damage: &Damage, bounds: Rect) -> Vec<Rect> {
+    match damage {
+        Damage::Unknown => vec![bounds],
+        Damage::Rects(rects) if rects.len() > MAX_READS_PER_GRAB => {
+            vec![rects.iter().fold(rects[0], |all, rect| all.union(rect))]
+        }
+        Damage::Rects(rects) => rects.clone(),
+    }
+}
+
+/// Reads `rect` of `picture` from `drawable`, where the picture's origin is at `origin` of the
+/// drawable: through `shm` when it is big enough, else with GetImage.
+pub(crate) fn read_pixels(
+    conn: &RustConnection,
+    shm: Option<&SharedSegment>,
+    drawable: xproto::Drawable,
+    origin: (i32, i32),
+    rect: Rect,
+    picture: &mut Picture,
+    scratch: &mut Vec<u8>,
+) -> Result<(), CaptureError> {
+    let (x, y, width, height) = (
+        i16::try_from(origin.0 + rect.x as i32).map_err(failed)?,
+        i16::try_from(origin.1 + rect.y as i32).map_err(failed)?,
+        u16::try_from(rect.width).map_err(failed)?,
+        u16::try_from(rect.height).map_err(failed)?,
+    );
+    let bytes = rect.area() as usize * 4;
+    match shm {
+        Some(segment) if bytes <= segment.size => {
+            let written = conn
+                .shm_get_image(
+                    drawable,
+                    x,
+                    y,
+                    width,
+                    height,
+                    !0,
+                    ImageFormat::Z_PIXMAP.into(),
+                    segment.id,
+                    0,
+                )
+                .map_err(failed)?
+                .reply()
+                .map_err(failed)?
+                .size;
+            if (written as usize) < bytes {
+                // Another depth than the screen's (a window's own visual): not B, G, R, X.
+                return Err(failed(format!(
+                    "the X server wrote {written} bytes where {bytes} were asked for"
+                )));
+            }
+            if rect.x == 0 && rect.width == picture.width() {
+                // Whole rows are contiguous in the picture too: read straight into it.
+                let rows = picture.rows_mut(rect.y, rect.height);
+                segment.file.read_exact_at(rows, 0).map_err(failed)?;
+            } else {
+                scratch.resize(bytes, 0);
+                segment.file.read_exact_at(scratch, 0).map_err(failed)?;
+                picture.write_rect(rect, scratch);
+            }
+        }
+        _ => {
+            let reply = conn
+                .get_image(ImageFormat::Z_PIXMAP, drawable, x, y, width, height, !0)
+                .map_err(failed)?
+                .reply()
+                .map_err(failed)?;
+            if reply.data.len() < bytes {
+                return Err(failed("the X server sent fewer pixels than asked for"));
+            }
+            picture.write_rect(rect, &reply.data);
+        }
+    }
+    Ok(())
 }
 
 struct X11Source {
@@ -332,35 +476,14 @@ impl X11Source {
         let Some(tracker) = &self.damage else {
             return Ok(Damage::Unknown);
         };
-        // Subtract before reading pixels: a change that lands in between is read now and
-        // reported again next time, never lost.
-        self.conn
-            .damage_subtract(tracker.damage, x11rb::NONE, tracker.region)
-            .map_err(failed)?;
         if !self.primed {
+            tracker.clear(&self.conn)?;
             return Ok(Damage::Unknown);
         }
-        let reply = self
-            .conn
-            .xfixes_fetch_region(tracker.region)
-            .map_err(failed)?
-            .reply()
-            .map_err(failed)?;
-        let rects = reply
-            .rectangles
-            .iter()
-            .filter_map(|rectangle| {
-                // Clamped to the root's origin: a region may start off screen.
-                let (x, y) = (i32::from(rectangle.x), i32::from(rectangle.y));
-                let right = x + i32::from(rectangle.width);
-                let bottom = y + i32::from(rectangle.height);
-                let (x, y) = (x.max(0), y.max(0));
-                let rect = Rect::new(
-                    u32::try_from(x).ok()?,
-                    u32::try_from(y).ok()?,
-                    u32::try_from(right - x).ok()?,
-                    u32::try_from(bottom - y).ok()?,
-                );
+        let rects = tracker
+            .take(&self.conn)?
+            .into_iter()
+            .filter_map(|rect| {
                 let on_monitor = rect.intersect(&self.area)?;
                 Some(Rect::new(
                     on_monitor.x - self.area.x,
@@ -375,61 +498,22 @@ impl X11Source {
 
     /// Reads `rect` (monitor coordinates) from the server into the picture.
     fn read(&mut self, rect: Rect) -> Result<(), CaptureError> {
-        let (x, y, width, height) = (
-            i16::try_from(self.area.x + rect.x).map_err(failed)?,
-            i16::try_from(self.area.y + rect.y).map_err(failed)?,
-            u16::try_from(rect.width).map_err(failed)?,
-            u16::try_from(rect.height).map_err(failed)?,
-        );
-        let bytes = rect.area() as usize * 4;
-        match &self.shm {
-            Some(segment) if bytes <= segment.size => {
-                self.conn
-                    .shm_get_image(
-                        self.root,
-                        x,
-                        y,
-                        width,
-                        height,
-                        !0,
-                        ImageFormat::Z_PIXMAP.into(),
-                        segment.id,
-                        0,
-                    )
-                    .map_err(failed)?
-                    .reply()
-                    .map_err(failed)?;
-                if rect.x == 0 && rect.width == self.picture.width() {
-                    // Whole rows are contiguous in the picture too: read straight into it.
-                    let rows = self.picture.rows_mut(rect.y, rect.height);
-                    segment.file.read_exact_at(rows, 0).map_err(failed)?;
-                } else {
-                    self.scratch.resize(bytes, 0);
-                    segment
-                        .file
-                        .read_exact_at(&mut self.scratch, 0)
-                        .map_err(failed)?;
-                    self.picture.write_rect(rect, &self.scratch);
-                }
-            }
-            _ => {
-                let reply = self
-                    .conn
-                    .get_image(ImageFormat::Z_PIXMAP, self.root, x, y, width, height, !0)
-                    .map_err(failed)?
-                    .reply()
-                    .map_err(failed)?;
-                self.picture.write_rect(rect, &reply.data);
-            }
-        }
-        Ok(())
+        read_pixels(
+            &self.conn,
+            self.shm.as_ref(),
+            self.root,
+            (self.area.x as i32, self.area.y as i32),
+            rect,
+            &mut self.picture,
+            &mut self.scratch,
+        )
     }
 
     fn pointer(&mut self) -> Result<Option<PointerState>, CaptureError> {
         if !self.sees_pointer {
             return Ok(None);
         }
-        read_pointer(&self.conn, &mut self.shape, self.area.into()).map(Some)
+        read_pointer(&self.conn, &mut self.shape, self.area.into())
     }
 }
 
@@ -459,14 +543,7 @@ impl Source for X11Source {
             self.primed = false;
         }
         let damage = self.take_damage()?;
-        let reads = match &damage {
-            Damage::Unknown => vec![self.picture.bounds()],
-            Damage::Rects(rects) if rects.len() > MAX_READS_PER_GRAB => {
-                vec![rects.iter().fold(rects[0], |all, rect| all.union(rect))]
-            }
-            Damage::Rects(rects) => rects.clone(),
-        };
-        for rect in reads {
+        for rect in reads_for(&damage, self.picture.bounds()) {
             self.read(rect)?;
         }
         self.primed = true;
@@ -487,7 +564,7 @@ impl Source for X11Source {
     }
 }
 
-fn attach_segment(
+pub(crate) fn attach_segment(
     conn: &RustConnection,
     root: xproto::Window,
     size: usize,
@@ -532,7 +609,7 @@ fn attach_segment(
 }
 
 /// XFIXES' major version, once announced (the server answers nothing before that).
-fn xfixes_version(conn: &RustConnection) -> Option<u32> {
+pub(crate) fn xfixes_version(conn: &RustConnection) -> Option<u32> {
     conn.extension_information(xfixes::X11_EXTENSION_NAME)
         .ok()
         .flatten()?;
@@ -540,7 +617,11 @@ fn xfixes_version(conn: &RustConnection) -> Option<u32> {
     Some(reply.major_version)
 }
 
-fn track_damage(conn: &RustConnection, root: xproto::Window) -> Result<DamageTracker, String> {
+/// A DAMAGE object on `drawable` (the root for a monitor, a window's frame for a window).
+pub(crate) fn track_damage(
+    conn: &RustConnection,
+    drawable: xproto::Drawable,
+) -> Result<DamageTracker, String> {
     let present = conn
         .extension_information(damage::X11_EXTENSION_NAME)
         .map_err(|error| error.to_string())?;
@@ -552,31 +633,39 @@ fn track_damage(conn: &RustConnection, root: xproto::Window) -> Result<DamageTra
         .reply()
         .map_err(|error| error.to_string())?;
     let damage = conn.generate_id().map_err(|error| error.to_string())?;
-    conn.damage_create(damage, root, damage::ReportLevel::NON_EMPTY)
+    conn.damage_create(damage, drawable, damage::ReportLevel::NON_EMPTY)
         .map_err(|error| error.to_string())?
         .check()
         .map_err(|error| error.to_string())?;
     let region = conn.generate_id().map_err(|error| error.to_string())?;
-    conn.xfixes_create_region(region, &[])
+    let created = conn
+        .xfixes_create_region(region, &[])
         .map_err(|error| error.to_string())?
-        .check()
-        .map_err(|error| error.to_string())?;
+        .check();
+    if let Err(error) = created {
+        let _ = conn.damage_destroy(damage);
+        return Err(error.to_string());
+    }
     Ok(DamageTracker { damage, region })
 }
 
-/// XFIXES gives premultiplied ARGB words; PNG and the page want straight RGBA bytes.
 /// Where the pointer is relative to `area` (root coordinates), and its shape, reusing the shape
-/// kept in `shape` while the server's serial says it is the same.
+/// kept in `shape` while the server's serial says it is the same. `None` when the server will
+/// not show the pointer this time (it answers some clients' cursors with an error): a frame
+/// without a pointer beats a lost source. A broken connection is still an error.
 pub(crate) fn read_pointer(
     conn: &RustConnection,
     shape: &mut Option<Arc<PointerShape>>,
     area: Placement,
-) -> Result<PointerState, CaptureError> {
-    let reply = conn
-        .xfixes_get_cursor_image()
-        .map_err(failed)?
-        .reply()
-        .map_err(failed)?;
+) -> Result<Option<PointerState>, CaptureError> {
+    let reply = match conn.xfixes_get_cursor_image().map_err(failed)?.reply() {
+        Ok(reply) => reply,
+        Err(x11rb::errors::ReplyError::X11Error(error)) => {
+            tracing::debug!(?error, "the X server did not show the pointer");
+            return Ok(None);
+        }
+        Err(error) => return Err(failed(error)),
+    };
     let serial = u64::from(reply.cursor_serial);
     let current = match shape {
         Some(kept) if kept.serial == serial => kept.clone(),
@@ -596,12 +685,12 @@ pub(crate) fn read_pointer(
     let x = i32::from(reply.x) - area.x;
     let y = i32::from(reply.y) - area.y;
     let visible = x >= 0 && y >= 0 && (x as u32) < area.width && (y as u32) < area.height;
-    Ok(PointerState {
+    Ok(Some(PointerState {
         x,
         y,
         visible,
         shape: current,
-    })
+    }))
 }
 
 /// What is captured, in root coordinates: it may start off screen (a window dragged past the
@@ -625,6 +714,7 @@ impl From<Rect> for Placement {
     }
 }
 
+/// XFIXES gives premultiplied ARGB words; PNG and the page want straight RGBA bytes.
 fn straight_rgba(argb: &[u32]) -> Vec<u8> {
     let mut rgba = Vec::with_capacity(argb.len() * 4);
     for &pixel in argb {

@@ -11,12 +11,19 @@
 use std::sync::Arc;
 
 use x11rb::connection::{Connection, RequestConnection};
+
 use x11rb::protocol::composite::{self, ConnectionExt as _};
-use x11rb::protocol::xfixes::ConnectionExt as _;
-use x11rb::protocol::xproto::{self, AtomEnum, ConnectionExt as _, ImageFormat, MapState};
+use x11rb::protocol::damage::{self, ConnectionExt as _};
+use x11rb::protocol::xproto::{
+    self, AtomEnum, ChangeWindowAttributesAux, ConnectionExt as _, EventMask, ImageFormat, MapState,
+};
+use x11rb::protocol::{ErrorKind, Event};
 use x11rb::rust_connection::RustConnection;
 
-use super::x11::{Placement, failed};
+use super::x11::{
+    DamageTracker, Placement, RECHECK_EVERY, SharedSegment, attach_segment, failed, read_pixels,
+    reads_for, track_damage, xfixes_version,
+};
 use super::{
     CaptureError, Damage, Grab, MonitorInfo, PointerShape, PointerState, Source, WindowGone,
     WindowInfo,
@@ -194,20 +201,29 @@ pub(crate) fn screen_under_window(
     Ok(picture)
 }
 
-/// The pixels of the screen where `whole` is (cut to the screen, whose size is read now: RandR
-/// may have changed it), and the rectangle they cover.
-fn screen_part(
+/// The part of the screen where `whole` is (cut to the screen, whose size is read now: RandR
+/// may have changed it).
+fn visible_part(
     conn: &RustConnection,
     root: xproto::Window,
     whole: Placement,
-) -> Result<(Vec<u8>, Rect), CaptureError> {
+) -> Result<Rect, CaptureError> {
     let screen = conn
         .get_geometry(root)
         .map_err(failed)?
         .reply()
         .map_err(failed)?;
-    let visible = on_screen(whole, u32::from(screen.width), u32::from(screen.height))
-        .ok_or(CaptureError::WindowGone(WindowGone::Minimised))?;
+    on_screen(whole, u32::from(screen.width), u32::from(screen.height))
+        .ok_or(CaptureError::WindowGone(WindowGone::Minimised))
+}
+
+/// The pixels of the screen where `whole` is, and the rectangle they cover.
+fn screen_part(
+    conn: &RustConnection,
+    root: xproto::Window,
+    whole: Placement,
+) -> Result<(Vec<u8>, Rect), CaptureError> {
+    let visible = visible_part(conn, root, whole)?;
     let data = conn
         .get_image(
             ImageFormat::Z_PIXMAP,
@@ -260,8 +276,27 @@ pub(crate) struct X11WindowSource {
     /// The id each grab names the window's pixmap with, and frees again: one id, reused, so a
     /// long share never runs the connection out of ids.
     pixmap: xproto::Pixmap,
+    /// MIT-SHM: `None` when it is off or the server cannot share memory with us; the segment
+    /// grows with the window.
+    shm: Option<SharedSegment>,
+    use_shm: bool,
+    /// DAMAGE on the window's frame, which it follows (a window manager may reframe a window).
+    damage: Option<(xproto::Window, DamageTracker)>,
+    /// DAMAGE can be asked for (XFIXES too, for its regions).
+    tracks_damage: bool,
+    /// The server said the window was destroyed: it never comes back, and its id may soon name
+    /// another client's window.
+    destroyed: bool,
+    /// The next grab reads the whole window: the first, after a resize or a new frame, after a
+    /// read from the screen, and every [`RECHECK_EVERY`] (DAMAGE is a hint).
+    primed: bool,
+    read_all_at: std::time::Instant,
+    scratch: Vec<u8>,
     sees_pointer: bool,
     shape: Option<Arc<PointerShape>>,
+    /// The window as found when opened: who owns it, for the capture thread's check that a
+    /// reopened id is still that window.
+    opened: WindowInfo,
 }
 
 impl X11WindowSource {
@@ -269,6 +304,7 @@ impl X11WindowSource {
         conn: RustConnection,
         root: xproto::Window,
         window: WindowInfo,
+        use_shm: bool,
     ) -> Result<Self, CaptureError> {
         let atoms = Atoms::new(&conn)?;
         let composited = conn
@@ -290,11 +326,18 @@ impl X11WindowSource {
                 "no Composite extension: covered parts of the window show what covers them"
             );
         }
-        let sees_pointer = conn
-            .xfixes_query_version(2, 0)
-            .ok()
-            .and_then(|cookie| cookie.reply().ok())
-            .is_some_and(|version| version.major_version >= 2);
+        let xfixes = xfixes_version(&conn);
+        let tracks_damage = composited
+            && xfixes.is_some()
+            && conn
+                .extension_information(damage::X11_EXTENSION_NAME)
+                .map_err(failed)?
+                .is_some()
+            && conn
+                .damage_query_version(1, 1)
+                .map_err(failed)?
+                .reply()
+                .is_ok();
         let info = MonitorInfo {
             index: 0,
             id: window.id,
@@ -307,7 +350,7 @@ impl X11WindowSource {
             is_primary: false,
         };
         let pixmap = conn.generate_id().map_err(failed)?;
-        Ok(Self {
+        let mut source = Self {
             pixmap,
             conn,
             root,
@@ -316,9 +359,55 @@ impl X11WindowSource {
             picture: Picture::new(window.width.max(1), window.height.max(1)),
             info,
             composited,
-            sees_pointer,
+            shm: None,
+            use_shm,
+            damage: None,
+            tracks_damage,
+            destroyed: false,
+            primed: false,
+            read_all_at: std::time::Instant::now(),
+            scratch: Vec::new(),
+            sees_pointer: xfixes.is_some_and(|major| major >= 2),
             shape: None,
-        })
+            opened: window,
+        };
+        // Told when the window is destroyed, before its id can be handed to another client.
+        source
+            .conn
+            .change_window_attributes(
+                source.window,
+                &ChangeWindowAttributesAux::new().event_mask(EventMask::STRUCTURE_NOTIFY),
+            )
+            .map_err(failed)?;
+        if use_shm {
+            source.fit_segment(source.opened.width, source.opened.height);
+        } else {
+            tracing::info!("MIT-SHM turned off (SCREENSHARE_NO_SHM); reading with GetImage");
+        }
+        Ok(source)
+    }
+
+    /// A shared segment that holds a `width` x `height` read, replacing a smaller one; without
+    /// one, reads go through GetImage.
+    fn fit_segment(&mut self, width: u32, height: u32) {
+        let needed = width as usize * height as usize * 4;
+        if !self.use_shm || self.shm.as_ref().is_some_and(|shm| shm.size() >= needed) {
+            return;
+        }
+        // In steps of 4 MiB, so a window dragged larger does not get a new segment per grab.
+        let needed = needed.next_multiple_of(4 << 20);
+        if let Some(old) = self.shm.take()
+            && let Err(error) = old.detach(&self.conn)
+        {
+            tracing::debug!(%error, "detaching a shared segment");
+        }
+        match attach_segment(&self.conn, self.root, needed) {
+            Ok(segment) => self.shm = Some(segment),
+            Err(reason) => {
+                tracing::info!(%reason, "MIT-SHM unavailable; reading the window with GetImage");
+                self.use_shm = false;
+            }
+        }
     }
 
     /// Why the window cannot be read now, if it cannot.
@@ -349,37 +438,47 @@ impl X11WindowSource {
         Ok(None)
     }
 
-    /// The window's pixels: all of them from its pixmap where Composite allows, else the part of
-    /// the screen it is on. Returns what the picture now holds, in root coordinates.
-    fn read(&mut self, whole: Placement) -> Result<Placement, CaptureError> {
-        let own = if self.composited {
-            self.read_own_pixels(
-                u16::try_from(whole.width).map_err(failed)?,
-                u16::try_from(whole.height).map_err(failed)?,
-            )?
-        } else {
-            None
-        };
-        let (data, held) = match own {
-            Some(data) => (data, whole),
-            None => {
-                let (data, visible) = screen_part(&self.conn, self.root, whole)?;
-                (data, Placement::from(visible))
-            }
-        };
-        if data.len() < held.width as usize * held.height as usize * 4 {
-            return Err(failed("the X server sent fewer pixels than asked for"));
+    /// The window's pixels: from its pixmap where Composite allows (covered parts included,
+    /// only what DAMAGE reports once primed), else the part of the screen it is on. Returns what
+    /// changed and what the picture now holds, in root coordinates.
+    fn read(&mut self, whole: Placement) -> Result<(Damage, Placement), CaptureError> {
+        if self.picture.width() != whole.width || self.picture.height() != whole.height {
+            self.picture = Picture::new(whole.width, whole.height);
+            self.primed = false;
         }
-        if self.picture.width() != held.width || self.picture.height() != held.height {
-            self.picture = Picture::new(held.width, held.height);
+        if self.read_all_at.elapsed() >= RECHECK_EVERY {
+            self.primed = false;
         }
-        self.picture.write_rect(self.picture.bounds(), &data);
-        Ok(held)
+        if self.composited
+            && let Some(damage) = self.read_own_pixels()?
+        {
+            self.primed = true;
+            return Ok((damage, whole));
+        }
+        // From the screen: only what is visible, so the picture takes that size.
+        self.primed = false;
+        let visible = visible_part(&self.conn, self.root, whole)?;
+        if self.picture.width() != visible.width || self.picture.height() != visible.height {
+            self.picture = Picture::new(visible.width, visible.height);
+        }
+        self.fit_segment(visible.width, visible.height);
+        let bounds = self.picture.bounds();
+        read_pixels(
+            &self.conn,
+            self.shm.as_ref(),
+            self.root,
+            (visible.x as i32, visible.y as i32),
+            bounds,
+            &mut self.picture,
+            &mut self.scratch,
+        )?;
+        Ok((Damage::Unknown, Placement::from(visible)))
     }
 
-    /// The window's own pixels from its top-level's composite pixmap (covered parts included);
-    /// `None` when the server will not name one.
-    fn read_own_pixels(&self, width: u16, height: u16) -> Result<Option<Vec<u8>>, CaptureError> {
+    /// The window's own pixels from its top-level's composite pixmap (covered parts included):
+    /// everything when not primed, else what DAMAGE reports; `None` when the server will not
+    /// name the pixmap or read from it (the window changed under us: read the screen this time).
+    fn read_own_pixels(&mut self) -> Result<Option<Damage>, CaptureError> {
         let frame = top_level(&self.conn, self.root, self.window)?;
         // Where the window sits inside its frame (a window manager adds a title bar). The
         // pixmap also holds the frame's border, which the coordinates inside it do not count.
@@ -394,7 +493,13 @@ impl X11WindowSource {
         let Ok(frame_geometry) = self.conn.get_geometry(frame).map_err(failed)?.reply() else {
             return Ok(None);
         };
-        let border = i16::try_from(frame_geometry.border_width).map_err(failed)?;
+        let border = i32::from(frame_geometry.border_width);
+        let (inside_x, inside_y) = (i32::from(inside.dst_x), i32::from(inside.dst_y));
+        let damage = self.take_damage(frame, (inside_x, inside_y))?;
+        if damage == Damage::Rects(Vec::new()) {
+            // Nothing drawn: nothing to read.
+            return Ok(Some(damage));
+        }
         let pixmap = self.pixmap;
         if self
             .conn
@@ -405,28 +510,126 @@ impl X11WindowSource {
         {
             return Ok(None);
         }
-        let image = self
-            .conn
-            .get_image(
-                ImageFormat::Z_PIXMAP,
+        self.fit_segment(self.picture.width(), self.picture.height());
+        let mut read = Ok(());
+        for rect in reads_for(&damage, self.picture.bounds()) {
+            read = read_pixels(
+                &self.conn,
+                self.shm.as_ref(),
                 pixmap,
-                inside.dst_x.saturating_add(border),
-                inside.dst_y.saturating_add(border),
-                width,
-                height,
-                !0,
-            )
-            .map_err(failed)?
-            .reply();
+                (inside_x + border, inside_y + border),
+                rect,
+                &mut self.picture,
+                &mut self.scratch,
+            );
+            if read.is_err() {
+                break;
+            }
+        }
         self.conn.free_pixmap(pixmap).map_err(failed)?;
-        Ok(image.ok().map(|image| image.data))
+        if let Err(error) = read {
+            tracing::debug!(%error, "reading the window's pixmap; reading the screen instead");
+            return Ok(None);
+        }
+        if damage == Damage::Unknown {
+            self.read_all_at = std::time::Instant::now();
+        }
+        Ok(Some(damage))
+    }
+
+    /// What changed in the window since the last grab, from DAMAGE on its frame (whose
+    /// coordinates put the window at `inside`); `Unknown` until primed, or without DAMAGE.
+    fn take_damage(
+        &mut self,
+        frame: xproto::Window,
+        inside: (i32, i32),
+    ) -> Result<Damage, CaptureError> {
+        if !self.tracks_damage {
+            return Ok(Damage::Unknown);
+        }
+        if self.damage.as_ref().is_none_or(|(on, _)| *on != frame) {
+            if let Some((_, old)) = self.damage.take() {
+                old.destroy(&self.conn)?;
+            }
+            match track_damage(&self.conn, frame) {
+                Ok(tracker) => self.damage = Some((frame, tracker)),
+                Err(reason) => {
+                    // The frame may be going (a window manager reframing): whole this time,
+                    // and asked again next grab.
+                    tracing::debug!(%reason, "no DAMAGE on the window's frame; reading it whole");
+                    return Ok(Damage::Unknown);
+                }
+            }
+            // Told when the frame goes, which takes the DAMAGE object with it.
+            self.conn
+                .change_window_attributes(
+                    frame,
+                    &ChangeWindowAttributesAux::new().event_mask(EventMask::STRUCTURE_NOTIFY),
+                )
+                .map_err(failed)?;
+            self.primed = false;
+        }
+        let Some((_, tracker)) = &self.damage else {
+            return Ok(Damage::Unknown);
+        };
+        if !self.primed {
+            tracker.clear(&self.conn)?;
+            return Ok(Damage::Unknown);
+        }
+        let window = self.picture.bounds();
+        let rects = tracker
+            .take(&self.conn)?
+            .into_iter()
+            .filter_map(|rect| {
+                // Frame coordinates to the window's: the title bar and borders fall away.
+                let left = (rect.x as i32 - inside.0).max(0);
+                let top = (rect.y as i32 - inside.1).max(0);
+                let right = rect.x as i32 + rect.width as i32 - inside.0;
+                let bottom = rect.y as i32 + rect.height as i32 - inside.1;
+                if right <= left || bottom <= top {
+                    return None;
+                }
+                Rect::new(
+                    left as u32,
+                    top as u32,
+                    (right - left) as u32,
+                    (bottom - top) as u32,
+                )
+                .intersect(&window)
+            })
+            .collect();
+        Ok(Damage::Rects(rects))
+    }
+
+    /// Reads what the server sent: the window's or its frame's destruction, and errors (which
+    /// arrive as events), of which a DAMAGE object gone with its frame matters.
+    fn drain_events(&mut self) -> Result<(), CaptureError> {
+        while let Some(event) = self.conn.poll_for_event().map_err(failed)? {
+            let frame_gone = match event {
+                Event::DestroyNotify(destroyed) if destroyed.window == self.window => {
+                    self.destroyed = true;
+                    false
+                }
+                Event::DestroyNotify(destroyed) => self
+                    .damage
+                    .as_ref()
+                    .is_some_and(|(frame, _)| *frame == destroyed.window),
+                Event::Error(error) => error.error_kind == ErrorKind::DamageBadDamage,
+                _ => false,
+            };
+            if frame_gone && let Some((_, tracker)) = self.damage.take() {
+                tracker.forget(&self.conn)?;
+                self.primed = false;
+            }
+        }
+        Ok(())
     }
 
     fn pointer(&mut self, area: Placement) -> Result<Option<PointerState>, CaptureError> {
         if !self.sees_pointer {
             return Ok(None);
         }
-        super::x11::read_pointer(&self.conn, &mut self.shape, area).map(Some)
+        super::x11::read_pointer(&self.conn, &mut self.shape, area)
     }
 }
 
@@ -436,9 +639,13 @@ impl Source for X11WindowSource {
     }
 
     fn grab(&mut self) -> Result<Grab<'_>, CaptureError> {
-        // Drain events (none are asked for, but errors arrive as events).
-        while self.conn.poll_for_event().map_err(failed)?.is_some() {}
+        self.drain_events()?;
+        if self.destroyed {
+            return Err(CaptureError::WindowGone(WindowGone::Closed));
+        }
         if let Some(gone) = self.gone()? {
+            // Shown again, it may have been redrawn in any way while away.
+            self.primed = false;
             return Err(CaptureError::WindowGone(gone));
         }
         let whole = placement(&self.conn, self.root, self.window)?
@@ -446,26 +653,30 @@ impl Source for X11WindowSource {
         if whole.width == 0 || whole.height == 0 {
             return Err(CaptureError::WindowGone(WindowGone::Minimised));
         }
-        let area = self.read(whole)?;
+        let (damage, area) = self.read(whole)?;
         self.info.x = area.x;
         self.info.y = area.y;
         self.info.width = area.width;
         self.info.height = area.height;
         let pointer = self.pointer(area)?;
-        // Whole window each grab: the tiles' comparison finds what really changed.
         Ok(Grab {
             picture: &self.picture,
-            damage: Damage::Unknown,
+            damage,
             pointer,
         })
     }
 
     fn method(&self) -> &'static str {
-        if self.composited {
-            "x11-window-composite"
-        } else {
-            "x11-window"
+        match (self.composited, self.shm.is_some()) {
+            (true, true) => "x11-window-composite-shm",
+            (true, false) => "x11-window-composite",
+            (false, true) => "x11-window-shm",
+            (false, false) => "x11-window",
         }
+    }
+
+    fn window(&self) -> Option<&WindowInfo> {
+        Some(&self.opened)
     }
 }
 
