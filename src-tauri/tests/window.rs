@@ -2,6 +2,7 @@
 //! pick the monitor, set frame rate and quality, share, read the URL off the window, and check
 //! what a viewer gets from it against what is on the X screen.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::Duration;
@@ -49,6 +50,9 @@ impl Driver {
             .env("XDG_CONFIG_HOME", config)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            // A group of its own, so that drop ends WebKitWebDriver and the app with it (they
+            // outlive tauri-driver otherwise).
+            .process_group(0)
             .spawn()?;
         Ok(Self {
             child,
@@ -80,6 +84,10 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // The group is tauri-driver's own (`process_group(0)`), reaped only below: its id is
+        // still this group's.
+        let group = rustix::process::Pid::from_child(&self.child);
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         let _ = self.child.kill();
         let _ = self.child.wait();
         if self.remove_config {

@@ -259,6 +259,24 @@ fn cases(t: &Target) -> Vec<Case> {
         t.request("POST", &t.viewer("join"), JSON, br#"{"pin":"1","x":1}"#),
         400,
     ));
+    // A reverse proxy on this machine connects from loopback for clients anywhere: control
+    // refuses what a proxy says it passed on.
+    for header in [
+        "X-Forwarded-For: 192.168.1.20\r\n",
+        "Forwarded: for=192.168.1.20\r\n",
+        "X-Real-IP: 192.168.1.20\r\n",
+    ] {
+        cases.push(case(
+            format!("control status through a proxy ({})", header.trim_end()),
+            t.get(&t.control("status"), header),
+            403,
+        ));
+    }
+    cases.push(case(
+        "control status from this machine",
+        t.get(&t.control("status"), ""),
+        200,
+    ));
     cases.push(case(
         "admit nobody",
         t.request("POST", &t.control("viewers/id:00000000/admit"), JSON, b""),

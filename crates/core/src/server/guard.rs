@@ -48,12 +48,21 @@ pub async fn check_request(
         let from_this_machine = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .is_some_and(|ConnectInfo(peer)| peer.ip().to_canonical().is_loopback());
+            .is_some_and(|ConnectInfo(peer)| peer.ip().to_canonical().is_loopback())
+            && !relayed(request.headers());
         if !from_this_machine {
             return Err(ServerError::ControlFromElsewhere);
         }
     }
     Ok(next.run(request).await)
+}
+
+/// Whether a proxy says it passed the request on for someone else: a reverse proxy on this
+/// machine connects from loopback, but the client it speaks for may be anywhere.
+fn relayed(headers: &axum::http::HeaderMap) -> bool {
+    ["forwarded", "x-forwarded-for", "x-real-ip"]
+        .into_iter()
+        .any(|name| headers.contains_key(name))
 }
 
 /// Whether a request that changes something came from a page of this server (or from no page at
@@ -72,6 +81,17 @@ fn same_origin(origin: Option<&HeaderValue>, host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_a_proxy_passed_on_is_relayed() {
+        let mut headers = axum::http::HeaderMap::new();
+        assert!(!relayed(&headers));
+        headers.insert("x-forwarded-for", HeaderValue::from_static("192.168.1.20"));
+        assert!(relayed(&headers));
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("forwarded", HeaderValue::from_static("for=192.168.1.20"));
+        assert!(relayed(&headers));
+    }
 
     #[test]
     fn only_pages_of_this_server_may_change_things() {
