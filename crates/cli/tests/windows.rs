@@ -261,6 +261,8 @@ async fn one_window_is_shared_alone_follows_it_and_says_when_it_closes() -> anyh
     let browser = Browser::start().await?;
     browser.client().goto(served.viewer_url()).await?;
     page_says(&browser, "Live").await?;
+    // Connected before the window closes: its looks take no client slot of their own.
+    let observer = xvfb.observer()?;
     let _ = alpha.0.kill();
     let _ = alpha.0.wait();
     if let Err(error) = page_says(
@@ -292,9 +294,13 @@ async fn one_window_is_shared_alone_follows_it_and_says_when_it_closes() -> anyh
     // ids): it was never chosen, so the share stays on the closed window's last picture while
     // it keeps trying.
     let impostor_window = xterm(&xvfb, "impostor", "#30c030", "60x20+40+40")?;
-    let impostor = listed(&xvfb, "impostor").await?;
+    let impostor_id = eventually(PATIENCE, "the new window listed", || async {
+        observer.window_titled("impostor").ok().flatten()
+    })
+    .await?;
     assert_eq!(
-        impostor["id"], shared["id"],
+        Some(u64::from(impostor_id)),
+        shared["id"].as_u64(),
         "X gave the new window the closed one's id"
     );
     let control_status = served.control_url.replace("/settings", "/status");
@@ -319,7 +325,7 @@ async fn one_window_is_shared_alone_follows_it_and_says_when_it_closes() -> anyh
         "the impostor's green must never be shown"
     );
     // Picked by the presenter, the same id is shared: a pick is consent.
-    let picked = pick_window(&served, serde_json::json!({ "window": impostor["id"] })).await?;
+    let picked = pick_window(&served, serde_json::json!({ "window": impostor_id })).await?;
     assert_eq!(picked.status(), 200, "{}", picked.text().await?);
     eventually(PATIENCE, "the window picked again live", || async {
         all_of(&frame(&served).await?, rgb("#30c030").ok()?).then_some(())
@@ -335,23 +341,38 @@ async fn one_window_is_shared_alone_follows_it_and_says_when_it_closes() -> anyh
         all_of(&frame(&served).await?, rgb("#3050c0").ok()?).then_some(())
     })
     .await?;
-    // Minimised: viewers are told, and it comes back when restored.
-    xdotool(&xvfb, &["search", "--name", "^beta$", "windowminimize"])?;
-    eventually(
-        PATIENCE,
-        "the share to say the window is minimised",
-        || async {
+    // Minimised, then sent to another virtual desktop: viewers are told which, and it comes
+    // back each time.
+    let beta_is = |args: &[&str]| {
+        let mut all = vec!["search", "--name", "^beta$"];
+        all.extend_from_slice(args);
+        xdotool(&xvfb, &all)
+    };
+    for (away, back, gone) in [
+        (
+            &["windowminimize"][..],
+            &["windowactivate"][..],
+            "minimised",
+        ),
+        (
+            &["set_desktop_for_window", "1"][..],
+            &["set_desktop_for_window", "0"][..],
+            "other_desktop",
+        ),
+    ] {
+        beta_is(away)?;
+        eventually(PATIENCE, &format!("the share to say {gone}"), || async {
             let status = viewer_status(&served).await?;
-            (status["window_gone"] == "minimised").then_some(())
-        },
-    )
-    .await?;
-    xdotool(&xvfb, &["search", "--name", "^beta$", "windowactivate"])?;
-    eventually(PATIENCE, "the restored window live again", || async {
-        let status = viewer_status(&served).await?;
-        (status["state"] == "live" && status["window_gone"].is_null()).then_some(())
-    })
-    .await?;
+            (status["window_gone"] == gone).then_some(())
+        })
+        .await?;
+        beta_is(back)?;
+        eventually(PATIENCE, "the window live again", || async {
+            let status = viewer_status(&served).await?;
+            (status["state"] == "live" && status["window_gone"].is_null()).then_some(())
+        })
+        .await?;
+    }
     let unknown = pick_window(&served, serde_json::json!({ "window": id })).await?;
     assert_eq!(
         unknown.status(),

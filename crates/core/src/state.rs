@@ -49,7 +49,7 @@ pub struct CaptureStatus {
     pub error: Option<String>,
     /// Attempts at the source that failed in a row (0 while it works); retries back off.
     pub failed_attempts: u32,
-    /// While a shared window cannot be read: closed or minimised.
+    /// While a shared window cannot be read: closed, minimised or on another desktop.
     pub window_gone: Option<WindowGone>,
     /// Grabs so far, whether or not the pixels changed.
     pub grabs: u64,
@@ -70,7 +70,7 @@ pub struct Status {
     pub failed_attempts: u32,
     /// The shared window, when a window is shared.
     pub window: Option<crate::settings::WindowChoice>,
-    /// While the shared window cannot be read: closed or minimised.
+    /// While the shared window cannot be read: closed, minimised or on another desktop.
     pub window_gone: Option<WindowGone>,
     pub monitor: Option<MonitorInfo>,
     /// How pixels are read: `x11-shm`, `x11-getimage` (the X server offers no MIT-SHM), `xcap`.
@@ -106,7 +106,7 @@ pub struct ViewerStatus {
     pub state: Phase,
     pub paused: bool,
     pub source_lost: bool,
-    /// When the shared window is why the source is lost: `closed` or `minimised`.
+    /// When the shared window is why the source is lost: `closed`, `minimised` or `other_desktop`.
     pub window_gone: Option<WindowGone>,
     /// The share's frame rate, which caps the page's own.
     pub fps: u32,

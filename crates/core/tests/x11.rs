@@ -269,8 +269,9 @@ w "$0.1"; c '#30c030'; w "$0.2"; c '#3030c0'; sleep 600"#;
                 "#e0e0e0",
                 "-cr",
                 "#e0e0e0",
+                // Over the middle of the shared window, placed where asked (no move later).
                 "-geometry",
-                "20x6",
+                &format!("20x6+{}+{}", shared.x + 40, shared.y + 30),
                 "-e",
                 "sleep",
                 "600",
@@ -285,36 +286,37 @@ w "$0.1"; c '#30c030'; w "$0.2"; c '#3030c0'; sleep 600"#;
             .into_iter()
             .find(|w| w.title == "cover")
     });
-    xvfb.run(
-        "xdotool",
-        &[
-            "search",
-            "--name",
-            "^cover$",
-            "windowmove",
-            &(shared.x + 40).to_string(),
-            &(shared.y + 30).to_string(),
-        ],
-    )
-    .expect("xdotool (apt-get install xdotool)");
-    // The middle of the cover, once moved, is inside the shared window and shows the cover.
-    wait_for("the cover over the shared window on screen", || {
+    // The middle of the cover is inside the shared window and shows the cover.
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
         let cover = screens
             .windows()
-            .ok()?
-            .into_iter()
-            .find(|w| w.title == "cover")?;
-        let point = (
-            cover.x + cover.width as i32 / 2,
-            cover.y + cover.height as i32 / 2,
+            .ok()
+            .and_then(|windows| windows.into_iter().find(|w| w.title == "cover"));
+        let shot = xvfb.screenshot().ok();
+        if let (Some(cover), Some(shot)) = (cover, shot) {
+            let point = (
+                cover.x + cover.width as i32 / 2,
+                cover.y + cover.height as i32 / 2,
+            );
+            let inside_shared = cover.x > shared.x
+                && point.0 < shared.x + shared.width as i32
+                && point.1 < shared.y + shared.height as i32;
+            let shown = shot
+                .get_pixel_checked(point.0 as u32, point.1 as u32)
+                .map(|pixel| pixel.0);
+            if inside_shared && shown == Some([0xe0, 0xe0, 0xe0]) {
+                break;
+            }
+            seen = format!("cover {cover:?}, shared {shared:?}, shown {shown:?} at {point:?}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cover never covered the shared window: {seen}"
         );
-        let inside_shared = point.0 < shared.x + shared.width as i32
-            && point.1 < shared.y + shared.height as i32
-            && cover.x > shared.x;
-        let shot = xvfb.screenshot().ok()?;
-        let shown = shot.get_pixel(point.0 as u32, point.1 as u32).0;
-        (inside_shared && shown == [0xe0, 0xe0, 0xe0]).then_some(())
-    });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 
     let mut source = screens
         .open_window(&screenshare_core::WindowChoice::Title("shared".to_owned()))

@@ -20,7 +20,7 @@
   // Where this browser stands with the share: joining, pin, waiting, admitted, removed. The
   // loops stop (`stopLoops`) when the server says it is no longer admitted.
   let access = "joining", stopLoops = false;
-  // Why a shared window is out of sight, when one is: "closed" or "minimised".
+  // Why a shared window is out of sight, when one is: "closed", "minimised" or "other_desktop".
   let windowGone = null;
   // Bumped by a change of picture mode: an update begun before it must not set `after`.
   let generation = 0;
@@ -46,6 +46,7 @@
       state = "lost";
       text = windowGone === "closed" ? "The shared window was closed — showing its last picture"
         : windowGone === "minimised" ? "The shared window is minimised — showing its last picture"
+        : windowGone === "other_desktop" ? "The shared window is on another desktop — showing its last picture"
         : "Screen lost — showing the last frame";
     }
     else if (!shown) { state = "waiting"; text = "Waiting for the screen…"; }

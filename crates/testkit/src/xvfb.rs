@@ -379,3 +379,64 @@ fn set_display_env(display: &str) {
         std::env::remove_var("WAYLAND_DISPLAY");
     }
 }
+
+/// One X connection kept open, to look at the server without taking a new client slot per
+/// look: X gives a new client the lowest free slot, and with it the ids of the client that had
+/// it, which a test of id reuse must leave to the program it starts.
+pub struct XObserver {
+    conn: x11rb::rust_connection::RustConnection,
+    root: u32,
+}
+
+impl std::fmt::Debug for XObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XObserver").finish_non_exhaustive()
+    }
+}
+
+impl XObserver {
+    /// The id of the window the window manager lists with this exact title, if there is one.
+    pub fn window_titled(&self, title: &str) -> anyhow::Result<Option<u32>> {
+        use x11rb::protocol::xproto::{AtomEnum, ConnectionExt};
+        let atom = |name: &str| -> anyhow::Result<u32> {
+            Ok(self.conn.intern_atom(false, name.as_bytes())?.reply()?.atom)
+        };
+        let (clients, net_name) = (atom("_NET_CLIENT_LIST")?, atom("_NET_WM_NAME")?);
+        let list = self
+            .conn
+            .get_property(false, self.root, clients, AtomEnum::WINDOW, 0, 4096)?
+            .reply()?;
+        for id in list.value32().into_iter().flatten() {
+            // Either name, of whatever type (xterm sets only WM_NAME, as a STRING).
+            for name in [net_name, AtomEnum::WM_NAME.into()] {
+                let Ok(reply) = self
+                    .conn
+                    .get_property(false, id, name, AtomEnum::ANY, 0, 256)?
+                    .reply()
+                else {
+                    continue;
+                };
+                if reply.value == title.as_bytes() {
+                    return Ok(Some(id));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Xvfb {
+    /// A connection to this server kept open for looking at it (see [`XObserver`]).
+    pub fn observer(&self) -> anyhow::Result<XObserver> {
+        use x11rb::connection::Connection;
+        let (conn, screen) = x11rb::connect(Some(&self.display))
+            .with_context(|| format!("cannot connect to {}", self.display))?;
+        let root = conn
+            .setup()
+            .roots
+            .get(screen)
+            .map(|screen| screen.root)
+            .context("the X server has no screen")?;
+        Ok(XObserver { conn, root })
+    }
+}

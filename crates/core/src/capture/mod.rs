@@ -321,6 +321,8 @@ pub enum CaptureError {
 pub enum WindowGone {
     Closed,
     Minimised,
+    /// On a virtual desktop other than the one shown: the window manager unmapped it.
+    OtherDesktop,
 }
 
 impl std::fmt::Display for WindowGone {
@@ -328,6 +330,7 @@ impl std::fmt::Display for WindowGone {
         f.write_str(match self {
             WindowGone::Closed => "was closed",
             WindowGone::Minimised => "is minimised",
+            WindowGone::OtherDesktop => "is on another desktop",
         })
     }
 }

@@ -4,9 +4,10 @@
 //! `_NET_WM_NAME` and their class. With the Composite extension, every top-level window is
 //! redirected (automatically: the server still draws the screen as before), so a window's own
 //! pixels stay readable from its pixmap even where another window covers it; without Composite,
-//! what is on screen where the window is gets read instead. The window is looked up again on every
-//! grab, so the picture follows it as it moves and resizes; a closed or minimised window is a lost
-//! source, reported in words.
+//! what is on screen where the window is gets read instead. Like a monitor, it is read through
+//! MIT-SHM, and only where DAMAGE (on its frame) says it changed. The window is looked up again on
+//! every grab, so the picture follows it as it moves and resizes; a closed or minimised window, or
+//! one on another virtual desktop, is a lost source, reported in words.
 
 use std::sync::Arc;
 
@@ -60,6 +61,8 @@ struct Atoms {
     state: xproto::Atom,
     hidden: xproto::Atom,
     pid: xproto::Atom,
+    desktop: xproto::Atom,
+    current_desktop: xproto::Atom,
 }
 
 impl Atoms {
@@ -79,6 +82,8 @@ impl Atoms {
             state: atom("_NET_WM_STATE")?,
             hidden: atom("_NET_WM_STATE_HIDDEN")?,
             pid: atom("_NET_WM_PID")?,
+            desktop: atom("_NET_WM_DESKTOP")?,
+            current_desktop: atom("_NET_CURRENT_DESKTOP")?,
         })
     }
 }
@@ -433,9 +438,30 @@ impl X11WindowSource {
             })
             .unwrap_or(false);
         if hidden || attributes.map_state != MapState::VIEWABLE {
-            return Ok(Some(WindowGone::Minimised));
+            return Ok(Some(if self.on_another_desktop()? {
+                WindowGone::OtherDesktop
+            } else {
+                WindowGone::Minimised
+            }));
         }
         Ok(None)
+    }
+
+    /// Whether the window manager put the window on a virtual desktop other than the one shown
+    /// (which is why it is out of sight, not minimised). All desktops (`0xFFFFFFFF`) is none.
+    fn on_another_desktop(&self) -> Result<bool, CaptureError> {
+        let cardinal = |window, property| -> Result<Option<u32>, CaptureError> {
+            Ok(self
+                .conn
+                .get_property(false, window, property, AtomEnum::CARDINAL, 0, 1)
+                .map_err(failed)?
+                .reply()
+                .ok()
+                .and_then(|reply| reply.value32().and_then(|mut values| values.next())))
+        };
+        let on = cardinal(self.window, self.atoms.desktop)?;
+        let shown = cardinal(self.root, self.atoms.current_desktop)?;
+        Ok(matches!((on, shown), (Some(on), Some(shown)) if on != shown && on != u32::MAX))
     }
 
     /// The window's pixels: from its pixmap where Composite allows (covered parts included,
