@@ -380,37 +380,49 @@ fn every_bad_request_gets_its_status_and_the_viewer_is_still_served() {
     );
 }
 
-#[test]
-fn a_client_that_stops_reading_a_4k_frame_is_dropped() {
-    use screenshare_testkit::raw::{open_files, resident_kib};
-    use std::io::{Read, Write};
+/// A share of a 4K screen of noise (`args` added), and its whole frame, encoded once (so later
+/// clients are not charged for it) by a request that also makes this address a viewer.
+fn noise_share(args: &[&str]) -> (Xvfb, Served, Target, Vec<u8>) {
     let xvfb = Xvfb::start_sized(3840, 2160).expect("Xvfb");
     xvfb.noise().expect("noise");
-    let served = Served::start(BIN, &xvfb, &["--write-stall-timeout", "2"]).expect("serve");
+    let served = Served::start(BIN, &xvfb, args).expect("serve");
     let target = Target::of(&served);
-    // Encoded once, before the stalled client, so its memory is not counted against it.
     let whole = reqwest::blocking_get(&served.viewer("screen.png"));
     assert!(
         whole.len() > 8_000_000,
         "a 4K frame of noise: {} bytes",
         whole.len()
     );
-    let files_before = open_files(served.pid()).expect("fds");
-    let memory_before = resident_kib(served.pid()).expect("rss");
+    (xvfb, served, target, whole)
+}
 
+/// A client on a slow link asking for the whole frame: a 4 KiB receive buffer, and only the
+/// head of the answer read. Returns the socket and how many bytes that read took.
+fn slow_frame_request(target: &Target) -> (std::net::TcpStream, usize) {
+    use std::io::{Read, Write};
     let socket =
         socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
     socket
         .set_recv_buffer_size(4096)
         .expect("small receive buffer");
     socket.connect(&target.server.into()).expect("connect");
-    let mut stalled: std::net::TcpStream = socket.into();
-    stalled
-        .write_all(&target.get(&target.viewer("screen.png"), ""))
+    let mut slow: std::net::TcpStream = socket.into();
+    slow.write_all(&target.get(&target.viewer("screen.png"), ""))
         .expect("request");
     let mut head = [0u8; 512];
-    let got = stalled.read(&mut head).expect("the answer starts");
+    let got = slow.read(&mut head).expect("the answer starts");
     assert!(head[..got].starts_with(b"HTTP/1.1 200"));
+    (slow, got)
+}
+
+#[test]
+fn a_client_that_stops_reading_a_4k_frame_is_dropped() {
+    use screenshare_testkit::raw::{open_files, resident_kib};
+    use std::io::Read;
+    let (_xvfb, served, target, whole) = noise_share(&["--write-stall-timeout", "2"]);
+    let files_before = open_files(served.pid()).expect("fds");
+    let memory_before = resident_kib(served.pid()).expect("rss");
+    let (mut stalled, got) = slow_frame_request(&target);
     // ...and then this client reads nothing more. The server must give up on it.
     let deadline = Instant::now() + Duration::from_secs(20);
     while open_files(served.pid()).expect("fds") > files_before {
@@ -441,6 +453,50 @@ fn a_client_that_stops_reading_a_4k_frame_is_dropped() {
         served.stderr().contains("stopped reading"),
         "{}",
         served.stderr()
+    );
+}
+
+#[test]
+fn a_viewer_removed_mid_frame_gets_no_more_of_it() {
+    use std::io::Read;
+    let (_xvfb, served, target, whole) = noise_share(&[]);
+    // A viewer on a slow link: it has the head of the frame; the rest comes as it reads.
+    let (mut slow, got) = slow_frame_request(&target);
+
+    // The presenter removes it while the frame is on its way.
+    let viewers_url = served.control_url.replace("/settings", "/viewers");
+    let viewers: serde_json::Value =
+        serde_json::from_slice(&reqwest::blocking_get(&viewers_url)).expect("the viewer list");
+    let id = viewers[0]["id"]
+        .as_str()
+        .expect("one viewer, this address")
+        .to_owned();
+    let removal = answer_of(
+        target.server,
+        &target.request(
+            "POST",
+            &target.control(&format!("viewers/{id}/remove")),
+            "",
+            b"",
+        ),
+        "content-type",
+    );
+    assert!(matches!(removal.0, 200 | 204), "{removal:?}");
+
+    // It reads on as fast as it can: the connection ends long before the frame does.
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    let received = got + rest.len();
+    eprintln!(
+        "a viewer removed mid-frame got {received} of {} bytes",
+        whole.len()
+    );
+    assert!(
+        received < whole.len() / 2,
+        "a removed viewer still got {received} of {} bytes",
+        whole.len()
     );
 }
 

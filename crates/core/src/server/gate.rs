@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{OriginalUri, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::error::ServerError;
+use super::until_removed::UntilRemoved;
 use super::viewer::PeerAddr;
 use crate::admission::{Access, Gate, PASS_COOKIE, pass_from_cookies};
 
@@ -34,7 +35,7 @@ fn pass_of(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Route layer for whatever shows the screen: only admitted browsers pass, and a request in
-/// flight (a long poll) ends at once when its viewer is removed.
+/// flight (a long poll, or a frame still being sent) ends at once when its viewer is removed.
 pub async fn require_admission(
     State(state): State<AppState>,
     peer: PeerAddr,
@@ -49,10 +50,19 @@ pub async fn require_admission(
     }
     request.extensions_mut().insert(gate);
     let admission = state.share.admission.clone();
-    tokio::select! {
-        response = next.run(request) => Ok(response),
-        () = admission.shut_out(pass, peer.0, rules) => Err(ServerError::NotAdmitted(Access::Removed)),
-    }
+    let response = tokio::select! {
+        response = next.run(request) => response,
+        () = admission.shut_out(pass.clone(), peer.0, rules.clone()) => {
+            return Err(ServerError::NotAdmitted(Access::Removed));
+        }
+    };
+    // An answer already under way (a frame of megabytes to a slow viewer) stops too.
+    let (parts, body) = response.into_parts();
+    let removed = async move { admission.shut_out(pass, peer.0, rules).await };
+    Ok(Response::from_parts(
+        parts,
+        Body::new(UntilRemoved::new(body, removed)),
+    ))
 }
 
 /// `GET access`: where this browser stands (admitted, needs the PIN, waiting, removed).

@@ -12,6 +12,7 @@ mod limits;
 mod listen;
 mod quiet_log;
 mod stall;
+mod until_removed;
 mod viewer;
 
 use std::sync::Arc;
