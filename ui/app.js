@@ -166,7 +166,10 @@ let thumbsBusy = false;
 
 // Re-lists first, so a screen plugged in or out shows up without a restart.
 async function refreshThumbnails() {
-  if (thumbsBusy || document.visibilityState !== "visible") return;
+  const hidden = document.visibilityState !== "visible";
+  // Hidden, only a first list is worth having (listing failed at start): no pictures, so no
+  // capture is kept awake.
+  if (thumbsBusy || (hidden && app.monitors.length > 0)) return;
   thumbsBusy = true;
   try {
     const list = await invoke("list_monitors");
@@ -181,6 +184,7 @@ async function refreshThumbnails() {
       if (app.window != null && !app.sharing && !windows.some((w) => w.id === app.window)) app.window = null;
       renderMonitors();
     }
+    if (hidden) { thumbErrors(); return; }
     await Promise.all([
       ...app.monitors.map(async (m) => {
         const url = await invoke("monitor_thumbnail", { index: m.index });

@@ -13,6 +13,8 @@ use screenshare_testkit::{Xvfb, eventually, free_port};
 
 const APP: &str = env!("CARGO_BIN_EXE_screenshare-desktop");
 const PATIENCE: Duration = Duration::from_secs(30);
+/// The first window on a cold machine: WebKit starts three times at once on two cores.
+const STARTUP_PATIENCE: Duration = Duration::from_secs(60);
 
 /// tauri-driver on free ports, launching the app on `xvfb`; killed on drop.
 struct Driver {
@@ -71,13 +73,17 @@ impl Driver {
             anyhow::bail!("capabilities are an object");
         };
         let url = format!("http://127.0.0.1:{}", self.port);
-        eventually(PATIENCE, "tauri-driver to open the window", || async {
-            ClientBuilder::new(HttpConnector::new())
-                .capabilities(capabilities.clone())
-                .connect(&url)
-                .await
-                .ok()
-        })
+        eventually(
+            STARTUP_PATIENCE,
+            "tauri-driver to open the window",
+            || async {
+                ClientBuilder::new(HttpConnector::new())
+                    .capabilities(capabilities.clone())
+                    .connect(&url)
+                    .await
+                    .ok()
+            },
+        )
         .await
     }
 }
@@ -152,7 +158,7 @@ async fn presenter_shares_and_steers_a_live_share() -> anyhow::Result<()> {
     assert_eq!(client.title().await?, "screenshare");
 
     // Pick the monitor (Xvfb has one), frame rate and quality.
-    let card = eventually(PATIENCE, "the monitor card", || async {
+    let card = eventually(STARTUP_PATIENCE, "the monitor card", || async {
         client
             .find(Locator::Css("#monitors .card[data-index='0']"))
             .await
@@ -480,7 +486,7 @@ async fn keyboard_alone_shares_pauses_stops_and_the_settings_last() -> anyhow::R
     let bind = format!("127.0.0.1:{taken_port}");
     let driver = Driver::start_with(&xvfb, &bind, &config)?;
     let client = driver.connect().await?;
-    eventually(PATIENCE, "the monitor card", || async {
+    eventually(STARTUP_PATIENCE, "the monitor card", || async {
         client.find(Locator::Css("#monitors .card")).await.ok()
     })
     .await?;
