@@ -2,40 +2,19 @@
 //! colours, one shared by title; the frames show that window alone, follow it as it moves and
 //! grows, keep its own pixels when the other covers it, and say so when it closes.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use fantoccini::Locator;
-use screenshare_testkit::{Browser, Served, Xvfb, close_to, eventually, rgb};
+use screenshare_testkit::{Browser, Running, Served, Xvfb, close_to, eventually, rgb};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_screenshare");
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// A child process killed on drop.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(xvfb: &Xvfb, program: &str, args: &[&str]) -> anyhow::Result<Running> {
-    Ok(Running(
-        xvfb.command(program)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    ))
-}
-
 /// An xterm of one colour all over (text and cursor the colour of the background).
 fn xterm(xvfb: &Xvfb, title: &str, colour: &str, geometry: &str) -> anyhow::Result<Running> {
-    spawn(
-        xvfb,
+    xvfb.spawn(
         "xterm",
         &[
             "-title",
@@ -149,7 +128,7 @@ fn xdotool(xvfb: &Xvfb, args: &[&str]) -> anyhow::Result<()> {
 async fn one_window_is_shared_alone_follows_it_and_says_when_it_closes() -> anyhow::Result<()> {
     let xvfb = Xvfb::start_sized(1280, 800)?;
     xvfb.paint("#202020")?;
-    let _wm = spawn(&xvfb, "jwm", &[])?;
+    let _wm = xvfb.spawn("jwm", &[])?;
     let mut alpha = xterm(&xvfb, "alpha", "#c03030", "60x20+40+40")?;
     let _beta = xterm(&xvfb, "beta", "#3050c0", "80x30+600+300")?;
     let shared = listed(&xvfb, "alpha").await?;
@@ -392,7 +371,7 @@ async fn one_window_is_shared_alone_follows_it_and_says_when_it_closes() -> anyh
 #[test]
 fn an_unknown_window_is_a_clear_error() -> anyhow::Result<()> {
     let xvfb = Xvfb::start()?;
-    let _wm = spawn(&xvfb, "jwm", &[])?;
+    let _wm = xvfb.spawn("jwm", &[])?;
     let output = Command::new(BIN)
         .env("DISPLAY", xvfb.display())
         .env_remove("WAYLAND_DISPLAY")

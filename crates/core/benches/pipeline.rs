@@ -15,6 +15,7 @@ use screenshare_core::capture::xcap::XcapScreens;
 use screenshare_core::capture::{Screens, Source};
 use screenshare_core::encode::{jpeg_of, png_of, scale_picture};
 use screenshare_core::pixels::{Picture, Rect};
+use screenshare_testkit::Running;
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{ChangeGCAux, ConnectionExt, CreateGCAux, Rectangle, SubwindowMode};
 
@@ -70,16 +71,6 @@ fn whole_grab_ms(screens: &X11Screens, display: &str) -> anyhow::Result<f64> {
     conn.clear_area(false, root, 0, 0, 0, 0)?;
     conn.get_input_focus()?.reply()?;
     Ok(total * 1000.0 / f64::from(RUNS))
-}
-
-/// Kills the program it holds on drop.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn start(display: &str, program: &str, args: &[&str]) -> anyhow::Result<Running> {

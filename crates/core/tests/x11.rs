@@ -7,7 +7,7 @@ use screenshare_core::capture::x11::X11Screens;
 use screenshare_core::capture::{Damage, Screens};
 use screenshare_core::pixels::Rect;
 use screenshare_core::settings::MonitorChoice;
-use screenshare_testkit::Xvfb;
+use screenshare_testkit::{Running, Xvfb};
 
 fn screen(width: u32, height: u32) -> Xvfb {
     Xvfb::start_sized(width, height).expect("Xvfb (run `cargo xtask test` to install it)")
@@ -25,16 +25,6 @@ fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
             "gave up waiting for {what}"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
-/// A child process killed on drop.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -221,7 +211,7 @@ fn a_window_thumbnail_is_that_window() {
 fn a_shared_window_reads_only_what_changed_covered_parts_included() {
     let xvfb = screen(640, 400);
     xvfb.paint("#101010").expect("paint");
-    let _wm = Running(xvfb.command("jwm").spawn().expect("jwm"));
+    let _wm = xvfb.spawn("jwm", &[]).expect("jwm");
     // The shared xterm recolours itself all over (text, background, cursor) when a marker file
     // appears, once for ".1" and once for ".2": a change drawn while another window covers it.
     let markers = std::env::temp_dir().join(format!("screenshare-recolour-{}", std::process::id()));
@@ -258,9 +248,11 @@ w "$0.1"; c '#30c030'; w "$0.2"; c '#3030c0'; sleep 600"#;
             .into_iter()
             .find(|w| w.title == "shared")
     });
-    let _cover = Running(
-        xvfb.command("xterm")
-            .args([
+    let cover_geometry = format!("20x6+{}+{}", shared.x + 40, shared.y + 30);
+    let _cover = xvfb
+        .spawn(
+            "xterm",
+            &[
                 "-title",
                 "cover",
                 "-bg",
@@ -271,14 +263,13 @@ w "$0.1"; c '#30c030'; w "$0.2"; c '#3030c0'; sleep 600"#;
                 "#e0e0e0",
                 // Over the middle of the shared window, placed where asked (no move later).
                 "-geometry",
-                &format!("20x6+{}+{}", shared.x + 40, shared.y + 30),
+                &cover_geometry,
                 "-e",
                 "sleep",
                 "600",
-            ])
-            .spawn()
-            .expect("xterm"),
-    );
+            ],
+        )
+        .expect("xterm");
     wait_for("the covering window", || {
         screens
             .windows()

@@ -11,7 +11,7 @@ mod xvfb;
 pub use browser::Browser;
 pub use proxy::Relay;
 pub use served::Served;
-pub use xvfb::{XObserver, Xvfb, shared_display};
+pub use xvfb::{Running, XObserver, Xvfb, shared_display};
 
 use std::time::{Duration, Instant};
 

@@ -215,6 +215,18 @@ impl Xvfb {
         command
     }
 
+    /// Starts an X client of this server (its output dropped), killed when the result drops.
+    pub fn spawn(&self, program: &str, args: &[&str]) -> anyhow::Result<Running> {
+        let child = self
+            .command(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {program}"))?;
+        Ok(Running(child))
+    }
+
     /// Paints the whole root window one colour (`#rrggbb` or an X colour name).
     pub fn paint(&self, colour: &str) -> anyhow::Result<()> {
         self.run("xsetroot", &["-solid", colour])
@@ -377,6 +389,17 @@ fn set_display_env(display: &str) {
     unsafe {
         std::env::set_var("DISPLAY", display);
         std::env::remove_var("WAYLAND_DISPLAY");
+    }
+}
+
+/// A child process killed (and reaped) on drop.
+#[derive(Debug)]
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

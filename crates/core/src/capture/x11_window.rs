@@ -712,32 +712,25 @@ mod tests {
 
     #[test]
     fn the_part_on_screen_of_a_window_past_its_edges() {
-        let past_left = Placement {
-            x: -100,
-            y: 50,
-            width: 300,
-            height: 200,
+        let window = |x, y, width, height| Placement {
+            x,
+            y,
+            width,
+            height,
         };
-        assert_eq!(
-            on_screen(past_left, 1280, 800),
-            Some(Rect::new(0, 50, 200, 200))
-        );
-        let past_bottom_right = Placement {
-            x: 1200,
-            y: 700,
-            width: 300,
-            height: 200,
-        };
-        assert_eq!(
-            on_screen(past_bottom_right, 1280, 800),
-            Some(Rect::new(1200, 700, 80, 100))
-        );
-        let off = Placement {
-            x: 2000,
-            y: 0,
-            width: 100,
-            height: 100,
-        };
-        assert_eq!(on_screen(off, 1280, 800), None);
+        for (placement, on_a_1280x800_screen) in [
+            (window(-100, 50, 300, 200), Some(Rect::new(0, 50, 200, 200))),
+            (
+                window(1200, 700, 300, 200),
+                Some(Rect::new(1200, 700, 80, 100)),
+            ),
+            (window(2000, 0, 100, 100), None),
+        ] {
+            assert_eq!(
+                on_screen(placement, 1280, 800),
+                on_a_1280x800_screen,
+                "{placement:?}"
+            );
+        }
     }
 }
