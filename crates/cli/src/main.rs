@@ -57,6 +57,9 @@ struct ServeArgs {
     /// Scale frames down to at most this many pixels wide
     #[arg(long, value_name = "PIXELS")]
     max_width: Option<u32>,
+    /// On Wayland: forget the screen or window picked last time, so the desktop asks again
+    #[arg(long)]
+    pick_again: bool,
     /// Address to listen on
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
     bind: IpAddr,
@@ -168,8 +171,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// What `list` says on a desktop whose own dialog picks (Wayland).
+const PICKED_ON_DESKTOP: &str = "On Wayland your desktop's own dialog picks the screen or window to share: \
+`screenshare serve` opens it the first time, then shares the same pick again without asking \
+(`screenshare serve --pick-again` asks afresh).";
+
 fn list(json: bool) -> anyhow::Result<()> {
     let monitors = sources().map_err(Error::from)?;
+    if !json && screenshare_core::capture::system_screens().picked_on_desktop() {
+        println!("{PICKED_ON_DESKTOP}");
+        return Ok(());
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&monitors)?);
         return Ok(());
@@ -193,9 +205,12 @@ fn list(json: bool) -> anyhow::Result<()> {
 }
 
 fn list_windows(json: bool) -> anyhow::Result<()> {
-    let windows = screenshare_core::capture::system_screens()
-        .windows()
-        .map_err(Error::from)?;
+    let screens = screenshare_core::capture::system_screens();
+    let windows = screens.windows().map_err(Error::from)?;
+    if !json && screens.picked_on_desktop() {
+        println!("{PICKED_ON_DESKTOP}");
+        return Ok(());
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&windows)?);
         return Ok(());
@@ -218,6 +233,30 @@ fn list_windows(json: bool) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let screens = screenshare_core::capture::system_screens();
+    if screens.picked_on_desktop() {
+        if let Some(flag) = [
+            args.monitor.is_some().then_some("--monitor"),
+            args.window.is_some().then_some("--window"),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+        {
+            return Err(Error::from(screenshare_core::CaptureError::PickedOnDesktop(
+                flag.to_owned(),
+            ))
+            .into());
+        }
+        if args.pick_again {
+            screens.pick_again();
+        }
+        eprintln!(
+            "Your desktop may ask which screen or window to share: pick one and press Share."
+        );
+    } else if args.pick_again {
+        eprintln!("note: --pick-again applies on Wayland only; --monitor and --window pick here");
+    }
     let options = ShareOptions {
         settings: Settings {
             monitor: args.monitor,
@@ -236,7 +275,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         allowed_hosts: args.allow_host,
         limits: args.limits.limits()?,
     };
-    let share = Share::start(options).await?;
+    let share = Share::start_with(options, screens).await?;
     if args.open {
         eprintln!(
             "warning: --open serves without a token: anyone who can reach this machine can watch"

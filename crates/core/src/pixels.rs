@@ -7,6 +7,16 @@
 use image::RgbaImage;
 use serde::Serialize;
 
+/// A colour channel of a premultiplied pixel (X11 cursors, compositors' cursor bitmaps) as a
+/// straight-alpha one, which PNG and the page expect.
+pub fn unpremultiplied(channel: u8, alpha: u8) -> u8 {
+    match alpha {
+        0 => 0,
+        255 => channel,
+        _ => ((u16::from(channel) * 255 + u16::from(alpha) / 2) / u16::from(alpha)).min(255) as u8,
+    }
+}
+
 /// An axis-aligned rectangle in pixels.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct Rect {
@@ -179,6 +189,31 @@ impl Picture {
             self.span_mut(clipped.x, y, clipped.width)
                 .copy_from_slice(&source[skip..skip + take]);
         }
+    }
+
+    /// Copies `rect` of `other`, a picture of the same size, into the same place of this one
+    /// (clipped to both).
+    pub fn copy_rect_from(&mut self, other: &Picture, rect: Rect) {
+        let Some(rect) = rect
+            .intersect(&self.bounds())
+            .and_then(|rect| rect.intersect(&other.bounds()))
+        else {
+            return;
+        };
+        for y in rect.y..rect.bottom() {
+            self.span_mut(rect.x, y, rect.width)
+                .copy_from_slice(other.span(rect.x, y, rect.width));
+        }
+    }
+
+    /// The bytes of row `y` from column `x`, `width` pixels long, to write into; `None` where
+    /// that span is not all inside the picture.
+    pub fn row_span_mut(&mut self, x: u32, y: u32, width: u32) -> Option<&mut [u8]> {
+        let inside = x
+            .checked_add(width)
+            .is_some_and(|right| right <= self.width)
+            && y < self.height;
+        inside.then(|| self.span_mut(x, y, width))
     }
 
     /// `rect` of this picture as a picture of its own (clipped to the picture).

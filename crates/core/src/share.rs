@@ -310,7 +310,7 @@ async fn checked_monitor(
     let choice = options.settings.monitor.clone();
     let window = options.settings.window.clone();
     let shares_window = window.is_some();
-    let info = crate::capture::ask_display(move || {
+    let info = crate::capture::ask_display_within(screens.open_timeout(), move || {
         screens
             .open_target(choice.as_ref(), window.as_ref())
             .map(|source| source.info().clone())

@@ -5,6 +5,8 @@ mod pacing;
 pub mod synthetic;
 mod thread;
 #[cfg(target_os = "linux")]
+pub mod wayland;
+#[cfg(target_os = "linux")]
 pub mod x11;
 #[cfg(target_os = "linux")]
 mod x11_window;
@@ -148,6 +150,21 @@ pub trait Screens: Send + Sync + 'static {
         }
     }
 
+    /// How long opening a source may take: a question to the display server, or on Wayland
+    /// the desktop's dialog waiting for the presenter to pick.
+    fn open_timeout(&self) -> std::time::Duration {
+        DISPLAY_TIMEOUT
+    }
+
+    /// Whether the desktop's own dialog picks what to share (Wayland), so that shells show that
+    /// instead of a list of monitors and windows to choose from.
+    fn picked_on_desktop(&self) -> bool {
+        false
+    }
+
+    /// Forgets the desktop's remembered pick, so that the next source opened asks again.
+    fn pick_again(&self) {}
+
     /// The monitor `choice` names (`None`: the primary one), or why there is none. Every check of
     /// a monitor choice goes through here. Blocks.
     fn find(&self, choice: Option<&MonitorChoice>) -> Result<MonitorInfo, CaptureError> {
@@ -231,13 +248,19 @@ pub struct PointerShape {
     pub rgba: Vec<u8>,
 }
 
-/// The machine's monitors through the best path it has: X11 directly (MIT-SHM, DAMAGE and the
-/// pointer through XFIXES) when `DISPLAY` names an X server and no Wayland session is set; xcap
-/// elsewhere (macOS, Windows, the Wayland portal).
+/// The machine's monitors through the best path it has: on a Wayland session the ScreenCast
+/// portal and PipeWire (never XWayland, which sees only X clients); X11 directly (MIT-SHM,
+/// DAMAGE and the pointer through XFIXES) when `DISPLAY` names an X server; xcap elsewhere
+/// (macOS, Windows).
 pub fn system_screens() -> Arc<dyn Screens> {
     #[cfg(target_os = "linux")]
-    if x11::is_x11_session() {
-        return Arc::new(x11::X11Screens::from_env());
+    {
+        if wayland::is_wayland_session() {
+            return Arc::new(wayland::WaylandScreens::for_user());
+        }
+        if x11::is_x11_session() {
+            return Arc::new(x11::X11Screens::from_env());
+        }
     }
     Arc::new(xcap::XcapScreens)
 }
@@ -281,7 +304,15 @@ pub const DISPLAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 pub async fn ask_display<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, CaptureError> + Send + 'static,
 ) -> Result<T, crate::Error> {
-    match tokio::time::timeout(DISPLAY_TIMEOUT, tokio::task::spawn_blocking(work)).await {
+    ask_display_within(DISPLAY_TIMEOUT, work).await
+}
+
+/// [`ask_display`] with a deadline of its own (the desktop's dialog waits for a person).
+pub async fn ask_display_within<T: Send + 'static>(
+    timeout: std::time::Duration,
+    work: impl FnOnce() -> Result<T, CaptureError> + Send + 'static,
+) -> Result<T, crate::Error> {
+    match tokio::time::timeout(timeout, tokio::task::spawn_blocking(work)).await {
         Ok(Ok(result)) => result.map_err(crate::Error::from),
         Ok(Err(error)) => Err(crate::Error::Internal(error.to_string())),
         Err(_) => Err(crate::Error::DisplayNotAnswering),
@@ -311,6 +342,15 @@ pub enum CaptureError {
     /// The shared window went away or out of sight: viewers keep its last picture.
     #[error("the shared window {0}")]
     WindowGone(WindowGone),
+    /// On Wayland the desktop's dialog picks; a choice made here (named in the message) cannot.
+    #[error(
+        "on Wayland your desktop's own dialog picks the screen or window to share, so {0} does not apply here"
+    )]
+    PickedOnDesktop(String),
+    /// The presenter ended the screen cast from the desktop (its sharing indicator): it stays
+    /// ended until they pick again.
+    #[error("sharing was stopped from the desktop; pick a screen again to go on")]
+    StoppedOnDesktop,
     #[error("screen capture failed: {reason}{}", platform_hint())]
     Failed { reason: String },
 }

@@ -24,7 +24,7 @@ use super::{
     CaptureError, Damage, Grab, MonitorInfo, PointerShape, PointerState, Screens, Source,
     WindowInfo, resolve, resolve_window,
 };
-use crate::pixels::{Picture, Rect};
+use crate::pixels::{Picture, Rect, unpremultiplied};
 use crate::settings::{MonitorChoice, WindowChoice};
 
 /// Above this many damaged rectangles one read of their bounding box is cheaper than many.
@@ -719,14 +719,7 @@ fn straight_rgba(argb: &[u32]) -> Vec<u8> {
     let mut rgba = Vec::with_capacity(argb.len() * 4);
     for &pixel in argb {
         let alpha = (pixel >> 24) as u8;
-        let unpremultiply = |channel: u32| -> u8 {
-            let channel = (channel & 0xff) as u16;
-            match alpha {
-                0 => 0,
-                255 => channel as u8,
-                _ => ((channel * 255 + u16::from(alpha) / 2) / u16::from(alpha)).min(255) as u8,
-            }
-        };
+        let unpremultiply = |channel: u32| unpremultiplied((channel & 0xff) as u8, alpha);
         rgba.extend_from_slice(&[
             unpremultiply(pixel >> 16),
             unpremultiply(pixel >> 8),
