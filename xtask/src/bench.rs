@@ -280,7 +280,7 @@ impl Server {
 }
 
 pub(crate) fn start_server(screen: &Stage) -> anyhow::Result<Server> {
-    let binary = workspace_root().join("target/release/screenshare");
+    let binary = crate::target_dir()?.join("release/screenshare");
     let mut child = ChildGuard(
         Command::new(&binary)
             .args(["serve", "--bind", "127.0.0.1", "--port", "0", "--fps", "30"])

@@ -85,8 +85,9 @@ pub fn dist(debug: bool) -> anyhow::Result<()> {
 /// Builds the package from the `profile` binaries; returns its path.
 pub fn build(profile: Profile) -> anyhow::Result<PathBuf> {
     let root = workspace_root();
-    let binaries = root.join("target").join(profile.dir());
-    let dist = root.join("target/dist");
+    let target = crate::target_dir()?;
+    let binaries = target.join(profile.dir());
+    let dist = target.join("dist");
     let stage = dist.join(format!("stage-{}", profile.dir()));
     if stage.exists() {
         std::fs::remove_dir_all(&stage)?;

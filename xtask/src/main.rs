@@ -77,7 +77,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     }
     packages::ensure(packages::RUN_HEADLESS)?;
     cargo(&["build", "--package", "screenshare-cli"])?;
-    let binary = workspace_root().join("target/debug/screenshare");
+    let binary = target_dir()?.join("debug/screenshare");
     let virtual_screen = if has_display {
         None
     } else {
@@ -192,6 +192,25 @@ fn run_command(command: &mut Command) -> anyhow::Result<()> {
         bail!("{command:?} failed: {status}");
     }
     Ok(())
+}
+
+/// Where cargo puts what it builds: `target/` unless `CARGO_TARGET_DIR` or a config says
+/// otherwise, so cargo itself is asked.
+fn target_dir() -> anyhow::Result<PathBuf> {
+    let output = cargo_command(&["metadata", "--format-version", "1", "--no-deps"])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run cargo metadata")?;
+    if !output.status.success() {
+        bail!("cargo metadata failed ({})", output.status);
+    }
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("cargo metadata's answer")?;
+    metadata
+        .get("target_directory")
+        .and_then(serde_json::Value::as_str)
+        .map(PathBuf::from)
+        .context("cargo metadata names no target directory")
 }
 
 fn workspace_root() -> PathBuf {

@@ -26,7 +26,7 @@ fn viewer() -> anyhow::Result<()> {
     cargo(&["build", "--package", "screenshare-cli"])?;
     let screen = VirtualScreen::start_sized(1280, 720, "1")?;
     let mut serve = Killed(
-        Command::new(workspace_root().join("target/debug/screenshare"))
+        Command::new(crate::target_dir()?.join("debug/screenshare"))
             .args(["serve", "--bind", "127.0.0.1", "--port", "0"])
             .env("DISPLAY", screen.display())
             .env_remove("WAYLAND_DISPLAY")
