@@ -8,8 +8,6 @@ mod thread;
 pub mod wayland;
 #[cfg(target_os = "linux")]
 pub mod x11;
-#[cfg(target_os = "linux")]
-mod x11_window;
 pub mod xcap;
 
 use std::sync::Arc;

@@ -21,11 +21,11 @@ use x11rb::protocol::xproto::{
 use x11rb::protocol::{ErrorKind, Event};
 use x11rb::rust_connection::RustConnection;
 
-use super::x11::{
-    DamageTracker, Placement, RECHECK_EVERY, SharedSegment, attach_segment, failed, read_pixels,
-    reads_for, track_damage, xfixes_version,
-};
-use super::{
+use super::damage::{DamageTracker, RECHECK_EVERY, reads_for, track_damage};
+use super::error::failed;
+use super::pointer::{Placement, read_pointer, xfixes_version};
+use super::shm::{SharedSegment, attach_segment, read_pixels};
+use crate::capture::{
     CaptureError, Damage, Grab, MonitorInfo, PointerShape, PointerState, Source, WindowGone,
     WindowInfo,
 };
@@ -655,7 +655,7 @@ impl X11WindowSource {
         if !self.sees_pointer {
             return Ok(None);
         }
-        super::x11::read_pointer(&self.conn, &mut self.shape, area)
+        read_pointer(&self.conn, &mut self.shape, area)
     }
 }
 
