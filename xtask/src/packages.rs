@@ -40,6 +40,31 @@ pub const TEST: &[&[&str]] = &[
         "chromium",
         "chromium-driver",
         "webkit2gtk-driver",
+        // A private headless GNOME session for the Wayland tests: the compositor, PipeWire and
+        // its session manager, the portal with its GNOME backend, a client that paints the
+        // screen, accessibility to answer the portal's dialog as a person would, and GStreamer's
+        // PipeWire source as an independent reader of the stream.
+        "dbus-daemon",
+        "dbus-bin",
+        "mutter",
+        "pipewire",
+        "wireplumber",
+        "xdg-desktop-portal",
+        "xdg-desktop-portal-gnome",
+        "foot",
+        "fonts-dejavu-core",
+        "at-spi2-core",
+        "gir1.2-atspi-2.0",
+        "gir1.2-glib-2.0",
+        "python3-gi",
+        "gstreamer1.0-pipewire",
+        "gstreamer1.0-tools",
+        "gstreamer1.0-plugins-base",
+        "gstreamer1.0-plugins-good",
+        // `cargo check` of the desktop app for Windows: its resource compiler and the
+        // preprocessor that runs before it.
+        "binutils-mingw-w64-x86-64",
+        "gcc-mingw-w64-x86-64-win32",
         // The package check: dpkg-shlibdeps, and the menu entry's validator.
         "dpkg-dev",
         "desktop-file-utils",

@@ -1,14 +1,16 @@
 //! Fixtures for screenshare's tests. Each one starts a real program (Xvfb, the `screenshare`
-//! binary, chromedriver + Chromium) and stops it when dropped, so tests run in parallel without
-//! sharing a screen or a port.
+//! binary, chromedriver + Chromium, a headless GNOME session) and stops it when dropped, so tests
+//! run in parallel without sharing a screen or a port.
 
 mod browser;
+mod gnome;
 mod proxy;
 pub mod raw;
 mod served;
 mod xvfb;
 
 pub use browser::Browser;
+pub use gnome::{CastStarted, DialogAnswer, GnomeSession, Painter, PortalCast, PortalStream};
 pub use proxy::Relay;
 pub use served::Served;
 pub use xvfb::{Running, XObserver, Xvfb, shared_display};

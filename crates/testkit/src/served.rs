@@ -1,4 +1,5 @@
-//! The real `screenshare serve`, spawned on a private X server, its URLs read off stdout.
+//! The real `screenshare serve`, spawned on a private X server (or a private GNOME session), its
+//! URLs read off stdout.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Stdio};
@@ -33,9 +34,18 @@ impl Served {
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
         let mut command = xvfb.command(binary);
-        // Debug logs for failure messages, unless the test asks for others.
-        command.env("RUST_LOG", "screenshare=debug,screenshare_core=debug");
         command.envs(env.iter().copied());
+        Self::spawn(command, args)
+    }
+
+    /// Starts `command serve --bind 127.0.0.1 --port 0 <args>`, `command` being the binary set
+    /// up for its display (a private GNOME session's, say).
+    pub fn spawn(mut command: std::process::Command, args: &[&str]) -> anyhow::Result<Self> {
+        let binary = command.get_program().to_string_lossy().into_owned();
+        // Debug logs for failure messages, unless the test asks for others.
+        if !command.get_envs().any(|(name, _)| name == "RUST_LOG") {
+            command.env("RUST_LOG", "screenshare=debug,screenshare_core=debug");
+        }
         command
             .args(["serve", "--bind", "127.0.0.1", "--port", "0"])
             .args(args)

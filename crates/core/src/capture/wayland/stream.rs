@@ -32,8 +32,9 @@ use crate::capture::{CaptureError, Damage, PointerState};
 
 /// How long setting up the stream may take before the share hears it failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// The largest cursor bitmap asked for; compositors scale theirs down to fit.
-const MAX_CURSOR: u32 = 256;
+/// The largest cursor bitmap room is offered for: mutter 43 insists on room for 384x384 (a
+/// fixed size, not a range), so a smaller limit leaves the stream without cursor metadata.
+const MAX_CURSOR: u32 = 1024;
 
 /// A running stream; dropping it stops the stream (without waiting for its thread).
 pub struct Stream {
@@ -111,6 +112,21 @@ fn run(
         })
         .register();
 
+    // The compositor's node going away is the one sure sign the cast is over: the stream itself
+    // only pauses (seen with mutter 43 when its portal backend dies).
+    let registry = core
+        .get_registry_rc()
+        .map_err(|error| format!("registry: {error}"))?;
+    let registry_mailbox = mailbox.clone();
+    let _registry_listener = registry
+        .add_listener_local()
+        .global_remove(move |id| {
+            if id == node {
+                registry_mailbox.end("the desktop ended the screen cast");
+            }
+        })
+        .register();
+
     let stream = StreamRc::new(
         core.clone(),
         "screenshare",
@@ -126,15 +142,18 @@ fn run(
     let frame_mailbox = mailbox.clone();
     let _listener = stream
         .add_local_listener_with_user_data(Negotiated::default())
-        .state_changed(move |_, negotiated, _old, new| match new {
-            StreamState::Error(message) => {
-                state_mailbox.end(format!("the screen cast failed ({message})"));
+        .state_changed(move |_, negotiated, old, new| {
+            tracing::debug!(?old, ?new, "PipeWire stream state");
+            match new {
+                StreamState::Error(message) => {
+                    state_mailbox.end(format!("the screen cast failed ({message})"));
+                }
+                StreamState::Streaming => negotiated.streaming = true,
+                StreamState::Unconnected if negotiated.streaming => {
+                    state_mailbox.end("the screen cast was stopped");
+                }
+                _ => {}
             }
-            StreamState::Streaming => negotiated.streaming = true,
-            StreamState::Unconnected if negotiated.streaming => {
-                state_mailbox.end("the screen cast was stopped");
-            }
-            _ => {}
         })
         .param_changed(|stream, negotiated, id, param| {
             if id != ParamType::Format.as_raw() {
@@ -275,6 +294,7 @@ fn read_pointer(cursor: &MetaCursor, negotiated: &mut Negotiated, mailbox: &Mail
     }
     let position = cursor.position();
     let hotspot = cursor.hotspot();
+
     let new_shape = cursor.bitmap().and_then(|bitmap| {
         let size = bitmap.size();
         let order = match bitmap.format() {
