@@ -13,6 +13,8 @@ const COMMANDS: &[&str] = &[
     "remove_viewer",
     "list_windows",
     "window_thumbnail",
+    "desktop_picks",
+    "pick_again",
 ];
 
 fn main() {

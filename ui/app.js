@@ -11,6 +11,8 @@ const ui = {}; // every element with an id, camelCased: "viewer-count" -> ui.vie
 const app = {
   monitors: [],
   windows: [],
+  desktopPicks: false, // Wayland: the desktop's own dialog picks; the window shows its pick
+  picked: null, // what the desktop's dialog picked, in words, while sharing
   selected: null, // chosen monitor's index
   window: null, // chosen window's id: shared instead of the monitor when set
   sharing: false,
@@ -73,6 +75,10 @@ function renderMonitors() {
   const box = ui.monitors;
   const hadFocus = box.contains(document.activeElement);
   box.replaceChildren();
+  if (app.desktopPicks) {
+    renderDesktopPick(box);
+    return;
+  }
   if (!app.monitors.length) box.append(el("p", "muted", "No screens found."));
   for (const m of app.monitors) {
     const card = sourceCard(m.name || `Screen ${m.index + 1}`, `${m.width} \u00d7 ${m.height}`, m.is_primary ? "Primary" : null);
@@ -91,6 +97,33 @@ function renderMonitors() {
   markSelected();
   // Keyboard focus survives a re-render.
   if (hadFocus) (box.querySelector(`[aria-checked="true"]`) || box).focus();
+}
+
+// Wayland: one card for whatever the desktop's dialog picks, with its size while sharing.
+function renderDesktopPick(box) {
+  const detail = app.picked
+    ? `${app.picked.width} \u00d7 ${app.picked.height}`
+    : "Picked in your desktop's dialog";
+  const name = app.picked?.name ? app.picked.name.replace(/^a /, "A ") : "Your desktop's choice";
+  const card = sourceCard(name, detail, null);
+  card.dataset.index = 0;
+  card.setAttribute("aria-checked", "true");
+  card.tabIndex = 0;
+  box.append(card);
+  ui.desktopPick.hidden = false;
+}
+
+async function pickAgain() {
+  try {
+    await invoke("pick_again");
+    if (!app.sharing) showNote("Your desktop will ask again when you press Share.");
+  } catch (err) {
+    showError("Couldn't ask your desktop again: " + message(err));
+  }
+}
+
+function showNote(text) {
+  ui.desktopPickHint.textContent = text;
 }
 
 // One choice of what to share: a monitor or a window. A radio group, with one tab stop and
@@ -169,7 +202,8 @@ async function refreshThumbnails() {
   const hidden = document.visibilityState !== "visible";
   // Hidden, only a first list is worth having (listing failed at start): no pictures, so no
   // capture is kept awake.
-  if (thumbsBusy || (hidden && app.monitors.length > 0)) return;
+  // The desktop's dialog picks: there is nothing to list, and a picture would need a cast.
+  if (app.desktopPicks || thumbsBusy || (hidden && app.monitors.length > 0)) return;
   thumbsBusy = true;
   try {
     const list = await invoke("list_monitors");
@@ -319,7 +353,7 @@ async function togglePause() {
 function setBusy(busy) {
   app.busy = ui.share.disabled = ui.stop.disabled = busy;
   ui.share.setAttribute("aria-busy", busy);
-  ui.shareLabel.textContent = busy ? "Starting\u2026" : "Share";
+  ui.shareLabel.textContent = busy ? (app.desktopPicks ? "Answer your desktop\u2019s dialog\u2026" : "Starting\u2026") : "Share";
   // A disabled button can drop keyboard focus; give it back.
   if (!busy && document.activeElement === document.body) (app.sharing ? ui.stop : ui.share).focus();
 }
@@ -337,6 +371,10 @@ function setSharing(on, result) {
   const active = document.activeElement;
   const moveFocus = active === ui.share || active === ui.stop || active === document.body;
   app.sharing = on;
+  if (!on && app.picked) {
+    app.picked = null;
+    renderMonitors();
+  }
   ui.share.hidden = ui.idleView.hidden = on;
   ui.stop.hidden = ui.liveView.hidden = !on;
   ui.pause.disabled = !on;
@@ -402,6 +440,13 @@ function onStatus(s) {
   // a change of ours is on its way or a slider is being moved.
   if (s.settings && !app.patching && !Object.keys(app.pending).length) applySettings(s.settings);
   showStats(s);
+  if (app.desktopPicks) {
+    const picked = s.source && s.width ? { name: s.source, width: s.width, height: s.height } : null;
+    if (JSON.stringify(picked) !== JSON.stringify(app.picked)) {
+      app.picked = picked;
+      renderMonitors();
+    }
+  }
 }
 
 function showStats(s) {
@@ -479,6 +524,9 @@ async function previewLoop() {
         ui.preview.src = url;
         ui.preview.hidden = false;
         ui.previewEmpty.hidden = true;
+        // The desktop's pick has no picture of its own before a share: its card shows this one.
+        const thumb = app.desktopPicks && ui.monitors.querySelector(".card img");
+        if (thumb) { thumb.src = url; thumb.hidden = false; }
       }
       previewErrors();
     } catch (err) {
@@ -520,7 +568,7 @@ async function init() {
   for (const node of document.querySelectorAll("[id]")) {
     ui[node.id.replace(/-(\w)/g, (_, c) => c.toUpperCase())] = node;
   }
-  const clicks = { errorClose: hideError, share: startShare, stop: stopShare, pause: togglePause, copy: copyUrl };
+  const clicks = { errorClose: hideError, share: startShare, stop: stopShare, pause: togglePause, copy: copyUrl, pickAgain };
   for (const [key, handler] of Object.entries(clicks)) ui[key].addEventListener("click", handler);
   wireSlider(ui.fps, "fps");
   wireSlider(ui.quality, "quality");
@@ -548,6 +596,7 @@ async function init() {
     showError("Couldn't load your last settings: " + message(err));
   }
 
+  app.desktopPicks = await invoke("desktop_picks").catch(() => false);
   try {
     app.monitors = await invoke("list_monitors");
     app.selected = pickMonitor(saved.monitor);

@@ -56,6 +56,21 @@ pub async fn window_thumbnail(
     Ok(jpeg_data_url(&jpeg))
 }
 
+/// Whether the desktop's own dialog picks what to share (Wayland): the window then shows that
+/// pick and "Choose again" instead of monitors and windows to choose from.
+#[tauri::command]
+pub fn desktop_picks(presenter: State<'_, Presenter>) -> bool {
+    presenter.screens().picked_on_desktop()
+}
+
+/// Forgets the desktop's remembered pick: the next share asks again, and a share running now
+/// asks at once.
+#[tauri::command]
+pub async fn pick_again(presenter: State<'_, Presenter>) -> Result<(), CommandError> {
+    presenter.pick_again().await;
+    Ok(())
+}
+
 /// The settings to start from, and why they are the defaults when the saved ones were unusable.
 #[derive(Debug, serde::Serialize)]
 pub struct StartingSettings {

@@ -55,6 +55,8 @@ pub fn run() {
             commands::remove_viewer,
             commands::list_windows,
             commands::window_thumbnail,
+            commands::desktop_picks,
+            commands::pick_again,
         ])
         .on_window_event(|window, event| {
             if let WindowEvent::CloseRequested { .. } = event {

@@ -159,6 +159,15 @@ impl Presenter {
         Ok(next)
     }
 
+    /// Where the desktop's dialog picks (Wayland): forgets its pick; a running share asks again
+    /// at once, otherwise the next share does.
+    pub async fn pick_again(&self) {
+        match self.share.lock().await.as_ref() {
+            Some(share) => share.pick_again(),
+            None => self.screens.pick_again(),
+        }
+    }
+
     /// A small JPEG of what viewers see now.
     pub async fn preview(&self) -> Result<Option<Vec<u8>>, CommandError> {
         match self.share.lock().await.as_ref() {

@@ -22,6 +22,8 @@ pub struct StatusEvent {
     pub achieved_fps: f64,
     pub width: u32,
     pub height: u32,
+    /// What is shared, in words (a monitor's name; on Wayland what the desktop's dialog picked).
+    pub source: Option<String>,
     pub frame: u64,
     pub jpeg_bytes: Option<usize>,
     pub png_bytes: Option<usize>,
@@ -55,6 +57,7 @@ pub async fn push_status(app: AppHandle) {
                     achieved_fps: status.achieved_fps,
                     width: status.width,
                     height: status.height,
+                    source: status.monitor.map(|monitor| monitor.name),
                     frame: status.frame,
                     jpeg_bytes: status.jpeg_bytes,
                     png_bytes: status.png_bytes,

@@ -1,4 +1,5 @@
-//! The real presenter window, driven through tauri-driver and WebKitWebDriver on a private Xvfb:
+//! The real presenter window, driven through tauri-driver and WebKitWebDriver on a private Xvfb
+//! (and on a private GNOME session for Wayland):
 //! pick the monitor, set frame rate and quality, share, read the URL off the window, and check
 //! what a viewer gets from it against what is on the X screen.
 
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
-use screenshare_testkit::{Xvfb, eventually, free_port};
+use screenshare_testkit::{GnomeSession, Xvfb, eventually, free_port};
 
 const APP: &str = env!("CARGO_BIN_EXE_screenshare-desktop");
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -37,10 +38,19 @@ impl Driver {
     /// The app listening on `bind`, keeping its settings in `config` (left in place, so a
     /// second launch finds them).
     fn start_with(xvfb: &Xvfb, bind: &str, config: &std::path::Path) -> anyhow::Result<Self> {
+        Self::start_in(xvfb.command(&tauri_driver()), bind, config)
+    }
+
+    /// `driver`, tauri-driver set up for its display (an Xvfb's, a GNOME session's), on free
+    /// ports with the app listening on `bind` and keeping its settings in `config`.
+    fn start_in(
+        mut driver: std::process::Command,
+        bind: &str,
+        config: &std::path::Path,
+    ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let native_port = free_port()?;
-        let child = xvfb
-            .command(&tauri_driver())
+        let child = driver
             .args([
                 "--port",
                 &port.to_string(),
@@ -119,6 +129,20 @@ async fn text(client: &Client, id: &str) -> String {
         Ok(element) => element.text().await.unwrap_or_default(),
         Err(_) => String::new(),
     }
+}
+
+/// All the text inside element `id`, shown or clipped (WebKitWebDriver's text leaves out a
+/// card's ellipsised name).
+async fn all_text(client: &Client, id: &str) -> String {
+    client
+        .execute(
+            "const e = document.getElementById(arguments[0]); return e ? e.textContent : '';",
+            vec![id.into()],
+        )
+        .await
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// Moves a slider the way a drag would: value, then the input and change events.
@@ -684,5 +708,85 @@ async fn a_window_card_shares_that_window_alone() -> anyhow::Result<()> {
     let _ = slides.wait();
     let _ = wm.kill();
     let _ = wm.wait();
+    Ok(())
+}
+
+/// On a Wayland desktop (a private headless GNOME session) the desktop's own dialog picks: the
+/// window shows one card for its pick and "Choose again", asks nothing before Share, and
+/// shares what the dialog picked; "Choose again" during a share asks again at once.
+#[tokio::test]
+async fn on_wayland_the_desktops_dialog_picks() -> anyhow::Result<()> {
+    const BLUE: [u8; 3] = [0x33, 0x66, 0xcc];
+    let session = GnomeSession::start(1920, 1080)?;
+    let _blue = session.paint(BLUE)?;
+    let config = session.runtime_dir().join("config");
+    let mut driver = session.command(tauri_driver());
+    // The restore token, in the session's own folder.
+    driver.env("XDG_STATE_HOME", session.runtime_dir().join("state"));
+    let driver = Driver::start_in(driver, "127.0.0.1:0", &config)?;
+    let client = driver.connect().await?;
+
+    let card = eventually(STARTUP_PATIENCE, "the desktop's pick card", || async {
+        let card = client
+            .find(Locator::Css("#monitors .card[data-index='0']"))
+            .await
+            .ok()?;
+        let words = all_text(&client, "monitors").await;
+        words.contains("Your desktop's choice").then_some(card)
+    })
+    .await?;
+    assert_eq!(card.attr("aria-checked").await?.as_deref(), Some("true"));
+    let pick_again = client.find(Locator::Id("pick-again")).await?;
+    assert!(pick_again.is_displayed().await?, "Choose again is shown");
+    assert!(
+        !session.share_dialog_open()?,
+        "nothing is asked before Share"
+    );
+
+    let answer = session.spawn_answer_share_dialog(PATIENCE)?;
+    client.find(Locator::Id("share")).await?.click().await?;
+    answer.wait_async().await?;
+    let url = eventually(PATIENCE, "the share URL in the window", || async {
+        let url = text(&client, "url").await;
+        url.starts_with("http://127.0.0.1:").then_some(url)
+    })
+    .await?;
+    let http = reqwest::Client::new();
+    let blue_corners = || async {
+        let bytes = http
+            .get(format!("{url}screen.png"))
+            .send()
+            .await
+            .ok()?
+            .bytes()
+            .await
+            .ok()?;
+        let image = image::load_from_memory(&bytes).ok()?.to_rgb8();
+        // The app's window opens top left: the other corners are the painted screen.
+        (image.dimensions() == (1920, 1080)
+            && [(1880, 40), (1880, 1040), (40, 1040)]
+                .iter()
+                .all(|&(x, y)| image.get_pixel(x, y).0 == BLUE))
+        .then_some(())
+    };
+    eventually(PATIENCE, "the desktop's pick shared", blue_corners).await?;
+    eventually(PATIENCE, "the card naming what was picked", || async {
+        let words = all_text(&client, "monitors").await;
+        (words.contains("A screen picked on the desktop") && words.contains("1920 \u{d7} 1080"))
+            .then_some(())
+    })
+    .await?;
+
+    // Choose again while sharing: the dialog asks now, and the share goes on with the new pick.
+    let answer = session.spawn_answer_share_dialog(PATIENCE)?;
+    client
+        .find(Locator::Id("pick-again"))
+        .await?
+        .click()
+        .await?;
+    answer.wait_async().await?;
+    eventually(PATIENCE, "the share back on the new pick", blue_corners).await?;
+    client.find(Locator::Id("stop")).await?.click().await?;
+    let _ = client.close().await;
     Ok(())
 }

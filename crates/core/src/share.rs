@@ -222,6 +222,12 @@ impl Share {
         self.app.share.remove(id)
     }
 
+    /// Where the desktop's dialog picks (Wayland): asks it again now, viewers keeping the last
+    /// picture meanwhile. Elsewhere nothing changes.
+    pub fn pick_again(&self) {
+        self.app.share.pick_again();
+    }
+
     /// The frame viewers see now.
     pub fn latest_frame(&self) -> Option<Arc<Frame>> {
         self.app.share.latest_frame()

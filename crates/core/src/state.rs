@@ -127,9 +127,10 @@ pub struct ShareState {
     long_poll: Duration,
     /// One settings change at a time, so concurrent changes (control URL, desktop) never drop one.
     updating: tokio::sync::Mutex<()>,
-    /// Counts the presenter's picks of a window, the same one again included: a pick is consent
-    /// to share what the id names now, even where an earlier window of that id was closed.
-    pub(crate) window_picks: std::sync::atomic::AtomicU64,
+    /// Counts the presenter's picks: of a window, the same one again included (a pick is consent
+    /// to share what the id names now, even where an earlier window of that id was closed), and
+    /// on Wayland of "choose again" in the desktop's dialog. Each opens the source afresh.
+    pub(crate) picks: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for ShareState {
@@ -155,7 +156,7 @@ impl ShareState {
             cancel: CancellationToken::new(),
             long_poll,
             updating: tokio::sync::Mutex::new(()),
-            window_picks: std::sync::atomic::AtomicU64::new(0),
+            picks: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -179,8 +180,7 @@ impl ShareState {
             let found = crate::capture::ask_display(move || screens.find_window(&window)).await?;
             // The window found now, by id: a title matched again later could name another.
             next.window = Some(crate::settings::WindowChoice::Id(found.id));
-            self.window_picks
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.picks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
         let before = self.settings.send_replace(next.clone());
         if before.window != next.window || before.monitor != next.monitor {
@@ -194,6 +194,14 @@ impl ShareState {
         }
         self.demand.ring();
         Ok(next)
+    }
+
+    /// Where the desktop's dialog picks (Wayland): forgets its remembered pick and opens the
+    /// source again, so the dialog asks now while viewers keep the last picture.
+    pub fn pick_again(&self) {
+        self.screens.pick_again();
+        self.picks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.demand.ring();
     }
 
     /// The rules for getting in, as the settings say now.

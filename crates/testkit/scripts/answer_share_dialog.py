@@ -113,10 +113,12 @@ class Dialog:
     def find():
         refresh()
         desktop = Atspi.get_desktop(0)
-        desktop.clear_cache()
         for app in children(desktop):
             if name(app) != APPLICATION:
                 continue
+            # Only the portal's tree is refreshed: clearing the whole desktop's cache while
+            # another application (a WebKit window) sends events crashes libatspi 2.46.
+            app.clear_cache()
             for frame in children(app):
                 dialog = Dialog.parts(frame)
                 if dialog is not None:

@@ -489,6 +489,8 @@ impl GnomeSession {
             File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
         let child = self
             .command(PYTHON)
+            // A crash inside libatspi says where in the script it happened.
+            .args(["-X", "faulthandler"])
             .arg(self.base.join("scripts/answer_share_dialog.py"))
             .arg("--timeout")
             .arg(timeout.as_secs_f64().to_string())

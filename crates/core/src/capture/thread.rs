@@ -41,8 +41,9 @@ pub(crate) fn spawn_capture_thread(
 struct Target {
     monitor: Option<MonitorChoice>,
     window: Option<WindowChoice>,
-    /// A window picked again (the same id) is a new target: opened at once, checked afresh.
-    window_pick: u64,
+    /// A window picked again (the same id), or a new pick in the desktop's dialog, is a new
+    /// target: opened at once, checked afresh.
+    pick: u64,
 }
 
 impl Target {
@@ -50,7 +51,7 @@ impl Target {
         Self {
             monitor: settings.monitor.clone(),
             window: settings.window.clone(),
-            window_pick: state.window_picks.load(Ordering::SeqCst),
+            pick: state.picks.load(Ordering::SeqCst),
         }
     }
 }
@@ -81,7 +82,7 @@ struct CaptureLoop {
 /// The window a pick of the presenter's opened, and whether it has closed since.
 struct OpenedWindow {
     choice: WindowChoice,
-    /// [`ShareState::window_picks`] when it was opened.
+    /// [`ShareState::picks`] when it was opened.
     pick: u64,
     info: WindowInfo,
     /// A closed X window never comes back, and its id soon names another's: nothing is opened
@@ -209,7 +210,7 @@ impl CaptureLoop {
 
     fn open(&mut self, settings: &Settings) -> Result<(), super::CaptureError> {
         let target = Target::of(settings, &self.state);
-        let pick = target.window_pick;
+        let pick = target.pick;
         if let (Some(choice), Some(opened)) = (settings.window.as_ref(), &self.window_opened)
             && opened.is_for(choice, pick)
             && opened.closed

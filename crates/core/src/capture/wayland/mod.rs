@@ -26,6 +26,8 @@ use token::TokenStore;
 
 /// How long the desktop's dialog may wait for the presenter to pick.
 pub const PICK_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long after its stream ends the desktop may take to say it ended the session.
+const CLOSED_GRACE: Duration = Duration::from_millis(500);
 /// How long a new stream may take to deliver its first picture.
 const FIRST_FRAME: Duration = Duration::from_secs(3);
 
@@ -197,8 +199,8 @@ impl Source for WaylandSource {
             self.mailbox
                 .take(&mut self.picture, FIRST_FRAME)
                 .map_err(|error| match error {
-                    // The stream often ends a moment before the session's Closed signal arrives.
-                    TakeError::Ended(_) if self.session.closed_by_desktop() => {
+                    // The stream ends a moment before the session's Closed signal arrives.
+                    TakeError::Ended(_) if self.session.closed_by_desktop_within(CLOSED_GRACE) => {
                         self.stopped_on_desktop.store(true, Ordering::SeqCst);
                         CaptureError::StoppedOnDesktop
                     }

@@ -56,6 +56,19 @@ impl Session {
     pub fn closed_by_desktop(&self) -> bool {
         self.closed_by_desktop.load(Ordering::SeqCst)
     }
+
+    /// Whether the desktop ends the session within `grace`: its Closed signal comes a moment
+    /// after the stream stops.
+    pub fn closed_by_desktop_within(&self, grace: Duration) -> bool {
+        let deadline = std::time::Instant::now() + grace;
+        while !self.closed_by_desktop() {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
 }
 
 impl Drop for Session {
