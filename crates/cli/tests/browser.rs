@@ -48,18 +48,7 @@ async fn canvas_frame(browser: &Browser) -> anyhow::Result<String> {
 
 /// What the page has drawn on its screen canvas, read back losslessly.
 async fn canvas_pixels(browser: &Browser) -> anyhow::Result<image::RgbImage> {
-    use base64::Engine;
-    let url = browser
-        .client()
-        .execute(
-            "return document.getElementById('screen').toDataURL('image/png')",
-            vec![],
-        )
-        .await?;
-    let url = url.as_str().unwrap_or_default();
-    let png = base64::engine::general_purpose::STANDARD
-        .decode(url.trim_start_matches("data:image/png;base64,"))?;
-    Ok(image::load_from_memory(&png)?.to_rgb8())
+    browser.canvas("screen").await
 }
 
 /// Waits until the page's canvas equals the X server's screen, pixel for pixel.

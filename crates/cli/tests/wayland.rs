@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use screenshare_core::frame::wire;
 use screenshare_core::pixels::Rect;
-use screenshare_testkit::{GnomeSession, Running, Served, close_to, eventually};
+use screenshare_testkit::{Browser, GnomeSession, Running, Served, close_to, eventually};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_screenshare");
@@ -294,6 +294,56 @@ async fn the_pointer_is_data_and_a_cast_ended_outside_is_said_then_restored() {
     .await
     .unwrap_or_else(|error| panic!("{error}\n{}", served.stderr()));
     assert!(!session.share_dialog_open().expect("a look at the desktop"));
+}
+
+#[tokio::test]
+async fn the_page_in_chromium_shows_what_mutter_casts() {
+    let session = session();
+    // Text on a dark background, the text cursor hidden: what a presenter's terminal shows.
+    let mut foot = session.command("foot");
+    foot.args([
+        "--fullscreen",
+        "-o",
+        "colors.background=202830",
+        "sh",
+        "-c",
+        "printf '\\033[?25l'; echo 'screenshare on Wayland'; seq 1 15; exec sleep 600",
+    ]);
+    let _terminal = Running(foot.spawn().expect("foot"));
+    let served = serve(&session, true, &[]);
+    let browser = Browser::start().await.expect("Chromium");
+    browser
+        .client()
+        .goto(served.viewer_url())
+        .await
+        .expect("the viewer page");
+    let differing = std::sync::Mutex::new(usize::MAX);
+    let matched = eventually(
+        Duration::from_secs(30),
+        "the canvas to equal mutter's own cast",
+        || async {
+            let (Ok(canvas), Ok(screen)) = (browser.canvas("screen").await, session.screenshot())
+            else {
+                return None;
+            };
+            if canvas.dimensions() == screen.dimensions() {
+                let count = canvas
+                    .pixels()
+                    .zip(screen.pixels())
+                    .filter(|(a, b)| a != b)
+                    .count();
+                if let Ok(mut last) = differing.lock() {
+                    *last = count;
+                }
+            }
+            // Text, not a flat screen: many colours, and equal to the last pixel.
+            (canvas == screen && canvas.pixels().any(|p| p.0 != [0x20, 0x28, 0x30])).then_some(())
+        },
+    )
+    .await;
+    let last = differing.lock().map(|count| *count).unwrap_or(usize::MAX);
+    matched.unwrap_or_else(|error| panic!("{error} ({last} pixels differ)\n{}", served.stderr()));
+    let _ = browser.close().await;
 }
 
 #[test]

@@ -103,6 +103,22 @@ impl Browser {
         Ok([pixel[0], pixel[1], pixel[2]])
     }
 
+    /// What the page has drawn on canvas `id`, read back losslessly (as PNG).
+    pub async fn canvas(&self, id: &str) -> anyhow::Result<image::RgbImage> {
+        use base64::Engine;
+        let url = self
+            .client
+            .execute(
+                "return document.getElementById(arguments[0]).toDataURL('image/png')",
+                vec![id.into()],
+            )
+            .await?;
+        let url = url.as_str().unwrap_or_default();
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(url.trim_start_matches("data:image/png;base64,"))?;
+        Ok(image::load_from_memory(&png)?.to_rgb8())
+    }
+
     /// Ends the session cleanly (Chromium exits), then chromedriver.
     pub async fn close(self) -> anyhow::Result<()> {
         self.client.clone().close().await?;
