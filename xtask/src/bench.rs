@@ -26,10 +26,10 @@ const WRK_SECONDS: u32 = 10;
 /// Viewers join and get the whole screen first; counting starts after this.
 const WARM_UP: Duration = Duration::from_secs(3);
 const MEASURED: Duration = Duration::from_secs(8);
-const SHARE_FPS: u32 = 30;
+pub(crate) const SHARE_FPS: u32 = 30;
 
 pub fn bench(args: &[String]) -> anyhow::Result<()> {
-    // `--only NAME[,NAME]` (pipeline, scenes, browsers, wrk, siege) measures part of it and prints the
+    // `--only NAME[,NAME]` (pipeline, scenes, browsers, wrk, siege, wayland) measures part of it and prints the
     // report without writing docs/BENCHMARKS.md.
     let only: Option<Vec<String>> = args
         .iter()
@@ -86,9 +86,19 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
             .map_err(|error| format!("{error:#}"))
     });
 
+    let wayland = wanted("wayland")
+        .then(|| crate::wayland_bench::scenes().map_err(|error| format!("{error:#}")));
+
     let mut report = report(&pipeline, &scenes, browsers.as_ref(), loads.as_ref());
     if let Some(siege) = &siege {
         report.push_str(&siege::section(siege));
+    }
+    match &wayland {
+        Some(Ok(scenes)) => report.push_str(&crate::wayland_bench::section(scenes)),
+        Some(Err(error)) => report.push_str(&format!(
+            "\n## Wayland: a headless GNOME session\n\nNot measured: {error}\n"
+        )),
+        None => {}
     }
     if only.is_none() {
         report.push_str(&targets(&pipeline, &scenes, browsers.as_ref()));
@@ -149,19 +159,25 @@ fn runs_for(scene: Scene) -> Vec<(Path, u32)> {
 }
 
 /// One share of a scene to `count` viewers.
-struct Run {
-    path: Path,
-    viewers: u32,
-    updates_per_viewer_per_second: f64,
-    megabits_per_viewer_per_second: f64,
-    cpu_percent: f64,
-    peak_megabytes: f64,
-    errors: u64,
-    capture: String,
+pub(crate) struct Run {
+    pub path: Path,
+    pub viewers: u32,
+    pub updates_per_viewer_per_second: f64,
+    pub megabits_per_viewer_per_second: f64,
+    pub cpu_percent: f64,
+    pub peak_megabytes: f64,
+    pub errors: u64,
+    pub capture: String,
+    /// The capture thread's grab time at the end (its moving average), in ms.
+    pub grab_ms: f64,
 }
 
 fn share_to_viewers(stage: &Stage, path: Path, count: u32) -> anyhow::Result<Run> {
-    let server = start_server(stage)?;
+    measure(start_server(stage)?, path, count)
+}
+
+/// `count` paced viewers of `server` on `path`, measured over [`MEASURED`] after a warm-up.
+pub(crate) fn measure(server: Server, path: Path, count: u32) -> anyhow::Result<Run> {
     let from = Instant::now() + WARM_UP;
     let end = from + MEASURED;
     let threads = server.viewers(path, count, "bench", SHARE_FPS, from, end)?;
@@ -189,6 +205,7 @@ fn share_to_viewers(stage: &Stage, path: Path, count: u32) -> anyhow::Result<Run
         peak_megabytes: peak_memory_kb(server.child.0.id())? / 1024.0,
         errors: total.errors,
         capture: status.capture,
+        grab_ms: status.grab_ms,
     })
 }
 
@@ -280,14 +297,20 @@ impl Server {
 }
 
 pub(crate) fn start_server(screen: &Stage) -> anyhow::Result<Server> {
-    let binary = crate::target_dir()?.join("release/screenshare");
+    let mut command = Command::new(crate::target_dir()?.join("release/screenshare"));
+    command
+        .env("DISPLAY", screen.display())
+        .env_remove("WAYLAND_DISPLAY");
+    launch(command)
+}
+
+/// `command`, the release binary set up for its display, sharing at 30 fps on 127.0.0.1.
+pub(crate) fn launch(mut command: Command) -> anyhow::Result<Server> {
     let mut child = ChildGuard(
-        Command::new(&binary)
+        command
             .args(["serve", "--bind", "127.0.0.1", "--port", "0", "--fps", "30"])
             // Every bench viewer connects from 127.0.0.1, where real ones are separate machines.
             .args(["--max-connections-per-address", "1000"])
-            .env("DISPLAY", screen.display())
-            .env_remove("WAYLAND_DISPLAY")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -423,6 +446,7 @@ struct StatusFigures {
     jpeg_encodes: u64,
     achieved_fps: f64,
     capture: String,
+    grab_ms: f64,
 }
 
 fn fetch_status(url: &str) -> anyhow::Result<StatusFigures> {
@@ -438,6 +462,7 @@ fn fetch_status(url: &str) -> anyhow::Result<StatusFigures> {
             .with_context(|| format!("no encode counts in {status}"))?,
         achieved_fps: status["achieved_fps"].as_f64().unwrap_or(0.0),
         capture: status["capture"].as_str().unwrap_or("?").to_owned(),
+        grab_ms: status["grab_ms"].as_f64().unwrap_or(0.0),
     })
 }
 

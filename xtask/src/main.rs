@@ -19,6 +19,7 @@ mod screenshots;
 mod siege;
 mod viewers;
 mod virtual_screen;
+mod wayland_bench;
 mod workload;
 
 use std::io::{BufRead, BufReader};

@@ -24,12 +24,37 @@ pub const RUN_DESKTOP: &[&[&str]] = &[BUILD, DESKTOP];
 /// `cargo xtask run` without one: the headless share, a virtual screen and something live on it.
 pub const RUN_HEADLESS: &[&[&str]] = &[BUILD, &["xvfb", "x11-xserver-utils", "x11-apps", "xterm"]];
 
-/// `cargo xtask test`: the builds, private X servers to capture (with a pointer to move and a
+/// A private headless GNOME session, for the Wayland tests and benchmarks: the compositor,
+/// PipeWire and its session manager, the portal with its GNOME backend, a client that paints
+/// the screen (and a font for it), accessibility to answer the portal's dialog as a person
+/// would, and GStreamer's PipeWire source as an independent reader of the stream.
+const GNOME_SESSION: &[&str] = &[
+    "dbus-daemon",
+    "dbus-bin",
+    "mutter",
+    "pipewire",
+    "wireplumber",
+    "xdg-desktop-portal",
+    "xdg-desktop-portal-gnome",
+    "foot",
+    "fonts-dejavu-core",
+    "at-spi2-core",
+    "gir1.2-atspi-2.0",
+    "gir1.2-glib-2.0",
+    "python3-gi",
+    "gstreamer1.0-pipewire",
+    "gstreamer1.0-tools",
+    "gstreamer1.0-plugins-base",
+    "gstreamer1.0-plugins-good",
+];
+
+/// `cargo xtask test`: the builds, private X servers and GNOME sessions to capture (with a pointer to move and a
 /// terminal to type in), a real browser for the viewer page and WebKitWebDriver for the
 /// presenter window.
 pub const TEST: &[&[&str]] = &[
     BUILD,
     DESKTOP,
+    GNOME_SESSION,
     &[
         "xvfb",
         "x11-xserver-utils",
@@ -40,27 +65,6 @@ pub const TEST: &[&[&str]] = &[
         "chromium",
         "chromium-driver",
         "webkit2gtk-driver",
-        // A private headless GNOME session for the Wayland tests: the compositor, PipeWire and
-        // its session manager, the portal with its GNOME backend, a client that paints the
-        // screen, accessibility to answer the portal's dialog as a person would, and GStreamer's
-        // PipeWire source as an independent reader of the stream.
-        "dbus-daemon",
-        "dbus-bin",
-        "mutter",
-        "pipewire",
-        "wireplumber",
-        "xdg-desktop-portal",
-        "xdg-desktop-portal-gnome",
-        "foot",
-        "fonts-dejavu-core",
-        "at-spi2-core",
-        "gir1.2-atspi-2.0",
-        "gir1.2-glib-2.0",
-        "python3-gi",
-        "gstreamer1.0-pipewire",
-        "gstreamer1.0-tools",
-        "gstreamer1.0-plugins-base",
-        "gstreamer1.0-plugins-good",
         // `cargo check` of the desktop app for Windows: its resource compiler and the
         // preprocessor that runs before it.
         "binutils-mingw-w64-x86-64",
@@ -88,6 +92,7 @@ pub const DIST: &[&[&str]] = &[
 /// the peer it is compared with (x11vnc served to noVNC in Chromium through websockify).
 pub const BENCH: &[&[&str]] = &[
     BUILD,
+    GNOME_SESSION,
     &[
         "xvfb",
         "x11-xserver-utils",
