@@ -101,10 +101,11 @@ function renderMonitors() {
 
 // Wayland: one card for whatever the desktop's dialog picks, with its size while sharing.
 function renderDesktopPick(box) {
+  const kind = /window/i.test(app.picked?.name || "") ? "A window" : "A screen";
   const detail = app.picked
-    ? `${app.picked.width} \u00d7 ${app.picked.height}`
+    ? `${kind} \u00b7 ${app.picked.width} \u00d7 ${app.picked.height}`
     : "Picked in your desktop's dialog";
-  const name = app.picked?.name ? app.picked.name.replace(/^a /, "A ") : "Your desktop's choice";
+  const name = "Your pick";
   const card = sourceCard(name, detail, null);
   card.dataset.index = 0;
   card.setAttribute("aria-checked", "true");

@@ -7,7 +7,8 @@
 //!   screenshare processes and headless Chromium).
 //! - `cargo xtask bench`: measures capture, encode and serving, and writes docs/BENCHMARKS.md.
 //! - `cargo xtask dist`: a Debian package of the desktop app and the CLI, in target/dist/.
-//! - `cargo xtask screenshots`: retakes docs/viewer.png and docs/presenter.png.
+//! - `cargo xtask screenshots`: retakes docs/viewer.png, docs/presenter.png and
+//!   docs/presenter-wayland.png.
 //! - `cargo xtask icons`: remakes the app's icon set from icons/source.png.
 
 mod bench;

@@ -1,7 +1,8 @@
-//! `cargo xtask screenshots`: retakes both pictures in docs/ from the repository root. The viewer
+//! `cargo xtask screenshots`: retakes the pictures in docs/ from the repository root. The viewer
 //! page is headless Chromium on a live share of a virtual 1280x720 screen (a clock, a terminal
 //! running `top`, the pointer); the presenter window is the real Tauri window as its end-to-end
-//! test drives it (with a viewer waiting to be let in).
+//! tests drive it: on X11 with a viewer waiting to be let in, and on a GNOME (Wayland) session
+//! sharing the desktop's pick.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -76,26 +77,39 @@ fn viewer() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The presenter window on X11 and on Wayland (a private GNOME session), each as its window
+/// test drives it.
 fn presenter() -> anyhow::Result<()> {
-    let mut test = cargo_command(&[
-        "test",
-        "--package",
-        "screenshare-desktop",
-        "--test",
-        "window",
-        "--",
-        "presenter_shares_and_steers_a_live_share",
-    ]);
-    test.env("SCREENSHARE_E2E_SCREENSHOT", "docs/presenter.png")
-        .env_remove("DISPLAY")
-        .env_remove("WAYLAND_DISPLAY");
-    let status = test.status().context("cannot run the window test")?;
-    if !status.success() {
-        bail!("the window test failed; no picture taken");
+    for (test, variable, picture) in [
+        (
+            "presenter_shares_and_steers_a_live_share",
+            "SCREENSHARE_E2E_SCREENSHOT",
+            "docs/presenter.png",
+        ),
+        (
+            "on_wayland_the_desktops_dialog_picks",
+            "SCREENSHARE_E2E_WAYLAND_SCREENSHOT",
+            "docs/presenter-wayland.png",
+        ),
+    ] {
+        let mut command = cargo_command(&[
+            "test",
+            "--package",
+            "screenshare-desktop",
+            "--test",
+            "window",
+            "--",
+            test,
+        ]);
+        command
+            .env(variable, picture)
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY");
+        let status = command.status().context("cannot run the window test")?;
+        if !status.success() {
+            bail!("the window test {test} failed; no picture taken");
+        }
+        eprintln!("xtask: wrote {}", workspace_root().join(picture).display());
     }
-    eprintln!(
-        "xtask: wrote {}",
-        workspace_root().join("docs/presenter.png").display()
-    );
     Ok(())
 }
