@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use fantoccini::Locator;
-use screenshare_testkit::{Browser, Relay, Served, Xvfb, close_to, eventually, rgb};
+use screenshare_testkit::{Browser, Relay, Running, Served, Xvfb, close_to, eventually, rgb};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_screenshare");
@@ -168,16 +168,15 @@ async fn each_viewer_picks_its_own_view() -> anyhow::Result<()> {
         .await?
         .click()
         .await?;
-    eventually(PATIENCE, "lossless updates to be asked for", || async {
-        let asked = client
+    eventually(PATIENCE, "lossless updates on the page", || async {
+        let drawn = client
             .execute(
-                "return performance.getEntriesByType('resource')\
-                   .some((entry) => entry.name.includes('mode=lossless'))",
+                "return document.getElementById('screen').dataset.mode || ''",
                 vec![],
             )
             .await
             .ok()?;
-        (asked == json!(true)).then_some(())
+        (drawn == json!("lossless")).then_some(())
     })
     .await?;
     let settings: serde_json::Value = reqwest::get(&served.control_url).await?.json().await?;
@@ -835,6 +834,70 @@ async fn each_page_caps_its_own_frame_rate() -> anyhow::Result<()> {
     assert!(
         full >= 5.0 * capped.max(1.0),
         "uncapped it took {full:.1} frames/s"
+    );
+    browser.close().await
+}
+
+/// Updates are pushed as they happen: a page 200 ms away (a relay holding every byte back
+/// 100 ms each way) still gets every frame of a screen that keeps changing, where asking for
+/// each update would give it at most one a round trip (5 a second).
+#[tokio::test]
+async fn a_page_a_round_trip_away_gets_every_frame() -> anyhow::Result<()> {
+    let xvfb = screen("#000000");
+    let served = Served::start(BIN, &xvfb, &["--fps", "30"])?;
+    let _flicker = Running(
+        xvfb.command("sh")
+            .args([
+                "-c",
+                "while :; do xsetroot -solid '#102030'; xsetroot -solid '#203040'; done",
+            ])
+            .spawn()?,
+    );
+    let relay = Relay::start_delayed(served.address()?, Duration::from_millis(100)).await?;
+    let far = served.viewer_url().replacen(
+        &served.address()?.to_string(),
+        &format!("127.0.0.1:{}", relay.port()),
+        1,
+    );
+    let browser = Browser::start().await?;
+    browser.client().goto(&far).await?;
+    let viewers_url = served.control_url.replace("/settings", "/viewers");
+    let frames_served = || async {
+        let list: serde_json::Value = reqwest::get(&viewers_url).await.ok()?.json().await.ok()?;
+        list.as_array()?.first()?["frames"].as_u64()
+    };
+    eventually(PATIENCE, "the page to take frames", || async {
+        (frames_served().await? > 10).then_some(())
+    })
+    .await?;
+    let status_url = served.control_url.replace("/settings", "/status");
+    let grabs = || async {
+        let status: serde_json::Value = reqwest::get(&status_url).await.ok()?.json().await.ok()?;
+        status["frame"].as_u64()
+    };
+    let (frames_before, published_before, started) = (
+        frames_served().await.unwrap_or(0),
+        grabs().await.unwrap_or(0),
+        std::time::Instant::now(),
+    );
+    eventually(PATIENCE, "four seconds of frames", || async {
+        (started.elapsed() >= Duration::from_secs(4)).then_some(())
+    })
+    .await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let taken = frames_served()
+        .await
+        .unwrap_or(0)
+        .saturating_sub(frames_before) as f64
+        / seconds;
+    let published = grabs().await.unwrap_or(0).saturating_sub(published_before) as f64 / seconds;
+    assert!(
+        published >= 10.0,
+        "the screen changed only {published:.1} times a second: too few to tell"
+    );
+    assert!(
+        taken >= published * 0.8 && taken >= 7.5,
+        "200 ms away the page took {taken:.1} frames/s of the {published:.1} published"
     );
     browser.close().await
 }

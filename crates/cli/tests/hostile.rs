@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use screenshare_core::frame::wire;
 use screenshare_testkit::raw::{Answer, exchange, trickle};
-use screenshare_testkit::{Served, Xvfb};
+use screenshare_testkit::{Running, Served, Xvfb};
 
 const BIN: &str = env!("CARGO_BIN_EXE_screenshare");
 /// The header timeout the server under test runs with, short so the slow cases are quick.
@@ -497,6 +497,81 @@ fn a_viewer_removed_mid_frame_gets_no_more_of_it() {
         received < whole.len() / 2,
         "a removed viewer still got {received} of {} bytes",
         whole.len()
+    );
+}
+
+#[test]
+fn an_open_stream_ends_when_its_viewer_is_removed() {
+    use std::io::{Read, Write};
+    let xvfb = Xvfb::start().expect("Xvfb");
+    xvfb.paint("#304050").expect("paint");
+    let served = Served::start(BIN, &xvfb, &["--fps", "30"]).expect("serve");
+    let target = Target::of(&served);
+    // A screen that keeps changing: an open stream never ends by itself.
+    let _flicker = Running(
+        xvfb.command("sh")
+            .args([
+                "-c",
+                "while :; do xsetroot -solid '#304050'; xsetroot -solid '#405060'; done",
+            ])
+            .spawn()
+            .expect("flicker"),
+    );
+    let mut stream = std::net::TcpStream::connect(target.server).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream
+        .write_all(&target.get(&target.viewer("stream?after=0"), ""))
+        .expect("request");
+    // The head and the first records: the stream is open and pushing.
+    let mut first = vec![0; 4096];
+    let got = stream.read(&mut first).expect("the stream's first bytes");
+    let head = String::from_utf8_lossy(&first[..got]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+
+    let viewers_url = served.control_url.replace("/settings", "/viewers");
+    let viewers: serde_json::Value =
+        serde_json::from_slice(&reqwest::blocking_get(&viewers_url)).expect("the viewer list");
+    let id = viewers[0]["id"]
+        .as_str()
+        .expect("one viewer, this address")
+        .to_owned();
+    let removal = answer_of(
+        target.server,
+        &target.request(
+            "POST",
+            &target.control(&format!("viewers/{id}/remove")),
+            "",
+            b"",
+        ),
+        "content-type",
+    );
+    assert!(matches!(removal.0, 200 | 204), "{removal:?}");
+    // The stream ends (its end, or a reset), where one still pushing goes on past the deadline.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .expect("timeout");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut after_removal = 0;
+    let ended = loop {
+        match stream.read(&mut first) {
+            Ok(0) => break true,
+            Ok(read) => after_removal += read,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break true,
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+    };
+    assert!(
+        ended,
+        "the stream went on for 10 s after its viewer was removed ({after_removal} bytes)"
     );
 }
 

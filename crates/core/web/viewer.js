@@ -151,7 +151,59 @@
     finally { if (pointer.loading === id) pointer.loading = 0; }
   }
 
-  // Ask for the next update only once the last one is on screen, and no faster than the cap.
+  // Updates come pushed on one response (`stream`) as the share publishes them, so the frame
+  // rate does not wait for a round trip; each is a 4-byte length and the update (0: a heartbeat).
+  // A browser without streamed bodies, or a path that delivers a stream only at its end (a
+  // buffering proxy), asks for one update at a time instead (`updates`, a long poll).
+  let pushing = typeof ReadableStream === "function" && typeof Response === "function" && "body" in Response.prototype;
+
+  // Draws one update; false when it could not be drawn (start over from the whole screen).
+  async function show(buffer, begun, mode) {
+    try {
+      const update = parse(buffer);
+      // A switch of picture mode starts afresh from the whole screen.
+      if (begun === generation) {
+        await apply(update);
+        canvas.dataset.mode = mode;
+        // Switched while it decoded: the next update is the whole screen in the new mode.
+        if (begun === generation) after = update.seq;
+      }
+      return true;
+    } catch (err) {
+      console.warn("screenshare: could not draw an update:", err);
+      after = 0;
+      return false;
+    }
+  }
+
+  // Reads records off a pushed stream until it ends, the view changes or an update fails to
+  // draw; how many records came.
+  async function readPushed(reader, begun, mode, alive) {
+    let pending = new Uint8Array(0), records = 0;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return records;
+      alive();
+      const joined = new Uint8Array(pending.length + value.length);
+      joined.set(pending); joined.set(value, pending.length);
+      pending = joined;
+      while (pending.length >= 4) {
+        const length = new DataView(pending.buffer, pending.byteOffset, 4).getUint32(0, true);
+        if (pending.length < 4 + length) break;
+        const update = pending.slice(4, 4 + length).buffer;
+        pending = pending.subarray(4 + length);
+        records++;
+        framesOk = true;
+        if (length === 0) { render(); continue; }
+        const drawn = await show(update, begun, mode);
+        render();
+        if (!drawn || begun !== generation) { reader.cancel().catch(() => {}); return records; }
+      }
+    }
+  }
+
+  // Asks for what changed after the picture on screen: a pushed stream, or one update at a time
+  // no faster than the cap.
   async function frameLoop() {
     let backoff = 500;
     while (!ended && !stopLoops) {
@@ -160,11 +212,17 @@
       const mode = view.format, begun = generation;
       const ctl = new AbortController();
       inFlight = ctl;
-      // One deadline for headers and body alike: a download that stalls is a dropped network.
-      const deadline = setTimeout(() => ctl.abort(), 20000);
+      // One deadline for headers and each piece of the body: a download that stalls is a
+      // dropped network (a stream hears a heartbeat at least every few seconds).
+      let deadline = setTimeout(() => ctl.abort(), 20000);
+      const alive = () => { clearTimeout(deadline); deadline = setTimeout(() => ctl.abort(), 20000); };
+      const push = pushing;
       let got;
       try {
-        const res = await fetch(`updates?after=${after}&mode=${mode}`, { cache: "no-store", signal: ctl.signal });
+        const url = push
+          ? `stream?after=${after}&mode=${mode}${view.cap ? `&fps=${Math.min(view.cap, 60)}` : ""}`
+          : `updates?after=${after}&mode=${mode}`;
+        const res = await fetch(url, { cache: "no-store", signal: ctl.signal });
         if (res.status === 404) { clearTimeout(deadline); endShare(); return; }
         if (res.status === 401 || res.status === 403) { clearTimeout(deadline); await refused(res); return; }
         if (res.status === 204) { clearTimeout(deadline); framesOk = true; render(); continue; }
@@ -178,6 +236,14 @@
         }
         if (access === "full") access = "admitted";
         if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        if (push && res.body) {
+          const records = await readPushed(res.body.getReader(), begun, mode, alive);
+          clearTimeout(deadline);
+          // Ended without a record: something on the way holds streams back; poll instead.
+          if (records === 0) pushing = false;
+          backoff = 500;
+          continue;
+        }
         got = await res.arrayBuffer();
         clearTimeout(deadline);
       } catch (err) {
@@ -189,20 +255,7 @@
         continue;
       }
       framesOk = true; backoff = 500;
-      try {
-        const update = parse(got);
-        // A switch of picture mode starts afresh from the whole screen.
-        if (begun === generation) {
-          await apply(update);
-          // Switched while it decoded: the next update is the whole screen in the new mode.
-          if (begun === generation) after = update.seq;
-        }
-      } catch (err) {
-        // Bytes that arrived but cannot be drawn: start over from the whole screen.
-        console.warn("screenshare: could not draw an update:", err);
-        after = 0;
-        await sleep(1000);
-      }
+      if (!(await show(got, begun, mode))) await sleep(1000);
       render();
       const fps = view.cap ? Math.min(view.cap, shareFps) : shareFps;
       const gap = 1000 / Math.max(fps, 0.1) - (performance.now() - started);
@@ -299,7 +352,8 @@
   $("fullscreen").addEventListener("click", toggleFullscreen);
   $("reload").addEventListener("click", () => location.reload());
   $("format").addEventListener("change", (e) => { view.format = e.target.value; generation++; after = 0; save(); render(); restart(); });
-  $("cap").addEventListener("change", (e) => { view.cap = Number(e.target.value); save(); render(); interrupt(); });
+  // A pushed stream carries the cap: it is asked for again with the new one.
+  $("cap").addEventListener("change", (e) => { view.cap = Number(e.target.value); save(); render(); restart(); });
   // A double-click is fullscreen; a double-tap on a touch screen is "fit" (above).
   let lastPointer = "mouse";
   $("stage").addEventListener("pointerdown", (e) => { lastPointer = e.pointerType; });

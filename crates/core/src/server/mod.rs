@@ -10,6 +10,7 @@ mod guard;
 mod host;
 mod limits;
 mod listen;
+mod push;
 mod quiet_log;
 mod stall;
 mod until_removed;
@@ -88,6 +89,7 @@ pub fn router(state: AppState) -> Router {
             .route("/screen.png", get(viewer::png))
             .route("/screen.jpg", get(viewer::jpeg))
             .route("/updates", get(viewer::updates))
+            .route("/stream", get(push::stream))
             .route("/pointer.png", get(viewer::pointer_shape))
             .route("/status", get(viewer::status))
             .route_layer(from_fn_with_state(state.clone(), gate::require_admission))

@@ -30,7 +30,7 @@ const VIEWER_STYLE: &str = include_str!("../../web/viewer.css");
 /// The screen is private to those let in: nothing that shows it is kept by a browser's disk cache
 /// or a proxy (which would hand it to whoever asks next), and a frame is stale a moment later.
 /// A viewer that already has the newest frame still gets a cheap 304 by sending its ETag.
-const FRAME_CACHE_CONTROL: &str = "no-store";
+pub(super) const FRAME_CACHE_CONTROL: &str = "no-store";
 
 /// A pointer shape's URL names its id, so the viewer's own cache may keep it; nobody else's.
 const SHAPE_CACHE_CONTROL: &str = "private, max-age=86400, immutable";
@@ -105,14 +105,14 @@ pub async fn jpeg(
     serve_frame(state, Format::Jpeg, peer, id, &query, &headers).await
 }
 
-fn query_or_400<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ServerError> {
+pub(super) fn query_or_400<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ServerError> {
     query
         .map(|Query(query)| query)
         .map_err(|rejection| ServerError::BadRequest(rejection.body_text()))
 }
 
 /// A frame number as the page writes it: decimal digits only (`str::parse` would also take `+5`).
-fn parse_after(after: Option<&str>) -> Result<Option<u64>, ServerError> {
+pub(super) fn parse_after(after: Option<&str>) -> Result<Option<u64>, ServerError> {
     after
         .map(|after| {
             after
@@ -170,7 +170,7 @@ pub async fn updates(
 }
 
 /// Counts the request's viewer in, or refuses it when the share is full.
-fn admit(
+pub(super) fn admit(
     state: &AppState,
     page_id: Option<&str>,
     peer: PeerAddr,
@@ -186,7 +186,7 @@ fn admit(
 /// Runs `work` (an encode, an update assembly) on a blocking thread, taking a turn among at most
 /// [`super::Limits::max_blocking_encodes`]: a crowd of requests waits here, on the runtime,
 /// instead of each holding a thread.
-async fn on_blocking_thread<T: Send + 'static>(
+pub(super) async fn on_blocking_thread<T: Send + 'static>(
     state: &AppState,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ServerError> {
