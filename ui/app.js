@@ -307,7 +307,10 @@ async function startShare() {
   setBusy(true);
   setState("starting");
   // paused: false, since pressing Share means "show my screen now".
-  const settings = { monitor: app.selected, window: app.window, fps: +ui.fps.value, quality: +ui.quality.value, max_width: maxWidthValue(), paused: false, show_pointer: ui.showPointer.checked,
+  // Where the desktop's dialog picks, a monitor or window remembered from an X11 session means
+  // nothing: the dialog decides.
+  const [monitor, shared] = app.desktopPicks ? [null, null] : [app.selected, app.window];
+  const settings = { monitor, window: shared, fps: +ui.fps.value, quality: +ui.quality.value, max_width: maxWidthValue(), paused: false, show_pointer: ui.showPointer.checked,
     pin: ui.pin.value.trim() || null, require_approval: ui.requireApproval.checked, max_viewers: +ui.maxViewers.value || 50 };
   try {
     const result = await invoke("start_share", { settings });
@@ -352,7 +355,8 @@ async function togglePause() {
 }
 
 function setBusy(busy) {
-  app.busy = ui.share.disabled = ui.stop.disabled = busy;
+  // "Choose again" too: during a start the desktop's dialog is already asking.
+  app.busy = ui.share.disabled = ui.stop.disabled = ui.pickAgain.disabled = busy;
   ui.share.setAttribute("aria-busy", busy);
   ui.shareLabel.textContent = busy ? (app.desktopPicks ? "Answer your desktop\u2019s dialog\u2026" : "Starting\u2026") : "Share";
   // A disabled button can drop keyboard focus; give it back.

@@ -128,6 +128,10 @@ impl Presenter {
 
     /// Stops the share, if any; viewers' pages say they are reconnecting.
     pub async fn stop(&self) {
+        // A share still starting holds the lock while the desktop's dialog waits for a pick:
+        // that dialog goes first, so the start returns and Stop (or closing the window) does not
+        // wait on it.
+        self.screens.stop_asking();
         if let Some(share) = self.share.lock().await.take()
             && let Err(error) = share.stop().await
         {

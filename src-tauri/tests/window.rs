@@ -834,7 +834,22 @@ async fn on_wayland_the_desktops_dialog_picks() -> anyhow::Result<()> {
         .click()
         .await?;
     answer.wait_async().await?;
-    eventually(PATIENCE, "the share back on the new pick", blue_corners).await?;
+    // What the screen shows from now on reaches viewers through the new pick.
+    const GREEN: [u8; 3] = [0x30, 0xa0, 0x50];
+    let _green = session.paint(GREEN)?;
+    eventually(PATIENCE, "the share on the new pick", || async {
+        let bytes = http
+            .get(format!("{url}screen.png"))
+            .send()
+            .await
+            .ok()?
+            .bytes()
+            .await
+            .ok()?;
+        let image = image::load_from_memory(&bytes).ok()?.to_rgb8();
+        (image.get_pixel(1880, 1040).0 == GREEN).then_some(())
+    })
+    .await?;
     client.find(Locator::Id("stop")).await?.click().await?;
     let _ = client.close().await;
     Ok(())

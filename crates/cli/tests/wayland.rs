@@ -152,9 +152,8 @@ async fn a_change_inside_one_tile_is_sent_alone() {
     let session = session();
     // A fullscreen terminal that prints one character when told (through a FIFO), its text
     // cursor hidden: a change of a few pixels in one corner.
-    let fifo =
-        std::env::temp_dir().join(format!("screenshare-wayland-fifo-{}", std::process::id()));
-    let _ = std::fs::remove_file(&fifo);
+    // In the session's own folder, which goes with it.
+    let fifo = session.runtime_dir().join("typing-fifo");
     let made = std::process::Command::new("mkfifo")
         .arg(&fifo)
         .status()
@@ -203,7 +202,6 @@ async fn a_change_inside_one_tile_is_sent_alone() {
     })
     .await
     .unwrap_or_else(|error| panic!("{error}\n{}", served.stderr()));
-    let _ = std::fs::remove_file(&fifo);
     // mutter 43 says nothing of what changed: the tiles found it, and sent only it.
     assert_eq!(next.pieces.len(), 1, "{:?}", next.pieces);
     let rect = next.pieces[0].rect;

@@ -17,6 +17,17 @@ pub fn unpremultiplied(channel: u8, alpha: u8) -> u8 {
     }
 }
 
+/// `rects` as they are, or their bounding box when there are more than `most`: past some
+/// number, one larger rectangle costs less to read or compare than many small ones.
+pub fn at_most(rects: Vec<Rect>, most: usize) -> Vec<Rect> {
+    match rects.split_first() {
+        Some((first, rest)) if rects.len() > most => {
+            vec![rest.iter().fold(*first, |all, rect| all.union(rect))]
+        }
+        _ => rects,
+    }
+}
+
 /// An axis-aligned rectangle in pixels.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct Rect {

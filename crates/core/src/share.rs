@@ -294,6 +294,7 @@ impl Share {
 
     fn signal_stop(&self) {
         self.app.share.cancel.cancel();
+        self.app.share.screens.stop_asking();
         self.app.share.demand.ring();
     }
 }

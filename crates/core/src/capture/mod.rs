@@ -163,6 +163,9 @@ pub trait Screens: Send + Sync + 'static {
     /// Forgets the desktop's remembered pick, so that the next source opened asks again.
     fn pick_again(&self) {}
 
+    /// The share stopped: a dialog of the desktop's still waiting for a pick goes away.
+    fn stop_asking(&self) {}
+
     /// The monitor `choice` names (`None`: the primary one), or why there is none. Every check of
     /// a monitor choice goes through here. Blocks.
     fn find(&self, choice: Option<&MonitorChoice>) -> Result<MonitorInfo, CaptureError> {
@@ -347,8 +350,14 @@ pub enum CaptureError {
     PickedOnDesktop(String),
     /// The presenter ended the screen cast from the desktop (its sharing indicator): it stays
     /// ended until they pick again.
-    #[error("sharing was stopped from the desktop; pick a screen again to go on")]
+    #[error(
+        "sharing was stopped from the desktop; choose again in the window, or start again with --pick-again"
+    )]
     StoppedOnDesktop,
+    /// The desktop's dialog ended with nothing picked (closed, or nobody answered): it is not
+    /// shown again until the presenter asks for it.
+    #[error("{0}; choose again in the window, or start again with --pick-again")]
+    NotPicked(String),
     #[error("screen capture failed: {reason}{}", platform_hint())]
     Failed { reason: String },
 }
@@ -373,11 +382,21 @@ impl std::fmt::Display for WindowGone {
     }
 }
 
+#[cfg(target_os = "linux")]
+fn wayland_session() -> bool {
+    wayland::is_wayland_session()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn wayland_session() -> bool {
+    false
+}
+
 /// What to do about a failed capture on this platform, for the error message.
 fn platform_hint() -> &'static str {
     if cfg!(target_os = "macos") {
         " (on macOS, allow screenshare under System Settings > Privacy & Security > Screen Recording, then restart it)"
-    } else if cfg!(target_os = "linux") && std::env::var_os("WAYLAND_DISPLAY").is_some() {
+    } else if cfg!(target_os = "linux") && wayland_session() {
         " (on Wayland, capture goes through the desktop portal: accept its prompt, and check that xdg-desktop-portal and PipeWire are running)"
     } else {
         ""

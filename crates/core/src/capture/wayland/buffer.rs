@@ -5,7 +5,7 @@
 //! Nothing here touches PipeWire: the stream hands plain numbers and bytes in, so every rule is
 //! tested without a compositor.
 
-use crate::pixels::{Picture, Rect, unpremultiplied};
+use crate::pixels::{Picture, Rect, at_most, unpremultiplied};
 
 /// Above this many damaged rectangles per frame their bounding box is compared instead: a
 /// compositor that reports hundreds of tiny regions costs more to walk than to compare.
@@ -145,14 +145,7 @@ pub fn damage_rects(
         // A damage list with no region in it: mutter sends that for a whole-frame change.
         return None;
     }
-    if rects.len() > MAX_DAMAGE_RECTS {
-        let bounding = rects
-            .iter()
-            .skip(1)
-            .fold(rects[0], |all, rect| all.union(rect));
-        rects = vec![bounding];
-    }
-    Some(rects)
+    Some(at_most(rects, MAX_DAMAGE_RECTS))
 }
 
 /// A cursor bitmap (premultiplied, as mutter and KWin send it) as straight-alpha RGBA rows packed

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::buffer::MAX_DAMAGE_RECTS;
 use crate::capture::{Damage, PointerShape, PointerState};
-use crate::pixels::{Picture, Rect};
+use crate::pixels::{Picture, Rect, at_most};
 
 /// The state both threads share.
 #[derive(Debug, Default)]
@@ -77,8 +77,14 @@ impl Mailbox {
             Damage::Unknown => vec![bounds],
             Damage::Rects(rects) => rects.clone(),
         };
-        if let Some(picture) = latest.picture.as_mut() {
-            write(picture, &rects)?;
+        if let Some(picture) = latest.picture.as_mut()
+            && let Err(error) = write(picture, &rects)
+        {
+            if resized {
+                // The picture is blank now: whatever comes next must be copied whole.
+                latest.pending = Some(Damage::Unknown);
+            }
+            return Err(error);
         }
         latest.pending = Some(match latest.pending.take() {
             None => damage,
@@ -164,15 +170,7 @@ pub fn add_up(before: Damage, now: Damage) -> Damage {
     match (before, now) {
         (Damage::Rects(mut before), Damage::Rects(now)) => {
             before.extend(now);
-            if before.len() > MAX_DAMAGE_RECTS {
-                let bounding = before
-                    .iter()
-                    .skip(1)
-                    .fold(before[0], |all, rect| all.union(rect));
-                Damage::Rects(vec![bounding])
-            } else {
-                Damage::Rects(before)
-            }
+            Damage::Rects(at_most(before, MAX_DAMAGE_RECTS))
         }
         _ => Damage::Unknown,
     }

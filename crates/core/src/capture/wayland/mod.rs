@@ -13,7 +13,7 @@ mod portal;
 mod stream;
 pub mod token;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,9 +41,12 @@ pub fn is_wayland_session() -> bool {
 #[derive(Debug)]
 pub struct WaylandScreens {
     tokens: TokenStore,
-    /// The presenter stopped sharing from the desktop (its top-bar indicator): nothing is
-    /// opened again, not even silently with the saved token, until they pick again.
-    stopped_on_desktop: Arc<AtomicBool>,
+    /// Why nothing opens again, not even silently with the saved token, until the presenter
+    /// picks again: they stopped sharing from the desktop (its top-bar indicator), or closed
+    /// its dialog without picking.
+    held: Arc<Mutex<Option<CaptureError>>>,
+    /// Bumped when shares stop: a dialog still waiting for a pick is closed.
+    stops: Arc<AtomicU64>,
     /// The size of the last picture cast, for the list.
     last_size: Arc<Mutex<Option<(u32, u32)>>>,
 }
@@ -57,7 +60,8 @@ impl WaylandScreens {
     pub fn with_tokens(tokens: TokenStore) -> Self {
         Self {
             tokens,
-            stopped_on_desktop: Arc::new(AtomicBool::new(false)),
+            held: Arc::new(Mutex::new(None)),
+            stops: Arc::new(AtomicU64::new(0)),
             last_size: Arc::new(Mutex::new(None)),
         }
     }
@@ -102,10 +106,18 @@ impl Screens for WaylandScreens {
                 )));
             }
         }
-        if self.stopped_on_desktop.load(Ordering::SeqCst) {
-            return Err(CaptureError::StoppedOnDesktop);
+        if let Some(held) = self.held.lock().ok().and_then(|held| held.clone()) {
+            return Err(held);
         }
-        let (session, started) = portal::start(&self.tokens, PICK_TIMEOUT)?;
+        let stops = self.stops.load(Ordering::SeqCst);
+        let (session, started) = portal::start(&self.tokens, PICK_TIMEOUT, || {
+            self.stops.load(Ordering::SeqCst) != stops
+        })
+        .inspect_err(|error| {
+            if matches!(error, CaptureError::NotPicked(_)) {
+                hold(&self.held, error.clone());
+            }
+        })?;
         let mailbox = Mailbox::new();
         let stream = stream::start(started.fd, started.node, mailbox.clone())?;
         let mut info = self.picked_entry(Some(started.kind));
@@ -126,7 +138,7 @@ impl Screens for WaylandScreens {
             _stream: stream,
             picture: Picture::new(0, 0),
             pointer_as_data: started.pointer_as_data,
-            stopped_on_desktop: self.stopped_on_desktop.clone(),
+            held: self.held.clone(),
             last_size: self.last_size.clone(),
         }))
     }
@@ -147,7 +159,13 @@ impl Screens for WaylandScreens {
 
     fn pick_again(&self) {
         self.tokens.forget();
-        self.stopped_on_desktop.store(false, Ordering::SeqCst);
+        if let Ok(mut held) = self.held.lock() {
+            *held = None;
+        }
+    }
+
+    fn stop_asking(&self) {
+        self.stops.fetch_add(1, Ordering::SeqCst);
     }
 
     fn thumbnail(
@@ -181,7 +199,7 @@ struct WaylandSource {
     _stream: stream::Stream,
     picture: Picture,
     pointer_as_data: bool,
-    stopped_on_desktop: Arc<AtomicBool>,
+    held: Arc<Mutex<Option<CaptureError>>>,
     last_size: Arc<Mutex<Option<(u32, u32)>>>,
 }
 
@@ -192,7 +210,7 @@ impl Source for WaylandSource {
 
     fn grab(&mut self) -> Result<Grab<'_>, CaptureError> {
         if self.session.closed_by_desktop() {
-            self.stopped_on_desktop.store(true, Ordering::SeqCst);
+            hold(&self.held, CaptureError::StoppedOnDesktop);
             return Err(CaptureError::StoppedOnDesktop);
         }
         let taken =
@@ -201,7 +219,7 @@ impl Source for WaylandSource {
                 .map_err(|error| match error {
                     // The stream ends a moment before the session's Closed signal arrives.
                     TakeError::Ended(_) if self.session.closed_by_desktop_within(CLOSED_GRACE) => {
-                        self.stopped_on_desktop.store(true, Ordering::SeqCst);
+                        hold(&self.held, CaptureError::StoppedOnDesktop);
                         CaptureError::StoppedOnDesktop
                     }
                     error => CaptureError::Failed {
@@ -235,12 +253,15 @@ impl Source for WaylandSource {
     }
 }
 
-impl Drop for WaylandSource {
-    fn drop(&mut self) {
-        if self.session.closed_by_desktop() {
-            self.stopped_on_desktop.store(true, Ordering::SeqCst);
-        }
+/// Nothing opens again, for `why`, until the presenter picks again.
+fn hold(held: &Mutex<Option<CaptureError>>, why: CaptureError) {
+    if let Ok(mut held) = held.lock() {
+        *held = Some(why);
     }
+}
+
+fn failed(reason: String) -> CaptureError {
+    CaptureError::Failed { reason }
 }
 
 #[cfg(test)]
@@ -281,12 +302,12 @@ mod tests {
     #[test]
     fn after_a_stop_on_the_desktop_nothing_opens_until_picked_again() {
         let screens = screens();
-        screens.stopped_on_desktop.store(true, Ordering::SeqCst);
+        hold(&screens.held, CaptureError::StoppedOnDesktop);
         assert_eq!(
             screens.open(None).err(),
             Some(CaptureError::StoppedOnDesktop)
         );
         screens.pick_again();
-        assert!(!screens.stopped_on_desktop.load(Ordering::SeqCst));
+        assert!(screens.held.lock().is_ok_and(|held| held.is_none()));
     }
 }

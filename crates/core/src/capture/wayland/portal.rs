@@ -16,8 +16,12 @@ use ashpd::desktop::PersistMode;
 use ashpd::desktop::screencast::{CursorMode, Screencast, SelectSourcesOptions, SourceType};
 use futures_util::StreamExt as _;
 
+use super::failed;
 use super::token::TokenStore;
 use crate::capture::CaptureError;
+
+/// How often a wait for the desktop's dialog looks whether the share still wants it.
+const GIVE_UP_CHECK: Duration = Duration::from_millis(100);
 
 /// What a started session gives the stream.
 #[derive(Debug)]
@@ -80,10 +84,12 @@ impl Drop for Session {
 }
 
 /// Starts a session and waits up to `pick_timeout` for the presenter to pick in the desktop's
-/// dialog (instant when the saved token restores the last choice).
+/// dialog (instant when the saved token restores the last choice), or until `give_up` says the
+/// share no longer wants it.
 pub fn start(
     tokens: &TokenStore,
     pick_timeout: Duration,
+    give_up: impl Fn() -> bool,
 ) -> Result<(Session, Started), CaptureError> {
     let (answer, answered) = std::sync::mpsc::sync_channel(1);
     let (close, close_requested) = tokio::sync::oneshot::channel::<()>();
@@ -106,19 +112,31 @@ pub fn start(
             runtime.block_on(run(tokens, answer, close_requested, closed));
         })
         .map_err(|error| failed(format!("cannot start the portal thread: {error}")))?;
-    let started = match answered.recv_timeout(pick_timeout) {
-        Ok(result) => result?,
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            let _ = close.send(());
-            return Err(failed(format!(
-                "nobody picked a screen in the desktop's dialog within {} s",
-                pick_timeout.as_secs()
-            )));
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            return Err(failed(
-                "the portal session ended before it started".to_owned(),
-            ));
+    let deadline = std::time::Instant::now() + pick_timeout;
+    let started = loop {
+        match answered.recv_timeout(GIVE_UP_CHECK) {
+            Ok(result) => break result?,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if give_up() {
+                    let _ = close.send(());
+                    // Not a refusal of the presenter's: the next share may ask again.
+                    return Err(failed(
+                        "the share stopped before anything was picked".to_owned(),
+                    ));
+                }
+                if std::time::Instant::now() >= deadline {
+                    let _ = close.send(());
+                    return Err(CaptureError::NotPicked(format!(
+                        "nothing was picked in the desktop's dialog within {} s",
+                        pick_timeout.as_secs()
+                    )));
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(failed(
+                    "the portal session ended before it started".to_owned(),
+                ));
+            }
         }
     };
     Ok((
@@ -165,7 +183,17 @@ async fn run(
     };
     let closed = session.receive_closed().await;
     let token = tokens.load();
-    match pick(&proxy, &session, token.as_deref()).await {
+    let mut close_requested = close_requested;
+    let picked = tokio::select! {
+        picked = pick(&proxy, &session, token.as_deref()) => picked,
+        _ = &mut close_requested => {
+            // The opener gave up (nobody picked in time, or the share stopped): closing the
+            // session takes the desktop's dialog away with it.
+            let _ = session.close().await;
+            return;
+        }
+    };
+    match picked {
         Ok((started, new_token)) => {
             match new_token {
                 Some(new_token) => tokens.save(&new_token),
@@ -196,7 +224,7 @@ async fn run(
                     tracing::info!("the desktop ended the screen cast");
                     closed_by_desktop.store(true, Ordering::SeqCst);
                 }
-                _ = close_requested => {
+                _ = &mut close_requested => {
                     let _ = session.close().await;
                 }
             }
@@ -254,9 +282,11 @@ async fn pick(
         .await
         .and_then(|request| request.response())
         .map_err(|error| match error {
-            ashpd::Error::Response(ashpd::desktop::ResponseError::Cancelled) => failed(
-                "the desktop's dialog was closed without picking a screen or window".to_owned(),
-            ),
+            ashpd::Error::Response(ashpd::desktop::ResponseError::Cancelled) => {
+                CaptureError::NotPicked(
+                    "the desktop's dialog was closed without picking a screen or window".to_owned(),
+                )
+            }
             error => failed(format!(
                 "the desktop portal did not start the screen cast ({error})"
             )),
@@ -300,8 +330,4 @@ fn no_portal(error: &ashpd::Error) -> CaptureError {
          xdg-desktop-portal and your desktop's backend (xdg-desktop-portal-gnome, -kde or -wlr) \
          running, with PipeWire"
     ))
-}
-
-fn failed(reason: String) -> CaptureError {
-    CaptureError::Failed { reason }
 }

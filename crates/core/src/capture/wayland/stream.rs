@@ -27,6 +27,7 @@ use pipewire::spa::utils::{
 use pipewire::stream::{StreamFlags, StreamRc, StreamState};
 
 use super::buffer::{self, ChannelOrder, Layout};
+use super::failed;
 use super::mailbox::{Mailbox, add_up, pointer_shape};
 use crate::capture::{CaptureError, Damage, PointerState};
 
@@ -87,6 +88,8 @@ struct Negotiated {
     format: Option<(ChannelOrder, u32, u32)>,
     /// The last cursor bitmap's serial.
     cursor_serial: u64,
+    /// Where the picture starts in the buffer (its crop), for the pointer's position.
+    origin: (i32, i32),
     streaming: bool,
 }
 
@@ -218,6 +221,10 @@ fn drain(stream: &pipewire::stream::Stream, negotiated: &mut Negotiated, mailbox
     let mut newest = None;
     let mut damage: Option<Damage> = None;
     while let Some(mut buffer) = stream.dequeue_buffer() {
+        if let Some(crop) = crop_of(&buffer) {
+            let area = buffer::visible_area(width, height, Some(crop));
+            negotiated.origin = (area.x as i32, area.y as i32);
+        }
         if let Some(cursor) = buffer.find_meta::<MetaCursor>() {
             read_pointer(cursor, negotiated, mailbox);
         }
@@ -287,12 +294,23 @@ fn crop_of(buffer: &pipewire::buffer::Buffer<'_>) -> Option<(i32, i32, u32, u32)
     Some((position.x, position.y, size.width, size.height))
 }
 
-/// Where the pointer is (every buffer with a valid cursor says), and its look when it changed.
+/// Where the pointer is (every buffer says), and its look when it changed. A cursor without an
+/// id is one outside what is cast (mutter's way of saying so): hidden, as OBS takes it.
 fn read_pointer(cursor: &MetaCursor, negotiated: &mut Negotiated, mailbox: &Mailbox) {
     if !cursor.is_valid() {
+        mailbox.put_pointer(|pointer| {
+            if let Some(pointer) = pointer {
+                pointer.visible = false;
+            }
+        });
         return;
     }
     let position = cursor.position();
+    // Positions are in the buffer; the picture is its crop.
+    let (x, y) = (
+        position.x.saturating_sub(negotiated.origin.0),
+        position.y.saturating_sub(negotiated.origin.1),
+    );
     let hotspot = cursor.hotspot();
 
     let new_shape = cursor.bitmap().and_then(|bitmap| {
@@ -333,8 +351,8 @@ fn read_pointer(cursor: &MetaCursor, negotiated: &mut Negotiated, mailbox: &Mail
             (None, None) => (false, pointer_shape(0, 0, 0, (0, 0), Vec::new())),
         };
         *pointer = Some(PointerState {
-            x: position.x,
-            y: position.y,
+            x,
+            y,
             visible,
             shape,
         });
@@ -410,7 +428,7 @@ fn format_param() -> Result<Vec<u8>, String> {
 }
 
 /// Shared-memory buffers (no DMA-BUF: we offered no modifiers and read with the CPU), and the
-/// metadata we use: cursor (position and bitmap), damage, crop, header.
+/// metadata we use: cursor (position and bitmap), damage, crop.
 fn buffer_params() -> Result<Vec<Vec<u8>>, String> {
     let data_types = (1 << spa_sys::SPA_DATA_MemFd) | (1 << spa_sys::SPA_DATA_MemPtr);
     let buffers = Object {
@@ -459,10 +477,6 @@ fn buffer_params() -> Result<Vec<Vec<u8>>, String> {
             range(region * damage_regions, region, region * damage_regions),
         ),
         meta(spa_sys::SPA_META_VideoCrop, Value::Int(region)),
-        meta(
-            spa_sys::SPA_META_Header,
-            Value::Int(std::mem::size_of::<spa_sys::spa_meta_header>() as i32),
-        ),
     ]
     .into_iter()
     .map(|object| serialize(Value::Object(object)))
@@ -473,8 +487,4 @@ fn serialize(value: Value) -> Result<Vec<u8>, String> {
     PodSerializer::serialize(Cursor::new(Vec::new()), &value)
         .map(|(cursor, _)| cursor.into_inner())
         .map_err(|error| format!("{error:?}"))
-}
-
-fn failed(reason: String) -> CaptureError {
-    CaptureError::Failed { reason }
 }

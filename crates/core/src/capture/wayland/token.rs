@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 /// Longer than any token a portal hands out (GNOME's are UUIDs): anything bigger is not ours.
 const MAX_TOKEN_LEN: usize = 512;
 
-/// Where the restore token lives; `None` when neither a state folder nor a home is known (the
-/// token is then kept for this process only).
+/// Where the restore token lives; `None` when neither a state folder nor a home is known (no
+/// token is kept then: every share shows the desktop's dialog).
 #[derive(Debug, Clone)]
 pub struct TokenStore {
     path: Option<PathBuf>,

@@ -113,9 +113,6 @@ pub(crate) fn track_damage(
 pub(crate) fn reads_for(damage: &Damage, bounds: Rect) -> Vec<Rect> {
     match damage {
         Damage::Unknown => vec![bounds],
-        Damage::Rects(rects) if rects.len() > MAX_READS_PER_GRAB => {
-            vec![rects.iter().fold(rects[0], |all, rect| all.union(rect))]
-        }
-        Damage::Rects(rects) => rects.clone(),
+        Damage::Rects(rects) => crate::pixels::at_most(rects.clone(), MAX_READS_PER_GRAB),
     }
 }
