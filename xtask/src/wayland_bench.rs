@@ -91,7 +91,8 @@ pub fn section(scenes: &[(Scene, Vec<Run>)]) -> String {
          terminal as the scene;\nthe same paced viewers as above, {} fps. The grab is the \
          capture thread's own figure: bringing its\npicture up to date from the newest PipeWire \
          frame (mutter 43 reports no damage, so every new frame is\ncopied whole, then the tiles \
-         find what changed).\n\n\
+         find what changed).\nPeak memory counts the PipeWire buffers mapped from mutter (shared \
+         memory, not the presenter's own heap).\n\n\
          | scene | viewers | updates/s per viewer | Mbit/s per viewer | presenter CPU | grab | peak memory | errors |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|\n",
         bench::SHARE_FPS
