@@ -131,6 +131,19 @@ async fn text(client: &Client, id: &str) -> String {
     }
 }
 
+/// What a viewer of `url` gets from `screen.png`, if it gets a picture.
+async fn screen_png(http: &reqwest::Client, url: &str) -> Option<image::RgbImage> {
+    let bytes = http
+        .get(format!("{url}screen.png"))
+        .send()
+        .await
+        .ok()?
+        .bytes()
+        .await
+        .ok()?;
+    Some(image::load_from_memory(&bytes).ok()?.to_rgb8())
+}
+
 /// All the text inside element `id`, shown or clipped (WebKitWebDriver's text leaves out a
 /// card's ellipsised name).
 async fn all_text(client: &Client, id: &str) -> String {
@@ -682,15 +695,7 @@ async fn a_window_card_shares_that_window_alone() -> anyhow::Result<()> {
     .await?;
     let http = reqwest::Client::new();
     let (width, height) = eventually(PATIENCE, "a frame of the window alone", || async {
-        let bytes = http
-            .get(format!("{url}screen.png"))
-            .send()
-            .await
-            .ok()?
-            .bytes()
-            .await
-            .ok()?;
-        let image = image::load_from_memory(&bytes).ok()?.to_rgb8();
+        let image = screen_png(&http, &url).await?;
         let yellow = image
             .pixels()
             .filter(|pixel| pixel.0 == [0xd0, 0xa0, 0x20])
@@ -753,15 +758,7 @@ async fn on_wayland_the_desktops_dialog_picks() -> anyhow::Result<()> {
     .await?;
     let http = reqwest::Client::new();
     let blue_corners = || async {
-        let bytes = http
-            .get(format!("{url}screen.png"))
-            .send()
-            .await
-            .ok()?
-            .bytes()
-            .await
-            .ok()?;
-        let image = image::load_from_memory(&bytes).ok()?.to_rgb8();
+        let image = screen_png(&http, &url).await?;
         // The app's window opens top left: the other corners are the painted screen.
         (image.dimensions() == (1920, 1080)
             && [(1880, 40), (1880, 1040), (40, 1040)]
@@ -838,15 +835,7 @@ async fn on_wayland_the_desktops_dialog_picks() -> anyhow::Result<()> {
     const GREEN: [u8; 3] = [0x30, 0xa0, 0x50];
     let _green = session.paint(GREEN)?;
     eventually(PATIENCE, "the share on the new pick", || async {
-        let bytes = http
-            .get(format!("{url}screen.png"))
-            .send()
-            .await
-            .ok()?
-            .bytes()
-            .await
-            .ok()?;
-        let image = image::load_from_memory(&bytes).ok()?.to_rgb8();
+        let image = screen_png(&http, &url).await?;
         (image.get_pixel(1880, 1040).0 == GREEN).then_some(())
     })
     .await?;

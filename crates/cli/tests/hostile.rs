@@ -464,24 +464,7 @@ fn a_viewer_removed_mid_frame_gets_no_more_of_it() {
     let (mut slow, got) = slow_frame_request(&target);
 
     // The presenter removes it while the frame is on its way.
-    let viewers_url = served.control_url.replace("/settings", "/viewers");
-    let viewers: serde_json::Value =
-        serde_json::from_slice(&reqwest::blocking_get(&viewers_url)).expect("the viewer list");
-    let id = viewers[0]["id"]
-        .as_str()
-        .expect("one viewer, this address")
-        .to_owned();
-    let removal = answer_of(
-        target.server,
-        &target.request(
-            "POST",
-            &target.control(&format!("viewers/{id}/remove")),
-            "",
-            b"",
-        ),
-        "content-type",
-    );
-    assert!(matches!(removal.0, 200 | 204), "{removal:?}");
+    remove_the_viewer(&served, &target);
 
     // It reads on as fast as it can: the connection ends long before the frame does.
     slow.set_read_timeout(Some(Duration::from_secs(10)))
@@ -530,24 +513,7 @@ fn an_open_stream_ends_when_its_viewer_is_removed() {
     let head = String::from_utf8_lossy(&first[..got]);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 
-    let viewers_url = served.control_url.replace("/settings", "/viewers");
-    let viewers: serde_json::Value =
-        serde_json::from_slice(&reqwest::blocking_get(&viewers_url)).expect("the viewer list");
-    let id = viewers[0]["id"]
-        .as_str()
-        .expect("one viewer, this address")
-        .to_owned();
-    let removal = answer_of(
-        target.server,
-        &target.request(
-            "POST",
-            &target.control(&format!("viewers/{id}/remove")),
-            "",
-            b"",
-        ),
-        "content-type",
-    );
-    assert!(matches!(removal.0, 200 | 204), "{removal:?}");
+    remove_the_viewer(&served, &target);
     // The stream ends (its end, or a reset), where one still pushing goes on past the deadline.
     stream
         .set_read_timeout(Some(Duration::from_secs(1)))
@@ -573,6 +539,28 @@ fn an_open_stream_ends_when_its_viewer_is_removed() {
         ended,
         "the stream went on for 10 s after its viewer was removed ({after_removal} bytes)"
     );
+}
+
+/// The presenter removes the share's one viewer (this test's address).
+fn remove_the_viewer(served: &Served, target: &Target) {
+    let viewers_url = served.control_url.replace("/settings", "/viewers");
+    let viewers: serde_json::Value =
+        serde_json::from_slice(&reqwest::blocking_get(&viewers_url)).expect("the viewer list");
+    let id = viewers[0]["id"]
+        .as_str()
+        .expect("one viewer, this address")
+        .to_owned();
+    let removal = answer_of(
+        target.server,
+        &target.request(
+            "POST",
+            &target.control(&format!("viewers/{id}/remove")),
+            "",
+            b"",
+        ),
+        "content-type",
+    );
+    assert!(matches!(removal.0, 200 | 204), "{removal:?}");
 }
 
 /// The answer to a raw request: its status, a header's value, and the body.

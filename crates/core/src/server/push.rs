@@ -13,15 +13,14 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Query, State};
-use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use serde::Deserialize;
 
 use super::AppState;
 use super::error::ServerError;
-use super::gate::handle_of;
 use super::viewer::{
-    FRAME_CACHE_CONTROL, PeerAddr, admit, on_blocking_thread, parse_after, query_or_400,
+    PeerAddr, admit_viewer, on_blocking_thread, parse_after, parse_mode, query_or_400,
+    updates_response,
 };
 use crate::admission::Gate;
 use crate::frame::Mode;
@@ -47,15 +46,10 @@ pub async fn stream(
 ) -> Result<Response, ServerError> {
     let query = query_or_400(query)?;
     let after = parse_after(query.after.as_deref())?.unwrap_or(0);
-    let mode = match query.mode.as_deref() {
-        None => Mode::Adaptive,
-        Some(mode) => mode.parse().map_err(ServerError::BadRequest)?,
-    };
+    let mode = parse_mode(query.mode.as_deref())?;
     let cap = parse_fps(query.fps.as_deref())?;
-    let id = handle_of(gate.as_deref());
     // Counted as watching for as long as the stream is open.
-    let visit = admit(&state, id, peer)?;
-    state.share.demand.note_mode(mode);
+    let visit = admit_viewer(&state, gate.as_deref(), peer, mode)?;
     let pusher = Pusher {
         state,
         visit: Arc::new(visit),
@@ -69,17 +63,7 @@ pub async fn stream(
         let record = pusher.next_record().await;
         Some((record, pusher))
     });
-    let mut response = Response::new(Body::from_stream(records));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(FRAME_CACHE_CONTROL),
-    );
-    Ok(response)
+    Ok(updates_response(Body::from_stream(records)))
 }
 
 fn parse_fps(fps: Option<&str>) -> Result<Option<u32>, ServerError> {

@@ -30,7 +30,7 @@ const VIEWER_STYLE: &str = include_str!("../../web/viewer.css");
 /// The screen is private to those let in: nothing that shows it is kept by a browser's disk cache
 /// or a proxy (which would hand it to whoever asks next), and a frame is stale a moment later.
 /// A viewer that already has the newest frame still gets a cheap 304 by sending its ETag.
-pub(super) const FRAME_CACHE_CONTROL: &str = "no-store";
+const FRAME_CACHE_CONTROL: &str = "no-store";
 
 /// A pointer shape's URL names its id, so the viewer's own cache may keep it; nobody else's.
 const SHAPE_CACHE_CONTROL: &str = "private, max-age=86400, immutable";
@@ -137,15 +137,8 @@ pub async fn updates(
 ) -> Result<Response, ServerError> {
     let query = query_or_400(query)?;
     let after = parse_after(query.after.as_deref())?.unwrap_or(0);
-    let mode = match query.mode.as_deref() {
-        None => Mode::Adaptive,
-        Some(mode) => mode.parse().map_err(ServerError::BadRequest)?,
-    };
-    // A page's pass names it; a plain client is its address (ids a client makes up would let
-    // one machine count as many viewers).
-    let id = handle_of(gate.as_deref());
-    let visit = admit(&state, id, peer)?;
-    state.share.demand.note_mode(mode);
+    let mode = parse_mode(query.mode.as_deref())?;
+    let visit = admit_viewer(&state, gate.as_deref(), peer, mode)?;
     let Some(frame) = state.share.frame_for_viewer(Some(after)).await else {
         return Ok(no_new_frame());
     };
@@ -156,7 +149,12 @@ pub async fn updates(
             .map_err(internal)?,
     };
     visit.served(bytes.len());
-    let mut response = Response::new(Body::from(bytes));
+    Ok(updates_response(Body::from(bytes)))
+}
+
+/// Updates as the page reads them: binary, never stored by a cache.
+pub(super) fn updates_response(body: Body) -> Response {
+    let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -166,11 +164,32 @@ pub async fn updates(
         header::CACHE_CONTROL,
         HeaderValue::from_static(FRAME_CACHE_CONTROL),
     );
-    Ok(response)
+    response
+}
+
+/// The picture mode a viewer asks for: `adaptive` unless it says `lossless`.
+pub(super) fn parse_mode(mode: Option<&str>) -> Result<Mode, ServerError> {
+    mode.map_or(Ok(Mode::Adaptive), |mode| {
+        mode.parse().map_err(ServerError::BadRequest)
+    })
+}
+
+/// Counts an update's viewer in (or refuses it when the share is full), noting the mode it
+/// wants. A page's pass names it; a plain client is its address (ids a client makes up would
+/// let one machine count as many viewers).
+pub(super) fn admit_viewer(
+    state: &AppState,
+    gate: Option<&Gate>,
+    peer: PeerAddr,
+    mode: Mode,
+) -> Result<crate::viewers::Visit, ServerError> {
+    let visit = admit(state, handle_of(gate), peer)?;
+    state.share.demand.note_mode(mode);
+    Ok(visit)
 }
 
 /// Counts the request's viewer in, or refuses it when the share is full.
-pub(super) fn admit(
+fn admit(
     state: &AppState,
     page_id: Option<&str>,
     peer: PeerAddr,
