@@ -313,6 +313,7 @@ async fn checked_monitor(
     screens: &Arc<dyn Screens>,
 ) -> Result<(ShareOptions, MonitorInfo), Error> {
     options.settings.validate()?;
+    screens.new_share();
     let screens = screens.clone();
     let choice = options.settings.monitor.clone();
     let window = options.settings.window.clone();

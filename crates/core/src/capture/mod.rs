@@ -166,6 +166,10 @@ pub trait Screens: Send + Sync + 'static {
     /// The share stopped: a dialog of the desktop's still waiting for a pick goes away.
     fn stop_asking(&self) {}
 
+    /// A new share starts: whatever held the last one back (its dialog closed without a pick,
+    /// a stop from the desktop) no longer applies, since pressing Share is asking again.
+    fn new_share(&self) {}
+
     /// The monitor `choice` names (`None`: the primary one), or why there is none. Every check of
     /// a monitor choice goes through here. Blocks.
     fn find(&self, choice: Option<&MonitorChoice>) -> Result<MonitorInfo, CaptureError> {

@@ -168,6 +168,12 @@ impl Screens for WaylandScreens {
         self.stops.fetch_add(1, Ordering::SeqCst);
     }
 
+    fn new_share(&self) {
+        if let Ok(mut held) = self.held.lock() {
+            *held = None;
+        }
+    }
+
     fn thumbnail(
         &self,
         _choice: Option<&MonitorChoice>,
@@ -308,6 +314,17 @@ mod tests {
             Some(CaptureError::StoppedOnDesktop)
         );
         screens.pick_again();
+        assert!(screens.held.lock().is_ok_and(|held| held.is_none()));
+        // A dialog closed without a pick holds the share back; a new share asks again.
+        hold(
+            &screens.held,
+            CaptureError::NotPicked("the dialog was closed".to_owned()),
+        );
+        assert!(matches!(
+            screens.open(None).err(),
+            Some(CaptureError::NotPicked(_))
+        ));
+        screens.new_share();
         assert!(screens.held.lock().is_ok_and(|held| held.is_none()));
     }
 }
