@@ -129,31 +129,16 @@ fn test(cargo_test_args: &[String]) -> anyhow::Result<()> {
     if cargo_test_args.is_empty() {
         for (target, packages) in OTHER_PLATFORMS {
             let name = format!("cross::{}", target.replace('-', "_"));
-            match check_for(target, packages) {
-                Ok(()) => {
-                    println!("test {name} ... ok");
-                    totals.passed += 1;
-                }
-                Err(error) => {
-                    println!("test {name} ... FAILED\n{error:#}");
-                    totals.failed += 1;
-                }
-            }
+            totals.record(&name, check_for(target, packages));
         }
     }
     // The package, built from the binaries the tests just used, when the whole suite ran.
     if status.success() && cargo_test_args.is_empty() {
         println!("package: building target/dist/*.deb from the test build and checking it");
-        match dist::build(dist::Profile::Debug).and_then(|deb| dist::check(&deb)) {
-            Ok(()) => {
-                println!("test package::installs_and_starts ... ok");
-                totals.passed += 1;
-            }
-            Err(error) => {
-                println!("test package::installs_and_starts ... FAILED\n{error:#}");
-                totals.failed += 1;
-            }
-        }
+        totals.record(
+            "package::installs_and_starts",
+            dist::build(dist::Profile::Debug).and_then(|deb| dist::check(&deb)),
+        );
     }
     // One closing line for the whole run: cargo prints one per test binary.
     println!("tests: {} passed, {} failed", totals.passed, totals.failed);
@@ -204,6 +189,20 @@ struct TestTotals {
 }
 
 impl TestTotals {
+    /// A check xtask runs itself, reported and counted like one of cargo's tests.
+    fn record(&mut self, name: &str, result: anyhow::Result<()>) {
+        match result {
+            Ok(()) => {
+                println!("test {name} ... ok");
+                self.passed += 1;
+            }
+            Err(error) => {
+                println!("test {name} ... FAILED\n{error:#}");
+                self.failed += 1;
+            }
+        }
+    }
+
     fn add(&mut self, line: &str) {
         let Some(counts) = line.strip_prefix("test result: ") else {
             return;

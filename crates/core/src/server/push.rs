@@ -7,7 +7,6 @@
 //! record only once the socket took the last one, and that record is then built from what this
 //! viewer last got to the newest frame, so a slow viewer skips frames and a fast one gets all.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -52,7 +51,7 @@ pub async fn stream(
     let visit = admit_viewer(&state, gate.as_deref(), peer, mode)?;
     let pusher = Pusher {
         state,
-        visit: Arc::new(visit),
+        visit,
         after,
         mode,
         gap: cap.map(|fps| Duration::from_secs(1) / fps),
@@ -79,7 +78,7 @@ fn parse_fps(fps: Option<&str>) -> Result<Option<u32>, ServerError> {
 /// One viewer's stream: what it has, and when it may have the next update.
 struct Pusher {
     state: AppState,
-    visit: Arc<Visit>,
+    visit: Visit,
     after: u64,
     mode: Mode,
     /// The viewer's own cap, as the time between two updates.
