@@ -29,7 +29,8 @@ pub struct BrowserRun {
 const WARM_UP: Duration = Duration::from_secs(6);
 const MEASURED: Duration = Duration::from_secs(12);
 
-/// Forwards 127.0.0.1:<port> to `target`, counting the bytes sent back to the client.
+/// Forwards 127.0.0.1:<port> to `target`, counting the bytes sent back to the client, and
+/// holding every byte back for a while in either direction when asked (a network far away).
 struct CountingRelay {
     port: u16,
     down: Arc<AtomicU64>,
@@ -38,6 +39,11 @@ struct CountingRelay {
 
 impl CountingRelay {
     fn start(target: String) -> anyhow::Result<Self> {
+        Self::start_delayed(target, Duration::ZERO)
+    }
+
+    /// Every byte arrives `one_way` after it was sent, with no limit on throughput.
+    fn start_delayed(target: String, one_way: Duration) -> anyhow::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
@@ -52,6 +58,8 @@ impl CountingRelay {
                             continue;
                         };
                         let _ = client.set_nonblocking(false);
+                        let _ = client.set_nodelay(true);
+                        let _ = server.set_nodelay(true);
                         let pipes = client
                             .try_clone()
                             .and_then(|c| Ok((c, server.try_clone()?)));
@@ -59,8 +67,8 @@ impl CountingRelay {
                             continue;
                         };
                         let count = count.clone();
-                        std::thread::spawn(move || pipe(server, client_copy, Some(count)));
-                        std::thread::spawn(move || pipe(client, server_copy, None));
+                        std::thread::spawn(move || pipe(server, client_copy, Some(count), one_way));
+                        std::thread::spawn(move || pipe(client, server_copy, None, one_way));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(20)),
                 }
@@ -84,17 +92,36 @@ impl Drop for CountingRelay {
     }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream, count: Option<Arc<AtomicU64>>) {
+/// Copies `from` to `to`, each piece `delay` after it was read (a second thread writes, so that
+/// reading goes on meanwhile: the delay adds latency, not a limit on throughput).
+fn pipe(mut from: TcpStream, to: TcpStream, count: Option<Arc<AtomicU64>>, delay: Duration) {
+    let (send, receive) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+    let writer = std::thread::spawn(move || {
+        let mut to = to;
+        for (read_at, piece) in receive {
+            let due = read_at + delay;
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            if to.write_all(&piece).is_err() {
+                break;
+            }
+            if let Some(count) = &count {
+                count.fetch_add(piece.len() as u64, Ordering::SeqCst);
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+    });
     let mut buffer = [0u8; 64 * 1024];
     while let Ok(read @ 1..) = from.read(&mut buffer) {
-        if to.write_all(&buffer[..read]).is_err() {
+        if send
+            .send((Instant::now(), buffer[..read].to_vec()))
+            .is_err()
+        {
             break;
         }
-        if let Some(count) = &count {
-            count.fetch_add(read as u64, Ordering::SeqCst);
-        }
     }
-    let _ = to.shutdown(Shutdown::Both);
+    drop(send);
+    let _ = writer.join();
+    let _ = from.shutdown(Shutdown::Both);
 }
 
 pub(crate) struct Killed(pub(crate) Child);
@@ -231,40 +258,46 @@ pub fn vnc_peer(stage: &Stage) -> anyhow::Result<BrowserRun> {
 pub fn glass_to_glass(stage: &Stage, samples: usize) -> anyhow::Result<(f64, f64)> {
     let server = crate::bench::start_server(stage)?;
     let (driver, webdriver) = browser_on(&server.viewer, "glass")?;
-    let (conn, screen) = x11rb::connect(Some(stage.display()))?;
-    let root = conn.setup().roots[screen].root;
-    let read = "const c = document.getElementById('screen'); \
-                if (!c || c.width < 1100) return -1; \
-                const d = c.getContext('2d').getImageData(1016, 616, 1, 1).data; \
-                return d[0] * 65536 + d[1] * 256 + d[2];";
-    let mut latencies = Vec::with_capacity(samples);
-    // Wait for the page to show the screen at all.
+    let figures = glass_samples(stage, &webdriver, samples);
+    drop(webdriver);
+    drop(driver);
+    figures
+}
+
+/// Reads the colour of the page's canvas at a point of the shared screen (-1: no screen yet).
+const READ_CANVAS: &str = "const c = document.getElementById('screen'); \
+    if (!c || c.width < 1100) return -1; \
+    const d = c.getContext('2d').getImageData(1016, 616, 1, 1).data; \
+    return d[0] * 65536 + d[1] * 256 + d[2];";
+
+fn wait_for_screen(webdriver: &WebDriver) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while webdriver.execute(read)?.as_i64() == Some(-1) {
+    while webdriver.execute(READ_CANVAS)?.as_i64() == Some(-1) {
         if Instant::now() > deadline {
             bail!("the page never showed the screen");
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    Ok(())
+}
+
+/// `samples` changes painted on `stage`, each timed until the page in `webdriver` shows it:
+/// (p50, p95) in milliseconds.
+fn glass_samples(
+    stage: &Stage,
+    webdriver: &WebDriver,
+    samples: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let (conn, screen) = x11rb::connect(Some(stage.display()))?;
+    let root = conn.setup().roots[screen].root;
+    let mut latencies = Vec::with_capacity(samples);
+    wait_for_screen(webdriver)?;
     for sample in 0..samples {
         let colour: u32 = if sample % 2 == 0 { 0xff2040 } else { 0x20ff40 } ^ (sample as u32 & 7);
-        let gc = conn.generate_id()?;
-        conn.create_gc(gc, root, &CreateGCAux::new().foreground(colour))?;
-        conn.poly_fill_rectangle(
-            root,
-            gc,
-            &[Rectangle {
-                x: 1000,
-                y: 600,
-                width: 32,
-                height: 32,
-            }],
-        )?;
-        conn.free_gc(gc)?;
-        conn.get_input_focus()?.reply()?;
+        paint(&conn, root, colour, (1000, 600, 32))?;
         let painted = Instant::now();
         loop {
-            if webdriver.execute(read)?.as_i64() == Some(i64::from(colour)) {
+            if webdriver.execute(READ_CANVAS)?.as_i64() == Some(i64::from(colour)) {
                 latencies.push(painted.elapsed().as_secs_f64() * 1000.0);
                 break;
             }
@@ -274,11 +307,110 @@ pub fn glass_to_glass(stage: &Stage, samples: usize) -> anyhow::Result<(f64, f64
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    drop(webdriver);
-    drop(driver);
     latencies.sort_by(f64::total_cmp);
     let at = |share: f64| latencies[((latencies.len() - 1) as f64 * share).round() as usize];
     Ok((at(0.5), at(0.95)))
+}
+
+/// A square of `colour` at (x, y) with side `size` on the root window, drawn before returning.
+fn paint(
+    conn: &impl Connection,
+    root: u32,
+    colour: u32,
+    (x, y, size): (i16, i16, u16),
+) -> anyhow::Result<()> {
+    let gc = conn.generate_id()?;
+    conn.create_gc(gc, root, &CreateGCAux::new().foreground(colour))?;
+    conn.poly_fill_rectangle(
+        root,
+        gc,
+        &[Rectangle {
+            x,
+            y,
+            width: size,
+            height: size,
+        }],
+    )?;
+    conn.free_gc(gc)?;
+    conn.get_input_focus()?.reply()?;
+    Ok(())
+}
+
+/// The page a round trip away: updates it takes of a screen that changes every frame, and
+/// glass to glass there.
+#[derive(Debug, Clone, Copy)]
+pub struct FarPage {
+    pub round_trip_ms: u32,
+    /// Updates the server sent the page, per second (the presenter's viewer list counts them).
+    pub updates_per_second: f64,
+    /// Frames the share published meanwhile, per second.
+    pub published_per_second: f64,
+    pub glass_p50_ms: f64,
+    pub glass_p95_ms: f64,
+}
+
+/// The viewer page in Chromium behind a relay that delays every byte by half of `round_trip`,
+/// while a square on the screen changes colour 60 times a second (so every frame the share takes
+/// differs); then glass to glass through the same relay.
+pub fn far_page(stage: &Stage, round_trip: Duration) -> anyhow::Result<FarPage> {
+    let server = crate::bench::start_server(stage)?;
+    let (address, path) = split_url(&server.viewer)?;
+    let relay = CountingRelay::start_delayed(address, round_trip / 2)?;
+    let url = format!("http://127.0.0.1:{}/{path}", relay.port);
+    let (driver, webdriver) = browser_on(&url, "far")?;
+    wait_for_screen(&webdriver)?;
+    let viewers_url = server.status.replace("/status", "/viewers");
+    let counts = || -> anyhow::Result<(u64, u64)> {
+        let viewers = crate::bench::get_json(&viewers_url)?;
+        let taken = viewers
+            .as_array()
+            .and_then(|list| list.iter().filter_map(|v| v["frames"].as_u64()).max())
+            .with_context(|| format!("no viewer in {viewers}"))?;
+        let published = crate::bench::get_json(&server.status)?["frame"]
+            .as_u64()
+            .context("no frame count in the status")?;
+        Ok((taken, published))
+    };
+    let painting = Arc::new(AtomicBool::new(true));
+    let painter = {
+        let (painting, display) = (painting.clone(), stage.display().to_owned());
+        std::thread::spawn(move || -> anyhow::Result<()> {
+            let (conn, screen) = x11rb::connect(Some(&display))?;
+            let root = conn.setup().roots[screen].root;
+            let mut step = 0u32;
+            while painting.load(Ordering::SeqCst) {
+                paint(
+                    &conn,
+                    root,
+                    0x400000 | ((step * 40) & 0xffff),
+                    (1300, 700, 64),
+                )?;
+                step = step.wrapping_add(1);
+                std::thread::sleep(Duration::from_millis(16));
+            }
+            Ok(())
+        })
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    let (taken_before, published_before) = counts()?;
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(8));
+    let (taken_after, published_after) = counts()?;
+    let seconds = started.elapsed().as_secs_f64();
+    painting.store(false, Ordering::SeqCst);
+    painter
+        .join()
+        .map_err(|_| anyhow::anyhow!("the painter panicked"))??;
+    let (glass_p50_ms, glass_p95_ms) = glass_samples(stage, &webdriver, 20)?;
+    drop(webdriver);
+    drop(driver);
+    Ok(FarPage {
+        round_trip_ms: round_trip.as_millis() as u32,
+        updates_per_second: taken_after.saturating_sub(taken_before) as f64 / seconds,
+        published_per_second: published_after.saturating_sub(published_before) as f64 / seconds,
+        glass_p50_ms,
+        glass_p95_ms,
+    })
 }
 
 /// chromedriver on a free port, and a headless Chromium session through it showing `url`

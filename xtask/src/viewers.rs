@@ -7,20 +7,25 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use screenshare_testkit::pushed::PushedStream;
 
 /// Which transport the viewers use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Path {
-    /// `updates?after=N&mode=adaptive`: only what changed (this version's page).
+    /// `stream?after=N&mode=adaptive`: what changed, pushed on one response (this version's page).
+    Stream,
+    /// `updates?after=N&mode=adaptive`: what changed, asked for one update at a time (a long
+    /// poll: the page before the stream, and its fallback).
     Updates,
-    /// `screen.jpg?after=N`: the whole frame each time (the page before it).
+    /// `screen.jpg?after=N`: the whole frame each time (the page before that).
     WholeFrames,
 }
 
 impl Path {
     pub fn name(self) -> &'static str {
         match self {
-            Path::Updates => "updates (changed regions)",
+            Path::Stream => "stream (changed regions, pushed)",
+            Path::Updates => "updates (changed regions, long poll)",
             Path::WholeFrames => "whole JPEG frames (before)",
         }
     }
@@ -125,6 +130,9 @@ pub fn watch(
     from: Instant,
     end: Instant,
 ) -> Received {
+    if path == Path::Stream {
+        return watch_stream(address, prefix, id, from, end);
+    }
     let mut received = Received::default();
     let mut connection: Option<Connection> = None;
     let mut after = 0u64;
@@ -132,7 +140,7 @@ pub fn watch(
     while Instant::now() < end {
         let started = Instant::now();
         let url = match path {
-            Path::Updates => format!("{prefix}updates?after={after}&mode=adaptive"),
+            Path::Stream | Path::Updates => format!("{prefix}updates?after={after}&mode=adaptive"),
             Path::WholeFrames => format!("{prefix}screen.jpg?after={after}&v={id}"),
         };
         let answer = match connection.as_mut() {
@@ -146,7 +154,7 @@ pub fn watch(
         match answer {
             Ok(answer) if answer.status == 200 => {
                 let seq = match path {
-                    Path::Updates => seq_of(&answer.body),
+                    Path::Stream | Path::Updates => seq_of(&answer.body),
                     Path::WholeFrames => answer.seq_header,
                 };
                 after = seq.unwrap_or(after);
@@ -180,32 +188,103 @@ pub fn watch(
 }
 
 /// Bytes of the updates a viewer gets when only the pointer moves (`moves` moves, each waited
-/// for): (mean body bytes, mean bytes on the wire).
+/// for), on the pushed stream: (mean update bytes, mean bytes on the wire: the record's length
+/// and the chunked encoding's framing included).
 pub fn pointer_move_bytes(
     address: &str,
     prefix: &str,
-    mut move_pointer: impl FnMut(u32) -> anyhow::Result<()>,
+    mut move_pointer: impl FnMut(u32) -> anyhow::Result<u16>,
     moves: u32,
 ) -> anyhow::Result<(f64, f64)> {
-    let mut connection = Connection::open(address)?;
-    let url = |after: u64| format!("{prefix}updates?after={after}&mode=adaptive");
-    let first = connection.get(&url(0), "pointer")?;
-    let mut after = seq_of(&first.body).context("a first update")?;
-    let (mut body, mut wire) = (0u64, 0u64);
+    let mut stream = PushedStream::open(
+        address,
+        &format!("{prefix}stream?after=0&mode=adaptive"),
+        "x-viewer: pointer\r\n",
+    )?;
+    let patience = Duration::from_secs(10);
+    stream
+        .next_update(Instant::now() + patience)?
+        .context("no first update")?;
+    let (mut body, mut wire, mut updates) = (0u64, 0u64, 0u64);
     for step in 0..moves {
-        move_pointer(step)?;
-        let answer = connection.get(&url(after), "pointer")?;
-        if answer.status != 200 {
-            bail!("no update after a pointer move (HTTP {})", answer.status);
+        let x = move_pointer(step)?;
+        let deadline = Instant::now() + patience;
+        // Counted until the update that puts the pointer where it was moved to.
+        loop {
+            let before = stream.wire_bytes();
+            let update = stream
+                .next_update(deadline)?
+                .with_context(|| format!("no update within {patience:?} of a pointer move"))?;
+            body += update.len() as u64;
+            wire += stream.wire_bytes() - before;
+            updates += 1;
+            if pointer_x(&update) == Some(x) {
+                break;
+            }
         }
-        after = seq_of(&answer.body).context("an update")?;
-        body += answer.body.len() as u64;
-        wire += answer.wire_bytes;
     }
     Ok((
-        body as f64 / f64::from(moves),
-        wire as f64 / f64::from(moves),
+        body as f64 / updates.max(1) as f64,
+        wire as f64 / updates.max(1) as f64,
     ))
+}
+
+/// One viewer on the pushed stream from now until `end`, counting what arrives between `from`
+/// and `end`; a stream that breaks is opened again from the last update, as the page does.
+fn watch_stream(address: &str, prefix: &str, id: &str, from: Instant, end: Instant) -> Received {
+    let mut received = Received::default();
+    let mut after = 0u64;
+    while Instant::now() < end {
+        let url = format!("{prefix}stream?after={after}&mode=adaptive");
+        let mut stream = match PushedStream::open(address, &url, &format!("x-viewer: {id}\r\n")) {
+            Ok(stream) => stream,
+            Err(error) => {
+                if Instant::now() >= from {
+                    eprintln!("xtask: viewer {id}: the stream did not open: {error:#}");
+                    received.errors += 1;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        let mut counted_bytes = stream.wire_bytes();
+        loop {
+            let waited = Instant::now();
+            let next = stream.next_update(end);
+            // Bytes count from `from`: those of the headers and the first update before it do not.
+            if Instant::now() >= from {
+                received.bytes += stream.wire_bytes() - counted_bytes;
+            }
+            counted_bytes = stream.wire_bytes();
+            match next {
+                Ok(Some(update)) => {
+                    after = seq_of(&update).unwrap_or(after);
+                    if Instant::now() >= from {
+                        received.updates += 1;
+                        received
+                            .answer_ms
+                            .push(waited.elapsed().as_secs_f64() * 1000.0);
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    if Instant::now() >= from && Instant::now() < end {
+                        eprintln!("xtask: viewer {id}: the stream broke: {error:#}");
+                        received.errors += 1;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    received
+}
+
+/// Where an update puts the pointer, across.
+fn pointer_x(update: &[u8]) -> Option<u16> {
+    let mut word = [0u8; 2];
+    word.copy_from_slice(update.get(20..22)?);
+    Some(u16::from_le_bytes(word))
 }
 
 fn seq_of(body: &[u8]) -> Option<u64> {

@@ -43,7 +43,7 @@ pub fn scenes() -> anyhow::Result<Vec<(Scene, Vec<Run>)>> {
             if let Some(answer) = answer {
                 answer.wait().context("the desktop's dialog")?;
             }
-            runs.push(bench::measure(server, Path::Updates, viewers)?);
+            runs.push(bench::measure(server, Path::Stream, viewers)?);
         }
         measured.push((scene, runs));
     }

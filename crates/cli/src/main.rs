@@ -225,11 +225,27 @@ fn list_windows(json: bool) -> anyhow::Result<()> {
             format!("0x{:x}", window.id),
             format!("{}x{}", window.width, window.height),
             format!("{},{}", window.x, window.y),
-            window.app,
-            window.title
+            printable(&window.app),
+            printable(&window.title)
         );
     }
     Ok(())
+}
+
+/// `text` safe to print on a terminal: a window's title is whatever its program set, and an
+/// escape sequence in it would be obeyed by the terminal (moving the cursor, changing its title,
+/// rewriting what was printed). Control and text-direction characters become `�`.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            let direction = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            if c.is_control() || direction {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -318,5 +334,20 @@ async fn shutdown_signal() -> std::io::Result<()> {
     #[cfg(not(unix))]
     {
         tokio::signal::ctrl_c().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_print_without_their_control_characters() {
+        assert_eq!(printable("plain – ünïcode"), "plain – ünïcode");
+        assert_eq!(
+            printable("a\u{1b}]0;owned\u{7}b"),
+            "a\u{fffd}]0;owned\u{fffd}b"
+        );
+        assert_eq!(printable("x\u{202e}y\r\n"), "x\u{fffd}y\u{fffd}\u{fffd}");
     }
 }

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use screenshare_core::frame::wire;
-use screenshare_testkit::raw::{Answer, exchange, trickle};
+use screenshare_testkit::pushed::PushedStream;
+use screenshare_testkit::raw::{self, Answer, exchange, trickle};
 use screenshare_testkit::{Running, Served, Xvfb};
 
 const BIN: &str = env!("CARGO_BIN_EXE_screenshare");
@@ -541,6 +542,106 @@ fn an_open_stream_ends_when_its_viewer_is_removed() {
     );
 }
 
+/// A viewer whose network pauses: while it reads nothing for ten seconds of a screen that
+/// changes all the time, the server lines nothing up for it (its memory stays flat), and once it
+/// reads again it gets one catch-up to the newest picture, not the backlog.
+#[test]
+fn a_stream_reader_that_pauses_is_not_queued_for_and_catches_up() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let xvfb = Xvfb::start().expect("Xvfb");
+    xvfb.paint("#000000").expect("paint");
+    let served = Served::start(BIN, &xvfb, &["--fps", "30"]).expect("serve");
+    let target = Target::of(&served);
+    let status_url = served.control_url.replace("/settings", "/status");
+    let published = || -> u64 {
+        let status: serde_json::Value =
+            serde_json::from_slice(&reqwest::blocking_get(&status_url)).expect("status JSON");
+        status["frame"].as_u64().expect("a frame number")
+    };
+    let changing = AtomicBool::new(true);
+    std::thread::scope(|scope| {
+        // Noise, then a plain colour, again and again: every update is all of the screen, and
+        // every other one is large (about a megabyte).
+        let painter = scope.spawn(|| {
+            while changing.load(Ordering::SeqCst) {
+                xvfb.noise().expect("noise");
+                xvfb.paint("#203040").expect("paint");
+            }
+        });
+        let mut stream = PushedStream::open(&target.host, &target.viewer("stream?after=0"), "")
+            .expect("the stream opens");
+        let patience = Duration::from_secs(20);
+        // Reading: updates come, the large ones among them.
+        let mut largest = 0;
+        for _ in 0..12 {
+            let update = stream
+                .next_update(Instant::now() + patience)
+                .expect("the stream")
+                .expect("an update while reading");
+            largest = largest.max(update.len());
+        }
+        let (memory_before, published_before) = (
+            raw::resident_kib(served.pid()).expect("memory"),
+            published(),
+        );
+        // Reads nothing for ten seconds (the point of the test, not a wait for something).
+        std::thread::sleep(Duration::from_secs(10));
+        let (memory_after, published_after) = (
+            raw::resident_kib(served.pid()).expect("memory"),
+            published(),
+        );
+        changing.store(false, Ordering::SeqCst);
+        painter.join().expect("painter");
+        xvfb.paint("#a0b0c0").expect("paint");
+        let missed = published_after - published_before;
+        let grown_kib = memory_after.saturating_sub(memory_before);
+        eprintln!(
+            "while the reader paused: {missed} frames published (updates up to {largest} bytes), \
+             server memory {memory_before} -> {memory_after} KiB"
+        );
+        assert!(
+            missed >= 20,
+            "the screen changed only {missed} times: too few to tell"
+        );
+        // Lined up for it, those frames would be tens of megabytes.
+        let backlog_kib = missed * largest as u64 / 2 / 1024;
+        assert!(
+            grown_kib < backlog_kib / 4,
+            "the server grew {grown_kib} KiB while a reader paused ({backlog_kib} KiB of updates went by)"
+        );
+        // Reads again: what the two kernels' socket buffers took in before they filled (TCP's,
+        // not the server's, a few megabytes), then one catch-up to the newest picture.
+        let resumed_at = stream.wire_bytes();
+        let mut taken = 0;
+        let newest = loop {
+            let update = stream
+                .next_update(Instant::now() + patience)
+                .expect("the stream")
+                .expect("updates after the pause");
+            taken += 1;
+            let update = wire::parse(&update).expect("an update");
+            let last_colour = !update.pieces.is_empty()
+                && update
+                    .pieces
+                    .iter()
+                    .all(|piece| matches!(piece.body, wire::PieceBody::Solid([0xa0, 0xb0, 0xc0])));
+            if last_colour {
+                break update.header.seq;
+            }
+        };
+        let caught_up_kib = (stream.wire_bytes() - resumed_at) / 1024;
+        eprintln!(
+            "caught up in {taken} updates, {caught_up_kib} KiB, after {missed} frames went by \
+             ({backlog_kib} KiB)"
+        );
+        assert!(
+            caught_up_kib < backlog_kib / 4,
+            "{caught_up_kib} KiB to catch up: a backlog was queued"
+        );
+        assert_eq!(newest, published(), "the newest picture");
+    });
+}
+
 /// The presenter removes the share's one viewer (this test's address).
 fn remove_the_viewer(served: &Served, target: &Target) {
     let viewers_url = served.control_url.replace("/settings", "/viewers");
@@ -590,6 +691,44 @@ fn answer_of(server: SocketAddr, request: &[u8], header: &str) -> (u16, String, 
         })
         .unwrap_or_default();
     (status, value, body.to_owned())
+}
+
+/// With a PIN and approval both on, a viewer who typed the right PIN waits to be let in; when
+/// the presenter turns approval off, the PIN alone decides, and that viewer is in (before, it
+/// waited for ever).
+#[test]
+fn turning_approval_off_lets_in_those_who_typed_the_pin() {
+    let xvfb = Xvfb::start().expect("Xvfb");
+    xvfb.paint("#306080").expect("paint");
+    let served =
+        Served::start(BIN, &xvfb, &["--pin", "246813", "--require-approval"]).expect("serve");
+    let t = Target::of(&served);
+    let (status, cookie, body) = answer_of(
+        t.server,
+        &t.request("POST", &t.viewer("join"), JSON, br#"{"pin":"246813"}"#),
+        "set-cookie",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("waiting"), "{body}");
+    let with_pass = format!(
+        "Cookie: {}\r\n",
+        cookie.split(';').next().unwrap_or_default()
+    );
+    let frame = || answer_of(t.server, &t.get(&t.viewer("screen.png"), &with_pass), "").0;
+    assert_eq!(frame(), 403, "waiting for the presenter");
+
+    let (status, _, body) = answer_of(
+        t.server,
+        &t.patch(JSON, br#"{"require_approval":false}"#),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(frame(), 200, "let in once approval is off");
+    // Nobody else gets in without the PIN.
+    assert_ne!(
+        answer_of(t.server, &t.get(&t.viewer("screen.png"), ""), "").0,
+        200
+    );
 }
 
 #[test]

@@ -296,6 +296,16 @@ impl Admission {
         }
     }
 
+    /// Approval was turned off: every waiting viewer is let in (each got its pass under the
+    /// rules that stay, the PIN included), where they would otherwise wait for ever.
+    pub fn admit_everyone_waiting(&self) {
+        for pass in self.lock().passes.values_mut() {
+            if pass.access == Access::Waiting {
+                pass.access = Access::Admitted;
+            }
+        }
+    }
+
     /// Removes the viewer with pass `handle`, or every viewer at `address`: their passes are
     /// revoked and the address is shut out until the share ends.
     pub fn remove(&self, handle: Option<&str>, address: Option<IpAddr>) -> bool {

@@ -192,6 +192,10 @@ impl ShareState {
         if tighter {
             self.admission.tighten(&self.viewers.page_ids());
         }
+        if before.require_approval && !next.require_approval {
+            // Those waiting got their pass under the rules left (the PIN, if any): they're in.
+            self.admission.admit_everyone_waiting();
+        }
         self.demand.ring();
         Ok(next)
     }

@@ -179,23 +179,46 @@
   // Reads records off a pushed stream until it ends, the view changes or an update fails to
   // draw; how many records came.
   async function readPushed(reader, begun, mode, alive) {
-    let pending = new Uint8Array(0), records = 0;
+    // What arrived and is not a whole record yet, kept in the pieces it came in: a large update
+    // comes in many, and joining them only once it is whole copies it once.
+    const pieces = [];
+    let held = 0, records = 0;
+    const take = (count) => {
+      const out = new Uint8Array(count);
+      for (let at = 0; at < count;) {
+        const first = pieces[0], need = count - at;
+        if (first.length <= need) { out.set(first, at); at += first.length; pieces.shift(); }
+        else { out.set(first.subarray(0, need), at); pieces[0] = first.subarray(need); at += need; }
+      }
+      held -= count;
+      return out;
+    };
+    const lengthAhead = () => {
+      const head = new Uint8Array(4);
+      let at = 0;
+      for (const piece of pieces) {
+        const n = Math.min(4 - at, piece.length);
+        head.set(piece.subarray(0, n), at);
+        at += n;
+        if (at === 4) break;
+      }
+      return new DataView(head.buffer).getUint32(0, true);
+    };
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return records;
       alive();
-      const joined = new Uint8Array(pending.length + value.length);
-      joined.set(pending); joined.set(value, pending.length);
-      pending = joined;
-      while (pending.length >= 4) {
-        const length = new DataView(pending.buffer, pending.byteOffset, 4).getUint32(0, true);
-        if (pending.length < 4 + length) break;
-        const update = pending.slice(4, 4 + length).buffer;
-        pending = pending.subarray(4 + length);
+      if (value.length === 0) continue;
+      pieces.push(value);
+      held += value.length;
+      while (held >= 4) {
+        const length = lengthAhead();
+        if (held < 4 + length) break;
+        take(4);
         records++;
         framesOk = true;
         if (length === 0) { render(); continue; }
-        const drawn = await show(update, begun, mode);
+        const drawn = await show(take(length).buffer, begun, mode);
         render();
         if (!drawn || begun !== generation) { reader.cancel().catch(() => {}); return records; }
       }

@@ -1,4 +1,5 @@
-//! Headless Chromium driven through chromedriver.
+//! A browser driven through WebDriver: headless Chromium through chromedriver, or WebKit's
+//! MiniBrowser through WebKitWebDriver (on an X display the test provides).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -10,33 +11,24 @@ use fantoccini::{Client, ClientBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use image::RgbaImage;
 
-/// A headless Chromium session; chromedriver is killed and the profile removed on drop.
+/// A browser session; its driver is killed and the profile removed on drop.
 #[derive(Debug)]
 pub struct Browser {
     driver: Child,
     client: Client,
     profile: PathBuf,
-    /// chromedriver's port and the session's id, to end the session from `Drop`.
+    /// The driver's port and the session's id, to end the session from `Drop`.
     port: u16,
     session: Option<String>,
 }
 
+/// Where Debian's webkit2gtk-driver finds the browser it drives.
+const MINIBROWSER: &str = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser";
+
 impl Browser {
     /// Starts chromedriver on a free loopback port and opens a 1024x768 headless window.
     pub async fn start() -> anyhow::Result<Self> {
-        static PROFILES: AtomicU32 = AtomicU32::new(0);
-        let port = crate::free_port()?;
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cannot start chromedriver (apt-get install chromium-driver, or run `cargo xtask test`)")?;
-        let profile = std::env::temp_dir().join(format!(
-            "screenshare-chromium-{}-{}",
-            std::process::id(),
-            PROFILES.fetch_add(1, Ordering::Relaxed)
-        ));
+        let profile = new_profile("chromium");
         // The flags keep Chromium off the network (this machine has none) and quiet.
         let capabilities = serde_json::json!({
             "browserName": "chrome",
@@ -52,6 +44,48 @@ impl Browser {
                 ]
             }
         });
+        let mut driver = Command::new("chromedriver");
+        driver.stdout(Stdio::null()).stderr(Stdio::null());
+        Self::start_with(driver, capabilities, profile, "chromium-driver").await
+    }
+
+    /// WebKit (the engine of Safari and GNOME Web): MiniBrowser on X `display`, through
+    /// WebKitWebDriver.
+    pub async fn start_webkit(display: &str) -> anyhow::Result<Self> {
+        let profile = new_profile("webkit");
+        std::fs::create_dir_all(&profile)?;
+        let capabilities = serde_json::json!({
+            "browserName": "MiniBrowser",
+            "webkitgtk:browserOptions": {
+                "binary": MINIBROWSER,
+                "args": ["--automation"]
+            }
+        });
+        let mut driver = Command::new("WebKitWebDriver");
+        driver
+            .env("DISPLAY", display)
+            .env_remove("WAYLAND_DISPLAY")
+            // WebKit keeps its caches and storage under these: one profile per session.
+            .env("XDG_CACHE_HOME", profile.join("cache"))
+            .env("XDG_DATA_HOME", profile.join("data"))
+            .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        Self::start_with(driver, capabilities, profile, "webkit2gtk-driver").await
+    }
+
+    /// Starts `driver` with `--port` on a free loopback port and opens a session with
+    /// `capabilities`; `package` is what to install when the driver is missing.
+    async fn start_with(
+        mut driver: Command,
+        capabilities: serde_json::Value,
+        profile: PathBuf,
+        package: &str,
+    ) -> anyhow::Result<Self> {
+        let port = crate::free_port()?;
+        let driver = driver.arg(format!("--port={port}")).spawn().with_context(|| {
+            format!("cannot start the WebDriver (apt-get install {package}, or run `cargo xtask test`)")
+        })?;
         let serde_json::Value::Object(capabilities) = capabilities else {
             anyhow::bail!("capabilities are not an object");
         };
@@ -77,7 +111,10 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        anyhow::bail!("chromedriver did not start a Chromium session: {last_error:?}")
+        let mut driver = driver;
+        let _ = driver.kill();
+        let _ = driver.wait();
+        anyhow::bail!("the WebDriver ({package}) did not start a browser session: {last_error:?}")
     }
 
     pub fn client(&self) -> &Client {
@@ -126,6 +163,16 @@ impl Browser {
     }
 }
 
+/// A fresh profile folder for one browser session.
+fn new_profile(kind: &str) -> PathBuf {
+    static PROFILES: AtomicU32 = AtomicU32::new(0);
+    std::env::temp_dir().join(format!(
+        "screenshare-{kind}-{}-{}",
+        std::process::id(),
+        PROFILES.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
         // A test that failed before `close()` still ends its session, so chromedriver stops
@@ -139,7 +186,7 @@ impl Drop for Browser {
     }
 }
 
-/// `DELETE /session/<id>` on chromedriver, blocking, with a short timeout.
+/// `DELETE /session/<id>` on the driver, blocking, with a short timeout.
 fn end_session(port: u16, session: &str) {
     use std::io::{Read, Write};
     let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {

@@ -5,6 +5,7 @@
 mod browser;
 mod gnome;
 mod proxy;
+pub mod pushed;
 pub mod raw;
 mod served;
 mod xvfb;

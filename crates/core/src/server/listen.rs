@@ -86,6 +86,9 @@ pub(crate) async fn serve(
                 .header_read_timeout(limits.header_timeout)
                 .max_header_size(limits.max_header_bytes)
                 .max_headers(limits.max_headers)
+                // What hyper holds for a client beyond the socket: a pushed stream then asks for
+                // its next update only once the client took the last, instead of lining up many.
+                .max_buf_size(64 * 1024)
                 .keep_alive(true);
             let mut connection = pin!(builder.serve_connection(io, service));
             let result = tokio::select! {

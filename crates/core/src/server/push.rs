@@ -4,8 +4,9 @@
 //! Each record is a 4-byte little-endian length and that many bytes: the same update
 //! `updates?after=N` would answer (encoded once, shared by every viewer), or, with length 0, a
 //! heartbeat after a long poll without change. Nothing queues: hyper asks the body for its next
-//! record only once the socket took the last one, and that record is then built from what this
-//! viewer last got to the newest frame, so a slow viewer skips frames and a fast one gets all.
+//! record only once the socket took nearly all it held (it holds at most 64 KiB beyond the
+//! kernel's buffer, see listen.rs), and that record is then built from what this viewer last got
+//! to the newest frame, so a slow viewer skips frames and a fast one gets all.
 
 use std::time::Duration;
 
@@ -117,10 +118,26 @@ impl Pusher {
         if let Some(gap) = self.gap {
             self.next_at = Some(tokio::time::Instant::now() + gap);
         }
+        if update.len() <= JOINED_UP_TO {
+            return Ok(record(&update));
+        }
         let length = length_prefix(update.len());
         self.pending = Some(update);
         Ok(length)
     }
+}
+
+/// Updates up to this size go out with their length in one piece (one chunk of the chunked
+/// encoding, whose framing costs bytes per chunk): a pointer move or a typed letter. Larger ones
+/// are sent as they are, shared with every viewer, never copied.
+const JOINED_UP_TO: usize = 4096;
+
+/// A small update with its length before it, in one piece.
+fn record(update: &[u8]) -> Bytes {
+    let mut joined = Vec::with_capacity(PREFIX + update.len());
+    joined.extend_from_slice(&length_prefix(update.len()));
+    joined.extend_from_slice(update);
+    Bytes::from(joined)
 }
 
 /// The 4-byte little-endian length before an update.
@@ -136,6 +153,11 @@ mod tests {
     fn a_length_is_four_bytes_little_endian() {
         assert_eq!(&length_prefix(3)[..], &[3, 0, 0, 0]);
         assert_eq!(&length_prefix(0x0102_0304)[..], &[4, 3, 2, 1]);
+    }
+
+    #[test]
+    fn a_small_update_goes_out_with_its_length() {
+        assert_eq!(&record(b"abc")[..], &[3, 0, 0, 0, b'a', b'b', b'c']);
     }
 
     #[test]

@@ -4,9 +4,12 @@
 //! went to sleep mid-frame would keep its connection and the frame's buffers for ever, and a
 //! client taking a 4K frame a few kilobytes at a time could hold many. This wrapper fails a write
 //! (or flush) that has made no progress for the stall limit, or that finds the client has taken
-//! less than the minimum rate over ten seconds spent waiting for it; hyper then drops the
-//! connection and everything it held. Time the connection spends with nothing to send (a long
-//! poll waiting for a change) counts for neither.
+//! less than the minimum rate over two windows of ten seconds spent waiting for it; hyper then
+//! drops the connection and everything it held. Time the connection spends with nothing to send
+//! (a long poll waiting for a change) counts for neither. One slow window is forgiven: a viewer
+//! whose network paused for a few seconds (Wi-Fi roaming, a phone waking up) takes what waited
+//! for it at full speed once it is back, and a pushed stream then catches up instead of being
+//! cut and reopened.
 
 use std::future::Future;
 use std::io;
@@ -30,6 +33,8 @@ pub(crate) struct StallGuard<S> {
     stalled: Option<Pin<Box<Sleep>>>,
     /// Since the client first fell behind: the time spent waiting for it, and what it took.
     behind: Option<Behind>,
+    /// The last window of waiting found the client too slow; a second such window drops it.
+    forgiven: bool,
 }
 
 #[derive(Debug)]
@@ -48,6 +53,7 @@ impl<S> StallGuard<S> {
             min_rate,
             stalled: None,
             behind: None,
+            forgiven: false,
         }
     }
 
@@ -65,12 +71,14 @@ impl<S> StallGuard<S> {
                 let wanted = self.min_rate as f64 * behind.waited.as_secs_f64();
                 let took = behind.bytes as f64;
                 self.behind = None;
-                if took < wanted {
+                let slow = took < wanted;
+                if slow && self.forgiven {
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         "the client reads too slowly",
                     )));
                 }
+                self.forgiven = slow;
             }
         }
         Poll::Ready(result)
@@ -230,9 +238,29 @@ mod tests {
         assert!(error.to_string().contains("too slowly"), "{error}");
         let took = started.elapsed();
         assert!(
-            took >= RATE_WINDOW && took < RATE_WINDOW * 2,
-            "judged after its window: {took:?}"
+            took >= RATE_WINDOW * 2 && took < RATE_WINDOW * 3,
+            "judged after two windows (the first is forgiven): {took:?}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_back_from_a_pause_takes_what_waited_for_it() {
+        use tokio::io::AsyncReadExt;
+        let (writer, mut reader) = tokio::io::duplex(4096);
+        // A minimum of 100 kB/s, which the pause alone would miss by far.
+        let mut guarded = StallGuard::new(writer, Duration::from_secs(15), 100_000);
+        let drain = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(12)).await;
+            let mut got = Vec::new();
+            reader.read_to_end(&mut got).await.map(|_| got)
+        });
+        guarded
+            .write_all(&[3u8; 1 << 20])
+            .await
+            .expect("a pause shorter than the stall limit is not a slow reader");
+        drop(guarded);
+        let got = drain.await.expect("reader task").expect("read");
+        assert_eq!(got.len(), 1 << 20);
     }
 
     #[tokio::test(start_paused = true)]
