@@ -93,8 +93,11 @@ impl Stage {
                 stage.painter = Some((running, painter));
             }
         }
-        // Let terminals map and draw before anything is measured.
-        std::thread::sleep(Duration::from_millis(800));
+        // Let terminals map and draw before anything is measured; the scrolling one first fills
+        // its 83 rows (a line every 50 ms): until then its lines only appear, they do not scroll,
+        // and the first run measured would see another scene than the rest.
+        let settle = if scene == Scene::Scrolling { 6000 } else { 800 };
+        std::thread::sleep(Duration::from_millis(settle));
         Ok(stage)
     }
 
