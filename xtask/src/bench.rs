@@ -567,6 +567,10 @@ fn report(
     for (name, value) in pipeline {
         if name.contains("bytes") {
             out.push_str(&format!("| {name} | {value:.0} B |\n"));
+        } else if name.contains("Mbit/s") {
+            out.push_str(&format!("| {name} | {value:.2} Mbit/s |\n"));
+        } else if name.contains("skipped") {
+            out.push_str(&format!("| {name} | {value:.0} |\n"));
         } else {
             out.push_str(&format!("| {name} | {value:.2} ms |\n"));
         }
@@ -810,6 +814,18 @@ fn targets(
         step("grab of a 64x16"),
         0.5,
         "ms",
+    );
+    at_most(
+        "1080p H.264 encode ≤ 16 ms a frame (half a core at 30 fps)",
+        step("H.264 encode of a 1920x1080"),
+        16.0,
+        "ms",
+    );
+    at_most(
+        "1080p30 H.264 of a sliding photo ≤ 5 Mbit/s",
+        step("H.264 Mbit/s"),
+        5.0,
+        "Mbit/s",
     );
     if let Some(run) = run(Scene::Static, 10) {
         at_most(

@@ -187,6 +187,21 @@ fn shared_library_depends(dist: &Path, binaries: &[PathBuf]) -> anyhow::Result<S
 
 fn copyright(root: &Path) -> anyhow::Result<String> {
     let mit = std::fs::read_to_string(root.join("LICENSE-MIT"))?;
+    // The H.264 encoder is compiled in: its BSD licence must travel with the binary.
+    let openh264 = std::fs::read_to_string(root.join("docs/licenses/OpenH264.txt"))?;
+    let indented = |text: &str| {
+        text.lines()
+            .map(|line| {
+                if line.trim().is_empty() {
+                    " .".to_owned()
+                } else {
+                    format!(" {line}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    };
     Ok(format!(
         "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\
          Upstream-Name: screenshare\n\n\
@@ -195,16 +210,13 @@ fn copyright(root: &Path) -> anyhow::Result<String> {
          License: MIT or Apache-2.0\n \
          Either of the two licences, at your option. The Apache License 2.0 is in\n \
          /usr/share/common-licenses/Apache-2.0; the MIT licence follows.\n \
+         .\n{}\n\
+         License: BSD-2-Clause\n \
+         OpenH264, Copyright 2013 Cisco Systems, is compiled into the programs as their\n \
+         H.264 encoder, under this licence:\n \
          .\n{}",
-        mit.lines()
-            .map(|line| if line.trim().is_empty() {
-                " .".to_owned()
-            } else {
-                format!(" {line}")
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-            + "\n"
+        indented(&mit),
+        indented(&openh264),
     ))
 }
 

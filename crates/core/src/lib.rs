@@ -15,6 +15,7 @@ pub mod server;
 pub mod settings;
 mod share;
 pub mod state;
+pub mod video;
 pub mod viewers;
 
 pub use capture::{CaptureError, MonitorInfo};
