@@ -457,6 +457,8 @@ function onStatus(s) {
 function showStats(s) {
   const wrong = s.wrong_pins || 0;
   ui.wrongPins.textContent = wrong ? `\u00b7 ${wrong} wrong ${wrong === 1 ? "try" : "tries"}` : "";
+  // Approval keeps guessers out whatever they try; offered while the PIN is under attack.
+  ui.pinAttack.hidden = !(s.pin_under_attack && !ui.requireApproval.checked);
   const bw = s.bandwidth_bytes_per_sec;
   ui.viewerCount.textContent = s.viewers ?? 0;
   ui.achievedFps.textContent = s.achieved_fps != null ? `${s.achieved_fps.toFixed(1)} fps` : DASH;
@@ -582,6 +584,11 @@ async function init() {
   ui.pin.addEventListener("change", () => patch("pin", ui.pin.value.trim() || null));
   ui.newPin.addEventListener("click", () => patch("pin", randomPin()));
   ui.requireApproval.addEventListener("change", () => patch("require_approval", ui.requireApproval.checked));
+  ui.approveInstead.addEventListener("click", () => {
+    ui.requireApproval.checked = true;
+    ui.pinAttack.hidden = true;
+    patch("require_approval", true);
+  });
   ui.maxViewers.addEventListener("change", () => patch("max_viewers", +ui.maxViewers.value));
   document.addEventListener("visibilitychange", refreshThumbnails);
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") hideError(); });

@@ -32,6 +32,8 @@ pub struct StatusEvent {
     pub settings: Option<Settings>,
     /// Wrong PINs tried in this share.
     pub wrong_pins: u64,
+    /// Wrong PINs from many addresses within the last minute: approval is offered.
+    pub pin_under_attack: bool,
 }
 
 pub async fn push_status(app: AppHandle) {
@@ -64,6 +66,7 @@ pub async fn push_status(app: AppHandle) {
                     bandwidth_bytes_per_sec: bandwidth,
                     settings: Some(settings),
                     wrong_pins: status.wrong_pins,
+                    pin_under_attack: status.pin_under_attack,
                 }
             }
             None => {

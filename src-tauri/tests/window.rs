@@ -453,6 +453,69 @@ async fn presenter_shares_and_steers_a_live_share() -> anyhow::Result<()> {
         .await?;
     assert_eq!(right.status(), 200);
 
+    // The PIN alone, then guessed at from many addresses: the window says so and offers
+    // approval in one click.
+    let approval = client.find(Locator::Id("require-approval")).await?;
+    if approval.prop("checked").await?.as_deref() == Some("true") {
+        approval.click().await?;
+    }
+    assert_eq!(approval.prop("checked").await?.as_deref(), Some("false"));
+    for last in 20..28u8 {
+        let guesser = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, last]))
+            .build()?;
+        for guess in 0..5u32 {
+            guesser
+                .post(format!("{url}join"))
+                .json(&serde_json::json!({"pin": format!("{:06}", 100_000 + guess)}))
+                .send()
+                .await?;
+        }
+    }
+    let offer = eventually(
+        PATIENCE,
+        "the window to say the PIN is guessed at",
+        || async {
+            let offer = client.find(Locator::Id("pin-attack")).await.ok()?;
+            offer.is_displayed().await.ok()?.then_some(offer)
+        },
+    )
+    .await?;
+    assert!(
+        all_text(&client, "pin-attack")
+            .await
+            .contains("guessing the PIN")
+    );
+    offer
+        .find(Locator::Id("approve-instead"))
+        .await?
+        .click()
+        .await?;
+    let approving = client
+        .find(Locator::Id("require-approval"))
+        .await?
+        .prop("checked")
+        .await?;
+    assert_eq!(approving.as_deref(), Some("true"));
+    // A newcomer with the right PIN now waits to be let in.
+    let later = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 40]))
+        .build()?;
+    let waiting: serde_json::Value = eventually(PATIENCE, "approval to apply", || async {
+        let answer: serde_json::Value = later
+            .post(format!("{url}join"))
+            .json(&serde_json::json!({"pin": pin}))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (answer["access"] == "waiting").then_some(answer)
+    })
+    .await?;
+    assert_eq!(waiting["access"], "waiting", "{waiting}");
+
     // Stop: the URL no longer serves.
     client.find(Locator::Id("stop")).await?.click().await?;
     eventually(PATIENCE, "the URL to stop serving", || async {

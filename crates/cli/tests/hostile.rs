@@ -74,6 +74,16 @@ impl Target {
         bytes
     }
 
+    /// Asking to join with `pin`.
+    fn join(&self, pin: &str) -> Vec<u8> {
+        self.request(
+            "POST",
+            &self.viewer("join"),
+            JSON,
+            format!(r#"{{"pin":"{pin}"}}"#).as_bytes(),
+        )
+    }
+
     fn patch(&self, extra: &str, body: &[u8]) -> Vec<u8> {
         self.request("PATCH", &self.control("settings"), extra, body)
     }
@@ -703,11 +713,7 @@ fn turning_approval_off_lets_in_those_who_typed_the_pin() {
     let served =
         Served::start(BIN, &xvfb, &["--pin", "246813", "--require-approval"]).expect("serve");
     let t = Target::of(&served);
-    let (status, cookie, body) = answer_of(
-        t.server,
-        &t.request("POST", &t.viewer("join"), JSON, br#"{"pin":"246813"}"#),
-        "set-cookie",
-    );
+    let (status, cookie, body) = answer_of(t.server, &t.join("246813"), "set-cookie");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("waiting"), "{body}");
     let with_pass = format!(
@@ -731,6 +737,65 @@ fn turning_approval_off_lets_in_those_who_typed_the_pin() {
     );
 }
 
+/// Guessing the PIN from many addresses used to empty the share's allowance of wrong tries for
+/// everyone: then the right PIN from a new viewer got 429 too. Now an address that has not guessed
+/// wrong is not held back by the others, while the guessers are, and the presenter is told.
+#[test]
+fn guessers_on_many_addresses_do_not_lock_out_a_viewer_with_the_pin() {
+    use std::io::{Read, Write};
+    let xvfb = Xvfb::start().expect("Xvfb");
+    xvfb.paint("#405060").expect("paint");
+    let served = Served::start(BIN, &xvfb, &["--pin", "246813"]).expect("serve");
+    let t = Target::of(&served);
+    let join = |pin: &str| t.join(pin);
+    let from = |last: u8, request: &[u8]| -> String {
+        let mut stream = screenshare_testkit::raw::connect_from([127, 0, 0, last].into(), t.server)
+            .expect("connect");
+        stream.write_all(request).expect("request");
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    };
+    // One address guesses wrong once, before the others start.
+    assert!(from(20, &join("000000")).starts_with("HTTP/1.1 403"));
+    // Eight addresses guess until each is out of tries: 40 wrong PINs, twice what the share
+    // allows in a minute.
+    let mut held_back = 0;
+    for last in 10..18 {
+        for guess in 0..5 {
+            let answer = from(
+                last,
+                &join(&format!("{:06}", 100_000 + u32::from(last) * 10 + guess)),
+            );
+            if answer.starts_with("HTTP/1.1 429") {
+                held_back += 1;
+            } else {
+                assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+            }
+        }
+    }
+    assert!(
+        held_back > 0,
+        "the share's allowance never ran out: too few guesses to tell"
+    );
+    // The address that guessed wrong once still has tries of its own, but waits for the share's.
+    let again = from(20, &join("246813"));
+    assert!(again.starts_with("HTTP/1.1 429"), "{again}");
+    assert!(again.contains("on this share"), "{again}");
+    // A new viewer with the PIN gets in.
+    let answer = from(30, &join("246813"));
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "a viewer with the PIN: {answer}"
+    );
+    let status: serde_json::Value = serde_json::from_slice(&reqwest::blocking_get(
+        &served.control_url.replace("/settings", "/status"),
+    ))
+    .expect("status");
+    assert_eq!(status["pin_under_attack"], true, "{status}");
+    assert!(status["wrong_pins"].as_u64().unwrap_or(0) >= 20, "{status}");
+}
+
 #[test]
 fn wrong_pins_are_limited_and_a_pass_opens_only_its_own_share() {
     let xvfb = Xvfb::start().expect("Xvfb");
@@ -738,14 +803,7 @@ fn wrong_pins_are_limited_and_a_pass_opens_only_its_own_share() {
     let served = Served::start(BIN, &xvfb, &["--pin", "246813"]).expect("serve");
     let other_share = Served::start(BIN, &xvfb, &["--pin", "246813"]).expect("serve");
     let t = Target::of(&served);
-    let join = |pin: &str| {
-        t.request(
-            "POST",
-            &t.viewer("join"),
-            JSON,
-            format!(r#"{{"pin":"{pin}"}}"#).as_bytes(),
-        )
-    };
+    let join = |pin: &str| t.join(pin);
     for wrong in ["111111", "222222", "333333", "444444", "555555"] {
         let (status, _, body) = answer_of(t.server, &join(wrong), "set-cookie");
         assert_eq!(status, 403, "{body}");

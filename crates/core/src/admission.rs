@@ -34,6 +34,8 @@ const SOURCE_REFILL: Duration = Duration::from_secs(120);
 /// six-digit PIN standing for about a year on average.
 const SHARE_TRIES: f64 = 20.0;
 const SHARE_REFILL: Duration = Duration::from_secs(60);
+/// How long the presenter is told of an attack after the share's allowance last ran out.
+const UNDER_ATTACK_FOR: Duration = Duration::from_secs(60);
 /// Sources whose tries are remembered at most; past it, those with a full bucket are forgotten.
 const MAX_TRIED_SOURCES: usize = 10_000;
 
@@ -70,6 +72,10 @@ pub enum JoinRefusal {
     WrongPin,
     #[error("too many wrong PINs from this address; try again in {} s", .retry_after.as_secs().max(1))]
     TooManyTries { retry_after: Duration },
+    /// Wrong PINs from many addresses at once: an address that has tried wrong PINs itself waits
+    /// while the share's own allowance refills (one that has not still gets its tries).
+    #[error("too many wrong PINs are being tried on this share; try again in {} s", .retry_after.as_secs().max(1))]
+    ShareUnderAttack { retry_after: Duration },
     #[error("the presenter removed this viewer")]
     Removed,
     #[error("too many viewers are waiting or watching")]
@@ -151,6 +157,8 @@ struct Inner {
     share_tries: Bucket,
     /// Wrong PINs so far, for the presenter.
     wrong_pins: u64,
+    /// When the share's allowance of wrong tries last ran out: the presenter is told.
+    share_tries_ran_out: Option<Instant>,
 }
 
 impl Default for Inner {
@@ -161,6 +169,7 @@ impl Default for Inner {
             tries: HashMap::new(),
             share_tries: Bucket::full(SHARE_TRIES, Instant::now()),
             wrong_pins: 0,
+            share_tries_ran_out: None,
         }
     }
 }
@@ -366,6 +375,14 @@ impl Admission {
         self.lock().wrong_pins
     }
 
+    /// Whether wrong PINs came faster than the share allows within the last minute: someone is
+    /// guessing, from many addresses. The presenter is told, and may switch to approval.
+    pub fn pin_under_attack(&self) -> bool {
+        self.lock()
+            .share_tries_ran_out
+            .is_some_and(|at| at.elapsed() < UNDER_ATTACK_FOR)
+    }
+
     /// Viewers waiting to be let in, earliest first.
     pub fn waiting(&self) -> Vec<PassInfo> {
         let mut inner = self.lock();
@@ -434,8 +451,13 @@ fn check_pin(
             retry_after: bucket.wait(SOURCE_REFILL),
         });
     }
-    if inner.share_tries.level(SHARE_TRIES, SHARE_REFILL, now) < 1.0 {
-        return Err(JoinRefusal::TooManyTries {
+    // The share's allowance holds back only those who have guessed wrong themselves: a viewer
+    // who has not spent a try does not pay for somebody else's guessing.
+    let tried_before = bucket.level(SOURCE_TRIES, SOURCE_REFILL, now) < SOURCE_TRIES;
+    let share_level = inner.share_tries.level(SHARE_TRIES, SHARE_REFILL, now);
+    if share_level < 1.0 && tried_before {
+        inner.share_tries_ran_out = Some(now);
+        return Err(JoinRefusal::ShareUnderAttack {
             retry_after: inner.share_tries.wait(SHARE_REFILL),
         });
     }
@@ -443,7 +465,10 @@ fn check_pin(
         return Ok(());
     }
     bucket.tokens -= 1.0;
-    inner.share_tries.tokens -= 1.0;
+    inner.share_tries.tokens = (inner.share_tries.tokens - 1.0).max(0.0);
+    if inner.share_tries.tokens < 1.0 {
+        inner.share_tries_ran_out = Some(now);
+    }
     inner.wrong_pins += 1;
     if inner.wrong_pins.is_power_of_two() {
         tracing::warn!(wrong_pins = inner.wrong_pins, "wrong PINs are being tried");
@@ -665,22 +690,39 @@ mod tests {
     fn many_addresses_guessing_together_run_out_of_the_shares_tries() {
         let admission = Admission::default();
         let rules = pin_rules("246813");
-        let mut refused = None;
+        assert!(!admission.pin_under_attack());
+        // Each new address gets its own first try, the share's allowance spent or not.
         for n in 0..100u8 {
             let source = Some(IpAddr::from([10, 1, n, 1]));
-            match admission.join(None, source, "", Some("111111"), &rules) {
-                Err(JoinRefusal::WrongPin) => {}
-                other => {
-                    refused = Some((n, other.err()));
-                    break;
-                }
-            }
+            assert_eq!(
+                admission
+                    .join(None, source, "", Some("111111"), &rules)
+                    .err(),
+                Some(JoinRefusal::WrongPin),
+                "address {n}"
+            );
         }
-        let (at, why) = refused.expect("the share's tries ran out");
-        assert_eq!(u32::from(at), SHARE_TRIES as u32);
+        assert!(admission.pin_under_attack());
+        // A second try from any of them waits for the share's allowance, the right PIN too.
+        let again = admission
+            .join(
+                None,
+                Some(IpAddr::from([10, 1, 7, 1])),
+                "",
+                Some("246813"),
+                &rules,
+            )
+            .err();
         assert!(
-            matches!(why, Some(JoinRefusal::TooManyTries { .. })),
-            "{why:?}"
+            matches!(again, Some(JoinRefusal::ShareUnderAttack { .. })),
+            "{again:?}"
+        );
+        // Someone who has not guessed gets in with the PIN.
+        let newcomer = Some(IpAddr::from([10, 2, 0, 1]));
+        assert!(
+            admission
+                .join(None, newcomer, "", Some("246813"), &rules)
+                .is_ok()
         );
     }
 

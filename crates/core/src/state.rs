@@ -94,6 +94,8 @@ pub struct Status {
     pub encodes: EncodeCounts,
     /// Wrong PINs tried so far.
     pub wrong_pins: u64,
+    /// Wrong PINs came from many addresses faster than the share allows, within the last minute.
+    pub pin_under_attack: bool,
     /// Bytes of the newest frame encoded in each format (what a viewer of it receives).
     pub png_bytes: Option<usize>,
     pub jpeg_bytes: Option<usize>,
@@ -366,6 +368,7 @@ impl ShareState {
             grab_ms: capture.grab_ms,
             encodes: self.counters.snapshot(),
             wrong_pins: self.admission.wrong_pins(),
+            pin_under_attack: self.admission.pin_under_attack(),
             png_bytes: self.counters.last_size(Format::Png),
             jpeg_bytes: self.counters.last_size(Format::Jpeg),
         }

@@ -84,7 +84,9 @@ impl ServerError {
             ServerError::Join(JoinRefusal::WrongPin | JoinRefusal::Removed) => {
                 StatusCode::FORBIDDEN
             }
-            ServerError::Join(JoinRefusal::TooManyTries { .. }) => StatusCode::TOO_MANY_REQUESTS,
+            ServerError::Join(
+                JoinRefusal::TooManyTries { .. } | JoinRefusal::ShareUnderAttack { .. },
+            ) => StatusCode::TOO_MANY_REQUESTS,
             ServerError::Join(JoinRefusal::Full) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -110,7 +112,10 @@ impl IntoResponse for ServerError {
         let access = match &self {
             ServerError::NotAdmitted(access) => Some(*access),
             ServerError::Join(
-                JoinRefusal::PinNeeded | JoinRefusal::WrongPin | JoinRefusal::TooManyTries { .. },
+                JoinRefusal::PinNeeded
+                | JoinRefusal::WrongPin
+                | JoinRefusal::TooManyTries { .. }
+                | JoinRefusal::ShareUnderAttack { .. },
             ) => Some(Access::NeedPin),
             ServerError::Join(JoinRefusal::Removed) => Some(Access::Removed),
             _ => None,
@@ -126,9 +131,10 @@ impl IntoResponse for ServerError {
             None => json!({ "error": self.to_string() }),
         };
         let retry_after = match &self {
-            ServerError::Join(JoinRefusal::TooManyTries { retry_after }) => {
-                Some(retry_after.as_secs().max(1))
-            }
+            ServerError::Join(
+                JoinRefusal::TooManyTries { retry_after }
+                | JoinRefusal::ShareUnderAttack { retry_after },
+            ) => Some(retry_after.as_secs().max(1)),
             _ => None,
         };
         let mut response = (status, Json(body)).into_response();

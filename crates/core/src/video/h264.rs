@@ -1,4 +1,7 @@
-//! The share's H.264 encoder: OpenH264 in its real-time screen-content mode.
+//! The share's H.264 encoder: OpenH264 in its real-time camera mode. Video carries what moves
+//! (clips, photos, games), which is natural pictures; the screen-content mode's rate control
+//! overshoots several times on them (57 against 5.5 Mbit/s at 1080p30 on a grainy photo) and is
+//! three times slower, and text stays with the tiles anyway.
 
 use bytes::Bytes;
 use openh264::OpenH264API;
@@ -47,15 +50,15 @@ impl H264Encoder {
         }
         let fps = fps.clamp(1, 60);
         let config = EncoderConfig::new()
-            .usage_type(UsageType::ScreenContentRealTime)
+            .usage_type(UsageType::CameraVideoRealTime)
             .complexity(Complexity::Low)
             .rate_control_mode(RateControlMode::Bitrate)
             .bitrate(BitRate::from_bps(bitrate_for(size.0, size.1, fps)))
             .max_frame_rate(FrameRate::from_hz(fps as f32))
-            .skip_frames(true)
-            // Neither works in screen-content mode; said here so OpenH264 does not warn on stderr.
-            .adaptive_quantization(false)
-            .background_detection(false)
+            // Quality gives way before the frame rate does: a skipped picture is a stutter for
+            // every viewer. (Pictures the capture thread cannot encode in time are skipped before
+            // they reach the encoder, never queued.)
+            .skip_frames(false)
             .intra_frame_period(IntraFramePeriod::from_num_frames(fps * 2))
             // One thread: the capture thread already runs beside the server's.
             .num_threads(1);

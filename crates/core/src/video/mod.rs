@@ -8,6 +8,7 @@
 //! OpenH264 is compiled from Cisco's source (BSD-2) on Linux; docs/DECISIONS.md says why it was
 //! chosen over libvpx and what that means for patents. Elsewhere the share stays on tiles.
 
+pub mod fmp4;
 #[cfg(target_os = "linux")]
 mod h264;
 
