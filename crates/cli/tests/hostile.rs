@@ -796,6 +796,65 @@ fn guessers_on_many_addresses_do_not_lock_out_a_viewer_with_the_pin() {
     assert!(status["wrong_pins"].as_u64().unwrap_or(0) >= 20, "{status}");
 }
 
+/// A flood of joins on a share with approval used to fill the waiting room (997 waiting passes
+/// from 125 addresses in a review's run): a real viewer then got 503 "full" and the presenter's
+/// list had a thousand rows. Now the waiting room keeps the pages that still ask, each address
+/// may ask for only a few passes at once, and the real viewer waits its turn like anyone.
+#[test]
+fn a_flood_of_joins_leaves_room_to_wait_and_a_readable_list() {
+    use std::io::{Read, Write};
+    let xvfb = Xvfb::start().expect("Xvfb");
+    xvfb.paint("#506070").expect("paint");
+    let served = Served::start(BIN, &xvfb, &["--require-approval"]).expect("serve");
+    let t = Target::of(&served);
+    let join = t.request("POST", &t.viewer("join"), JSON, b"{}");
+    let from = |source: [u8; 4]| -> String {
+        let mut stream =
+            screenshare_testkit::raw::connect_from(source.into(), t.server).expect("connect");
+        stream.write_all(&join).expect("request");
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    };
+    // 125 addresses, each asking for ten passes: the last two of each are refused.
+    let mut statuses = std::collections::BTreeMap::<String, u32>::new();
+    for host in 1..=125u8 {
+        for _ in 0..10 {
+            let answer = from([127, 0, 1, host]);
+            let status = answer.get(9..12).unwrap_or("???").to_owned();
+            *statuses.entry(status).or_default() += 1;
+        }
+    }
+    eprintln!("the flood's answers: {statuses:?}");
+    assert!(
+        !statuses.contains_key("503"),
+        "nobody is told the share is full: {statuses:?}"
+    );
+    assert!(
+        statuses.get("200").copied().unwrap_or(0) >= 125 * 8 - 8,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.get("429").copied().unwrap_or(0) >= 125,
+        "{statuses:?}"
+    );
+    // A real viewer joins and waits.
+    let answer = from([127, 0, 2, 1]);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("waiting"), "{answer}");
+    // The presenter's list is short enough to read, and the real viewer is on it.
+    let viewers: serde_json::Value = serde_json::from_slice(&reqwest::blocking_get(
+        &served.control_url.replace("/settings", "/viewers"),
+    ))
+    .expect("the viewer list");
+    let rows = viewers.as_array().expect("a list");
+    assert!(rows.len() <= 64, "{} rows", rows.len());
+    assert!(
+        rows.iter().any(|row| row["address"] == "127.0.2.1"),
+        "the real viewer is listed: {viewers}"
+    );
+}
+
 #[test]
 fn wrong_pins_are_limited_and_a_pass_opens_only_its_own_share() {
     let xvfb = Xvfb::start().expect("Xvfb");

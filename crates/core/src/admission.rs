@@ -22,6 +22,14 @@ pub const PASS_COOKIE: &str = "screenshare_pass";
 const MAX_PASSES: usize = 1_000;
 /// Passes one address may hold (tabs, a few people behind one NAT).
 const PASSES_PER_ADDRESS: usize = 8;
+/// Viewers waiting to be let in, at most; past it the one whose page asked longest ago makes room
+/// (a real page asks every 2 s, a flood of joins that never asks again goes first). The
+/// presenter's list stays readable however many join.
+const MAX_WAITING: usize = 64;
+/// New passes one source may ask for at once, then one more every [`JOIN_REFILL`]: a page asks
+/// once, and again only when its pass was lost.
+const SOURCE_JOINS: f64 = 8.0;
+const JOIN_REFILL: Duration = Duration::from_secs(15);
 /// A pass nobody used for this long is forgotten (a waiting page asks every 2 s).
 const PASS_IDLE: Duration = Duration::from_secs(60);
 /// Wrong PINs one source (an IPv4 address, an IPv6 /64) may try at once; after that, one more
@@ -76,6 +84,8 @@ pub enum JoinRefusal {
     /// while the share's own allowance refills (one that has not still gets its tries).
     #[error("too many wrong PINs are being tried on this share; try again in {} s", .retry_after.as_secs().max(1))]
     ShareUnderAttack { retry_after: Duration },
+    #[error("too many joins from this address; try again in {} s", .retry_after.as_secs().max(1))]
+    TooManyJoins { retry_after: Duration },
     #[error("the presenter removed this viewer")]
     Removed,
     #[error("too many viewers are waiting or watching")]
@@ -159,6 +169,8 @@ struct Inner {
     wrong_pins: u64,
     /// When the share's allowance of wrong tries last ran out: the presenter is told.
     share_tries_ran_out: Option<Instant>,
+    /// New passes left, per source.
+    joins: HashMap<IpAddr, Bucket>,
 }
 
 impl Default for Inner {
@@ -170,6 +182,7 @@ impl Default for Inner {
             share_tries: Bucket::full(SHARE_TRIES, Instant::now()),
             wrong_pins: 0,
             share_tries_ran_out: None,
+            joins: HashMap::new(),
         }
     }
 }
@@ -253,9 +266,17 @@ impl Admission {
             .values()
             .filter(|pass| pass.address == address && pass.access != Access::Removed)
             .count();
-        if from_address >= PASSES_PER_ADDRESS
-            || (inner.passes.len() >= MAX_PASSES && !evict_one(&mut inner.passes))
-        {
+        let refusal = if from_address >= PASSES_PER_ADDRESS {
+            // An address holding its share of passes: the next comes when one is forgotten.
+            Some(JoinRefusal::TooManyJoins {
+                retry_after: PASS_IDLE,
+            })
+        } else if inner.passes.len() >= MAX_PASSES && !evict_one(&mut inner.passes) {
+            Some(JoinRefusal::Full)
+        } else {
+            spend_a_join(&mut inner, address, now).err()
+        };
+        if let Some(refusal) = refusal {
             // With no rules anyone may watch: a pass is only a head start for later rules.
             if open {
                 return Ok(Joined {
@@ -263,9 +284,10 @@ impl Admission {
                     new_pass: None,
                 });
             }
-            return Err(JoinRefusal::Full);
+            return Err(refusal);
         }
         let access = if rules.require_approval {
+            make_room_to_wait(&mut inner.passes);
             Access::Waiting
         } else {
             Access::Admitted
@@ -499,6 +521,50 @@ fn prune(passes: &mut HashMap<String, Pass>, now: Instant) {
 }
 
 /// Makes room for one more pass at the cap: the admitted pass unused the longest goes.
+/// Spends one of `address`'s new passes, or says how long until one is back.
+fn spend_a_join(
+    inner: &mut Inner,
+    address: Option<IpAddr>,
+    now: Instant,
+) -> Result<(), JoinRefusal> {
+    if inner.joins.len() >= MAX_TRIED_SOURCES {
+        inner
+            .joins
+            .retain(|_, bucket| bucket.level(SOURCE_JOINS, JOIN_REFILL, now) < SOURCE_JOINS);
+    }
+    let bucket = inner
+        .joins
+        .entry(source_of(address))
+        .or_insert_with(|| Bucket::full(SOURCE_JOINS, now));
+    if bucket.level(SOURCE_JOINS, JOIN_REFILL, now) < 1.0 {
+        return Err(JoinRefusal::TooManyJoins {
+            retry_after: bucket.wait(JOIN_REFILL),
+        });
+    }
+    bucket.tokens -= 1.0;
+    Ok(())
+}
+
+/// Keeps the waiting room under [`MAX_WAITING`] with one more to come: the waiting pass whose
+/// page asked longest ago goes.
+fn make_room_to_wait(passes: &mut HashMap<String, Pass>) {
+    let waiting = passes
+        .values()
+        .filter(|pass| pass.access == Access::Waiting)
+        .count();
+    if waiting < MAX_WAITING {
+        return;
+    }
+    let stalest = passes
+        .iter()
+        .filter(|(_, pass)| pass.access == Access::Waiting)
+        .min_by_key(|(_, pass)| pass.last_seen)
+        .map(|(secret, _)| secret.clone());
+    if let Some(secret) = stalest {
+        passes.remove(&secret);
+    }
+}
+
 fn evict_one(passes: &mut HashMap<String, Pass>) -> bool {
     let oldest = passes
         .iter()
@@ -825,10 +891,10 @@ mod tests {
         for _ in 0..PASSES_PER_ADDRESS {
             assert!(admission.join(None, ip, "", None, &rules).is_ok());
         }
-        assert_eq!(
+        assert!(matches!(
             admission.join(None, ip, "", None, &rules).err(),
-            Some(JoinRefusal::Full)
-        );
+            Some(JoinRefusal::TooManyJoins { .. })
+        ));
     }
 
     #[test]

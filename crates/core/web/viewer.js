@@ -412,7 +412,9 @@
     const body = await res.json().catch(() => ({}));
     if (res.status === 503 && body.full) { access = "full"; render(); throw new Error("full"); }
     if (res.status === 429) {
-      $("gate-error").textContent = `Too many wrong PINs. Try again in ${res.headers.get("retry-after") || "a few"} seconds.`;
+      const wait = Number(res.headers.get("retry-after")) || 5;
+      if (body.access !== "need_pin") { await sleep(wait * 1000); throw new Error("too many joins"); }
+      $("gate-error").textContent = `Too many wrong PINs. Try again in ${wait} seconds.`;
       return "need_pin";
     }
     if (res.status === 403 && body.access === "need_pin") { $("gate-error").textContent = "That PIN is not right."; return "need_pin"; }

@@ -85,7 +85,9 @@ impl ServerError {
                 StatusCode::FORBIDDEN
             }
             ServerError::Join(
-                JoinRefusal::TooManyTries { .. } | JoinRefusal::ShareUnderAttack { .. },
+                JoinRefusal::TooManyTries { .. }
+                | JoinRefusal::ShareUnderAttack { .. }
+                | JoinRefusal::TooManyJoins { .. },
             ) => StatusCode::TOO_MANY_REQUESTS,
             ServerError::Join(JoinRefusal::Full) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -133,7 +135,8 @@ impl IntoResponse for ServerError {
         let retry_after = match &self {
             ServerError::Join(
                 JoinRefusal::TooManyTries { retry_after }
-                | JoinRefusal::ShareUnderAttack { retry_after },
+                | JoinRefusal::ShareUnderAttack { retry_after }
+                | JoinRefusal::TooManyJoins { retry_after },
             ) => Some(retry_after.as_secs().max(1)),
             _ => None,
         };
