@@ -458,16 +458,12 @@ fn check_pin(
     attempt: &str,
     now: Instant,
 ) -> Result<(), JoinRefusal> {
-    let source = source_of(address);
-    if inner.tries.len() >= MAX_TRIED_SOURCES {
-        inner
-            .tries
-            .retain(|_, bucket| bucket.level(SOURCE_TRIES, SOURCE_REFILL, now) < SOURCE_TRIES);
-    }
-    let bucket = inner
-        .tries
-        .entry(source)
-        .or_insert_with(|| Bucket::full(SOURCE_TRIES, now));
+    let bucket = bucket_of(
+        &mut inner.tries,
+        source_of(address),
+        (SOURCE_TRIES, SOURCE_REFILL),
+        now,
+    );
     if bucket.level(SOURCE_TRIES, SOURCE_REFILL, now) < 1.0 {
         return Err(JoinRefusal::TooManyTries {
             retry_after: bucket.wait(SOURCE_REFILL),
@@ -521,21 +517,34 @@ fn prune(passes: &mut HashMap<String, Pass>, now: Instant) {
 }
 
 /// Makes room for one more pass at the cap: the admitted pass unused the longest goes.
+/// `source`'s bucket in `buckets` (a full one if it has none). Past [`MAX_TRIED_SOURCES`]
+/// sources, those whose bucket is full again are forgotten first.
+fn bucket_of(
+    buckets: &mut HashMap<IpAddr, Bucket>,
+    source: IpAddr,
+    (capacity, refill): (f64, Duration),
+    now: Instant,
+) -> &mut Bucket {
+    if buckets.len() >= MAX_TRIED_SOURCES {
+        buckets.retain(|_, bucket| bucket.level(capacity, refill, now) < capacity);
+    }
+    buckets
+        .entry(source)
+        .or_insert_with(|| Bucket::full(capacity, now))
+}
+
 /// Spends one of `address`'s new passes, or says how long until one is back.
 fn spend_a_join(
     inner: &mut Inner,
     address: Option<IpAddr>,
     now: Instant,
 ) -> Result<(), JoinRefusal> {
-    if inner.joins.len() >= MAX_TRIED_SOURCES {
-        inner
-            .joins
-            .retain(|_, bucket| bucket.level(SOURCE_JOINS, JOIN_REFILL, now) < SOURCE_JOINS);
-    }
-    let bucket = inner
-        .joins
-        .entry(source_of(address))
-        .or_insert_with(|| Bucket::full(SOURCE_JOINS, now));
+    let bucket = bucket_of(
+        &mut inner.joins,
+        source_of(address),
+        (SOURCE_JOINS, JOIN_REFILL),
+        now,
+    );
     if bucket.level(SOURCE_JOINS, JOIN_REFILL, now) < 1.0 {
         return Err(JoinRefusal::TooManyJoins {
             retry_after: bucket.wait(JOIN_REFILL),
