@@ -485,25 +485,26 @@ impl GnomeSession {
             "answer-share-dialog-{}.log",
             self.counter.fetch_add(1, Ordering::Relaxed)
         ));
-        let file =
-            File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-        let child = self
-            .command(PYTHON)
-            // A crash inside libatspi says where in the script it happened.
-            .args(["-X", "faulthandler"])
-            .arg(self.base.join("scripts/answer_share_dialog.py"))
-            .arg("--timeout")
-            .arg(timeout.as_secs_f64().to_string())
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .spawn()
-            .context("cannot run /usr/bin/python3 (apt-get install python3-gi gir1.2-atspi-2.0)")?;
+        // Kept to start the script again should libatspi crash under it (it does, now and then,
+        // while a WebKit window sends accessibility events): the dialog is still there to answer.
+        let template = self.command(PYTHON);
+        let recipe = ScriptRecipe {
+            program: template.get_program().to_owned(),
+            envs: template
+                .get_envs()
+                .map(|(key, value)| (key.to_owned(), value.map(ToOwned::to_owned)))
+                .collect(),
+            script: self.base.join("scripts/answer_share_dialog.py"),
+            group: self.group,
+        };
+        // The script keeps its own deadline; this one only catches a hung script.
+        let deadline = Instant::now() + timeout + Duration::from_secs(15);
+        let child = recipe.spawn(&log, timeout)?;
         Ok(DialogAnswer {
-            child: Running(child),
+            child,
             log,
-            // The script keeps its own deadline; this one only catches a hung script.
-            deadline: Instant::now() + timeout + Duration::from_secs(15),
+            deadline,
+            recipe,
         })
     }
 
@@ -722,23 +723,85 @@ pub struct DialogAnswer {
     child: Running,
     log: PathBuf,
     deadline: Instant,
+    recipe: ScriptRecipe,
 }
+
+/// How to start the dialog script in the session's environment.
+#[derive(Debug)]
+struct ScriptRecipe {
+    program: std::ffi::OsString,
+    envs: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)>,
+    script: PathBuf,
+    /// The session's process group, which its watchdog ends.
+    group: i32,
+}
+
+impl ScriptRecipe {
+    /// The script, answering within `timeout`, its output appended to `log`.
+    fn spawn(&self, log: &Path, timeout: Duration) -> anyhow::Result<Running> {
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("cannot open {}", log.display()))?;
+        let mut command = Command::new(&self.program);
+        command.process_group(self.group);
+        for (key, value) in &self.envs {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        let child = command
+            // A crash inside libatspi says where in the script it happened.
+            .args(["-X", "faulthandler"])
+            .arg(&self.script)
+            .arg("--timeout")
+            .arg(timeout.as_secs_f64().to_string())
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .context("cannot run /usr/bin/python3 (apt-get install python3-gi gir1.2-atspi-2.0)")?;
+        Ok(Running(child))
+    }
+}
+
+/// Times the dialog script is started again after libatspi crashed under it.
+const DIALOG_CRASHES_FORGIVEN: u32 = 2;
 
 impl DialogAnswer {
     /// Waits for the script: `Ok` once the dialog was answered and closed.
     pub fn wait(mut self) -> anyhow::Result<()> {
-        let status = wait_deadline(&mut self.child.0, self.deadline)?;
-        let said = std::fs::read_to_string(&self.log).unwrap_or_default();
-        match status {
-            Some(status) if status.success() => Ok(()),
-            Some(status) => bail!(
-                "answering the share dialog failed ({status}): {}",
-                said.trim()
-            ),
-            None => bail!(
-                "answer_share_dialog.py hung past its own deadline: {}",
-                said.trim()
-            ),
+        use std::os::unix::process::ExitStatusExt;
+        let mut crashes = 0;
+        loop {
+            let status = wait_deadline(&mut self.child.0, self.deadline)?;
+            let said = std::fs::read_to_string(&self.log).unwrap_or_default();
+            // SIGSEGV: libatspi, not the script nor the dialog; the dialog is still up.
+            let left = self
+                .deadline
+                .saturating_duration_since(Instant::now())
+                .saturating_sub(Duration::from_secs(15));
+            match status {
+                Some(status) if status.success() => return Ok(()),
+                Some(status)
+                    if status.signal() == Some(11)
+                        && crashes < DIALOG_CRASHES_FORGIVEN
+                        && !left.is_zero() =>
+                {
+                    crashes += 1;
+                    self.child = self.recipe.spawn(&self.log, left)?;
+                }
+                Some(status) => bail!(
+                    "answering the share dialog failed ({status}): {}",
+                    said.trim()
+                ),
+                None => bail!(
+                    "answer_share_dialog.py hung past its own deadline: {}",
+                    said.trim()
+                ),
+            }
         }
     }
 
