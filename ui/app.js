@@ -263,6 +263,7 @@ function applySettings(s) {
     ui.maxWidth.value = value;
   }
   if (typeof s.show_pointer === "boolean") ui.showPointer.checked = s.show_pointer;
+  if (typeof s.motion === "string") ui.motion.value = s.motion;
   if (s.window !== undefined) {
     const id = typeof s.window === "number" ? s.window : null;
     if (id !== app.window) { app.window = id; markSelected(); }
@@ -311,6 +312,7 @@ async function startShare() {
   // nothing: the dialog decides.
   const [monitor, shared] = app.desktopPicks ? [null, null] : [app.selected, app.window];
   const settings = { monitor, window: shared, fps: +ui.fps.value, quality: +ui.quality.value, max_width: maxWidthValue(), paused: false, show_pointer: ui.showPointer.checked,
+    motion: ui.motion.value,
     pin: ui.pin.value.trim() || null, require_approval: ui.requireApproval.checked, max_viewers: +ui.maxViewers.value || 50 };
   try {
     const result = await invoke("start_share", { settings });
@@ -464,6 +466,9 @@ function showStats(s) {
   ui.achievedFps.textContent = s.achieved_fps != null ? `${s.achieved_fps.toFixed(1)} fps` : DASH;
   ui.frameSize.textContent = bytes(s.jpeg_bytes ?? s.png_bytes);
   ui.bandwidth.textContent = bw != null ? `${bytes(bw)}/s` : DASH;
+  // Video is one stream for everyone; when it cannot be made the share stays on tiles, said here.
+  ui.showing.textContent = s.video_error ? "Tiles (no video)" : s.showing === "video" ? "Video" : s.showing === "tiles" ? "Tiles" : DASH;
+  ui.showing.title = s.video_error || "";
   const viewers = s.viewer_list || [];
   // Rebuilt only when someone arrives, leaves or is let in, so focus and selection stay put.
   const who = viewers.map((v) => `${v.id}:${v.access}`).join(" ");
@@ -581,6 +586,7 @@ async function init() {
   wireSlider(ui.quality, "quality");
   ui.maxWidth.addEventListener("change", () => patch("max_width", maxWidthValue()));
   ui.showPointer.addEventListener("change", () => patch("show_pointer", ui.showPointer.checked));
+  ui.motion.addEventListener("change", () => patch("motion", ui.motion.value));
   ui.pin.addEventListener("change", () => patch("pin", ui.pin.value.trim() || null));
   ui.newPin.addEventListener("click", () => patch("pin", randomPin()));
   ui.requireApproval.addEventListener("change", () => patch("require_approval", ui.requireApproval.checked));

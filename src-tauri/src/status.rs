@@ -34,6 +34,10 @@ pub struct StatusEvent {
     pub wrong_pins: u64,
     /// Wrong PINs from many addresses within the last minute: approval is offered.
     pub pin_under_attack: bool,
+    /// What pages that play video see now: `tiles` or `video`.
+    pub showing: Option<&'static str>,
+    /// Why motion cannot go out as video, while it cannot.
+    pub video_error: Option<String>,
 }
 
 pub async fn push_status(app: AppHandle) {
@@ -67,6 +71,8 @@ pub async fn push_status(app: AppHandle) {
                     settings: Some(settings),
                     wrong_pins: status.wrong_pins,
                     pin_under_attack: status.pin_under_attack,
+                    showing: Some(status.showing),
+                    video_error: status.video_error,
                 }
             }
             None => {

@@ -82,6 +82,12 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
                 .map_err(|error| format!("{error:#}")),
         })
     });
+    let video = (wanted("browsers") || wanted("video")).then(|| {
+        eprintln!("xtask: measuring the page's video in Chromium…");
+        Stage::start(Scene::Static)
+            .and_then(|stage| peer::video_page(&stage))
+            .map_err(|error| format!("{error:#}"))
+    });
     let mut loads = None;
     if wanted("wrk") {
         eprintln!("xtask: measuring serving with wrk…");
@@ -100,6 +106,9 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
         .then(|| crate::wayland_bench::scenes().map_err(|error| format!("{error:#}")));
 
     let mut report = report(&pipeline, &scenes, browsers.as_ref(), loads.as_ref());
+    if let Some(video) = &video {
+        report.push_str(&video_section(video));
+    }
     if let Some(siege) = &siege {
         report.push_str(&siege::section(siege));
     }
@@ -111,7 +120,12 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
         None => {}
     }
     if only.is_none() {
-        report.push_str(&targets(&pipeline, &scenes, browsers.as_ref()));
+        report.push_str(&targets(
+            &pipeline,
+            &scenes,
+            browsers.as_ref(),
+            video.as_ref(),
+        ));
     }
     if only.is_some() {
         println!("{report}");
@@ -161,7 +175,11 @@ fn pointer_bytes(stage: &Stage) -> anyhow::Result<(f64, f64)> {
 
 /// Which viewer counts each scene is measured with, on which path.
 fn runs_for(scene: Scene) -> Vec<(Path, u32)> {
-    let mut runs = vec![(Path::Stream, 1), (Path::Stream, 10)];
+    let mut runs = vec![(Path::Video, 1), (Path::Video, 10)];
+    if scene == Scene::FullMotion {
+        runs.push((Path::Video, 100));
+    }
+    runs.extend([(Path::Stream, 1), (Path::Stream, 10)]);
     if matches!(scene, Scene::Static | Scene::Typing) {
         runs.push((Path::Stream, 100));
     }
@@ -769,11 +787,33 @@ fn browsers_section(browsers: &Result<Browsers, String>) -> String {
     out
 }
 
+/// The page playing the share's video, or why it was not measured.
+fn video_section(video: &Result<peer::VideoPage, String>) -> String {
+    let mut out = String::new();
+    match video {
+        Ok(video) => out.push_str(&format!(
+            "\nThe page playing the share's video: the whole 1920x1080 screen sliding 30 times a\n\
+             second with a marker over it, shared at 30 fps (so in video), one Chromium page.\n\n\
+             | pictures presented/s | dropped | glass to glass p50 | p95 | a page opened mid-motion shows video after |\n\
+             |---:|---:|---:|---:|---:|\n\
+             | {:.1} | {:.1}% | {:.0} ms | {:.0} ms | {:.0} ms |\n",
+            video.presented_per_second,
+            video.dropped_share * 100.0,
+            video.glass_p50_ms,
+            video.glass_p95_ms,
+            video.join_ms,
+        )),
+        Err(error) => out.push_str(&format!("\nThe page's video not measured: {error}\n")),
+    }
+    out
+}
+
 /// The pixel path's targets against this run's figures, saying by how much a missed one misses.
 fn targets(
     pipeline: &[(String, f64)],
     scenes: &[(Scene, Vec<Run>)],
     browsers: Option<&Result<Browsers, String>>,
+    video: Option<&Result<peer::VideoPage, String>>,
 ) -> String {
     let step = |name: &str| {
         pipeline
@@ -871,6 +911,44 @@ fn targets(
             "frames/s short",
         );
     }
+    for viewers in [1, 10, 100] {
+        if let Some(run) = run_on(Path::Video, Scene::FullMotion, viewers) {
+            at_most(
+                &format!("full motion as video, {viewers} viewers: ≤ 0.5 core"),
+                run.cpu_percent,
+                50.0,
+                "% of a core",
+            );
+            if viewers == 10 {
+                at_most(
+                    "full motion as video: ≤ 5 Mbit/s per viewer (10 viewers)",
+                    run.megabits_per_viewer_per_second,
+                    5.0,
+                    "Mbit/s",
+                );
+                at_most(
+                    "full motion as video: ≥ 29 pictures/s to each of 10 viewers (shortfall)",
+                    (29.0 - run.updates_per_viewer_per_second).max(0.0),
+                    0.0,
+                    "frames/s short",
+                );
+            }
+        }
+    }
+    for scene in [Scene::Typing, Scene::Scrolling] {
+        if let (Some(video), Some(tiles)) = (run_on(Path::Video, scene, 10), run(scene, 10)) {
+            at_most(
+                &format!(
+                    "{}: a video page gets what a tiles page gets (never video; bytes ratio ≤ 1.2)",
+                    scene.name()
+                ),
+                video.megabits_per_viewer_per_second
+                    / tiles.megabits_per_viewer_per_second.max(1e-9),
+                1.2,
+                "x",
+            );
+        }
+    }
     if let (Some(one), Some(hundred)) = (run(Scene::Typing, 1), run(Scene::Typing, 100)) {
         at_most(
             "typing, 100 viewers: errors",
@@ -953,6 +1031,38 @@ fn targets(
                 "ms",
             );
         }
+    }
+    if let Some(Ok(video)) = video {
+        at_most(
+            "video in Chromium: ≥ 29 pictures presented/s (shortfall)",
+            (29.0 - video.presented_per_second).max(0.0),
+            0.0,
+            "pictures/s short",
+        );
+        at_most(
+            "video in Chromium: ≤ 2% dropped",
+            video.dropped_share * 100.0,
+            2.0,
+            "%",
+        );
+        at_most(
+            "video: glass to glass p50 ≤ 150 ms",
+            video.glass_p50_ms,
+            150.0,
+            "ms",
+        );
+        at_most(
+            "video: glass to glass p95 ≤ 250 ms",
+            video.glass_p95_ms,
+            250.0,
+            "ms",
+        );
+        at_most(
+            "a page opened mid-motion shows video within 1 s",
+            video.join_ms,
+            1000.0,
+            "ms",
+        );
     }
     let mut out = String::from("\n## Targets\n\n| target | measured | |\n|---|---:|---|\n");
     for (target, measured, verdict) in rows {

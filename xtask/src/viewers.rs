@@ -12,8 +12,12 @@ use screenshare_testkit::pushed::PushedStream;
 /// Which transport the viewers use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Path {
-    /// `stream?after=N&mode=adaptive`: what changed, pushed on one response (this version's page).
+    /// `stream?after=N&mode=adaptive`: what changed, pushed on one response (a page that cannot
+    /// play the share's video).
     Stream,
+    /// `stream?after=N&mode=adaptive&video=1`: the same, and H.264 while the screen is in
+    /// motion (this version's page).
+    Video,
     /// `updates?after=N&mode=adaptive`: what changed, asked for one update at a time (a long
     /// poll: the page before the stream, and its fallback).
     Updates,
@@ -25,6 +29,7 @@ impl Path {
     pub fn name(self) -> &'static str {
         match self {
             Path::Stream => "stream (changed regions, pushed)",
+            Path::Video => "stream with video (the page)",
             Path::Updates => "updates (changed regions, long poll)",
             Path::WholeFrames => "whole JPEG frames (before)",
         }
@@ -130,8 +135,8 @@ pub fn watch(
     from: Instant,
     end: Instant,
 ) -> Received {
-    if path == Path::Stream {
-        return watch_stream(address, prefix, id, from, end);
+    if matches!(path, Path::Stream | Path::Video) {
+        return watch_stream(address, prefix, id, path == Path::Video, from, end);
     }
     let mut received = Received::default();
     let mut connection: Option<Connection> = None;
@@ -140,7 +145,9 @@ pub fn watch(
     while Instant::now() < end {
         let started = Instant::now();
         let url = match path {
-            Path::Stream | Path::Updates => format!("{prefix}updates?after={after}&mode=adaptive"),
+            Path::Stream | Path::Video | Path::Updates => {
+                format!("{prefix}updates?after={after}&mode=adaptive")
+            }
             Path::WholeFrames => format!("{prefix}screen.jpg?after={after}&v={id}"),
         };
         let answer = match connection.as_mut() {
@@ -154,7 +161,7 @@ pub fn watch(
         match answer {
             Ok(answer) if answer.status == 200 => {
                 let seq = match path {
-                    Path::Stream | Path::Updates => seq_of(&answer.body),
+                    Path::Stream | Path::Video | Path::Updates => seq_of(&answer.body),
                     Path::WholeFrames => answer.seq_header,
                 };
                 after = seq.unwrap_or(after);
@@ -231,11 +238,19 @@ pub fn pointer_move_bytes(
 
 /// One viewer on the pushed stream from now until `end`, counting what arrives between `from`
 /// and `end`; a stream that breaks is opened again from the last update, as the page does.
-fn watch_stream(address: &str, prefix: &str, id: &str, from: Instant, end: Instant) -> Received {
+fn watch_stream(
+    address: &str,
+    prefix: &str,
+    id: &str,
+    video: bool,
+    from: Instant,
+    end: Instant,
+) -> Received {
     let mut received = Received::default();
     let mut after = 0u64;
+    let asks = if video { "&video=1" } else { "" };
     while Instant::now() < end {
-        let url = format!("{prefix}stream?after={after}&mode=adaptive");
+        let url = format!("{prefix}stream?after={after}&mode=adaptive{asks}");
         let mut stream = match PushedStream::open(address, &url, &format!("x-viewer: {id}\r\n")) {
             Ok(stream) => stream,
             Err(error) => {
@@ -258,7 +273,10 @@ fn watch_stream(address: &str, prefix: &str, id: &str, from: Instant, end: Insta
             counted_bytes = stream.wire_bytes();
             match next {
                 Ok(Some(update)) => {
-                    after = seq_of(&update).unwrap_or(after);
+                    // As the page does: `after` names the tiles drawn, not the video played.
+                    if !is_video(&update) {
+                        after = seq_of(&update).unwrap_or(after);
+                    }
                     if Instant::now() >= from {
                         received.updates += 1;
                         received
@@ -285,6 +303,11 @@ fn pointer_x(update: &[u8]) -> Option<u16> {
     let mut word = [0u8; 2];
     word.copy_from_slice(update.get(20..22)?);
     Some(u16::from_le_bytes(word))
+}
+
+/// Whether an update shows the screen as video (flag bit 1).
+fn is_video(update: &[u8]) -> bool {
+    update.get(1).is_some_and(|flags| flags & 2 != 0)
 }
 
 fn seq_of(body: &[u8]) -> Option<u64> {

@@ -194,25 +194,8 @@ pub fn start_xvfb(width: u32, height: u32) -> anyhow::Result<(Child, String)> {
 }
 
 /// A photo-like picture, B, G, R, X bytes: smooth colour fields with grain.
-fn wallpaper(shift: usize) -> Vec<u8> {
-    let (width, height) = (usize::from(WIDTH), usize::from(HEIGHT));
-    let mut pixels = Vec::with_capacity(width * height * 4);
-    let mut grain: u32 = 0x9e37_79b9;
-    for y in 0..height {
-        for x in 0..width {
-            let sx = (x + shift) as f32;
-            grain ^= grain << 13;
-            grain ^= grain >> 17;
-            grain ^= grain << 5;
-            let noise = (grain % 24) as f32 - 12.0;
-            let r = 110.0 + 70.0 * (sx / 173.0).sin() * (y as f32 / 251.0).cos() + noise;
-            let g = 120.0 + 60.0 * ((sx + y as f32) / 311.0).sin() + noise;
-            let b = 140.0 + 80.0 * (y as f32 / 197.0).sin() - 30.0 * (sx / 421.0).cos() + noise;
-            let clamp = |value: f32| value.clamp(0.0, 255.0) as u8;
-            pixels.extend_from_slice(&[clamp(b), clamp(g), clamp(r), 255]);
-        }
-    }
-    pixels
+pub(crate) fn wallpaper(shift: usize) -> Vec<u8> {
+    screenshare_testkit::photo_like(WIDTH, HEIGHT, shift, None)
 }
 
 /// Sets the wallpaper as the root window's background (it stays when windows close).
@@ -233,7 +216,11 @@ fn set_wallpaper(display: &str) -> anyhow::Result<()> {
 }
 
 /// Draws a whole-screen picture in strips small enough for any request size.
-fn put_picture(conn: &impl Connection, drawable: u32, pixels: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn put_picture(
+    conn: &impl Connection,
+    drawable: u32,
+    pixels: &[u8],
+) -> anyhow::Result<()> {
     let gc = conn.generate_id()?;
     conn.create_gc(gc, drawable, &CreateGCAux::new())?;
     let row = usize::from(WIDTH) * 4;

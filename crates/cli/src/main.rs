@@ -10,7 +10,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use screenshare_core::server::Limits;
 use screenshare_core::{
-    DEFAULT_PORT, Error, MonitorChoice, Pin, Settings, Share, ShareOptions, WindowChoice, sources,
+    DEFAULT_PORT, Error, MonitorChoice, Motion, Pin, Settings, Share, ShareOptions, WindowChoice,
+    sources,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -81,6 +82,10 @@ struct ServeArgs {
     /// Each new viewer waits until let in: POST on the control URL's `viewers/<id>/admit`
     #[arg(long)]
     require_approval: bool,
+    /// What moves goes out as video: `auto` (when most of the screen keeps changing), `tiles`
+    /// (never), or `video` (whenever a sizeable part keeps changing); PATCH `motion` changes it
+    #[arg(long, default_value_t = Settings::default().motion)]
+    motion: Motion,
     /// A host name viewers may use to reach this machine, besides its addresses and own name
     /// (repeat for several); requests naming any other host get 421
     #[arg(long, value_name = "NAME")]
@@ -285,6 +290,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_viewers: args.max_viewers,
             pin: args.pin,
             require_approval: args.require_approval,
+            motion: args.motion,
         },
         bind: SocketAddr::new(args.bind, args.port),
         open: args.open,

@@ -16,11 +16,19 @@ fn screen(colour: &str) -> Xvfb {
     xvfb
 }
 
+/// The status line's words (read from the page: the bar fades out while the pointer rests, and
+/// WebDriver calls faded text no text).
 async fn status_text(browser: &Browser) -> String {
-    match browser.client().find(Locator::Id("status-text")).await {
-        Ok(element) => element.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    }
+    browser
+        .client()
+        .execute(
+            "return document.getElementById('status-text').textContent",
+            vec![],
+        )
+        .await
+        .ok()
+        .and_then(|text| text.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// Waits until the centre of the window shows `colour` (JPEG allows a little drift).
@@ -972,4 +980,181 @@ async fn a_full_share_says_so_and_lets_the_page_in_when_a_seat_frees() -> anyhow
     shows(&browser, "#6090c0").await?;
     says(&browser, "Live").await?;
     browser.close().await
+}
+
+/// The share's status, from the control URL.
+async fn share_status(served: &Served) -> Option<serde_json::Value> {
+    let url = served.control_url.replace("/settings", "/status");
+    reqwest::get(url).await.ok()?.json().await.ok()
+}
+
+/// What the page's video shows at its centre, and how many pictures it has presented; `None`
+/// while the page shows no video.
+async fn video_centre(browser: &Browser) -> Option<([u8; 3], u64)> {
+    let found = browser
+        .client()
+        .execute(
+            "const v = document.getElementById('motion'); \
+             if (v.hidden || v.readyState < 2 || !v.videoWidth) return null; \
+             const c = document.createElement('canvas'); \
+             c.width = v.videoWidth; c.height = v.videoHeight; \
+             const g = c.getContext('2d'); g.drawImage(v, 0, 0); \
+             const p = g.getImageData(v.videoWidth / 2, v.videoHeight / 2, 1, 1).data; \
+             return [p[0], p[1], p[2], v.getVideoPlaybackQuality().totalVideoFrames];",
+            vec![],
+        )
+        .await
+        .ok()?;
+    let values: Vec<u64> = found
+        .as_array()?
+        .iter()
+        .filter_map(serde_json::Value::as_u64)
+        .collect();
+    let [r, g, b, presented] = values[..] else {
+        return None;
+    };
+    Some(([r as u8, g as u8, b as u8], presented))
+}
+
+async fn page_picture(browser: &Browser) -> String {
+    browser
+        .client()
+        .execute("return document.body.dataset.picture || ''", vec![])
+        .await
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn motion_plays_as_video_and_the_canvas_is_exact_once_it_stops() -> anyhow::Result<()> {
+    let xvfb = screen("#203040");
+    let served = Served::start(BIN, &xvfb, &["--fps", "30"])?;
+    let browser = Browser::start().await?;
+    // A second page whose browser turns the codec down when the video starts (as a browser
+    // without H.264 would): it must fall back to tiles.
+    let without = Browser::start().await?;
+    browser.client().goto(served.viewer_url()).await?;
+    without.client().goto(served.viewer_url()).await?;
+    without
+        .client()
+        .execute(
+            "MediaSource.prototype.addSourceBuffer = function () { \
+               throw new DOMException('no H.264 here', 'NotSupportedError'); };",
+            vec![],
+        )
+        .await?;
+    shows(&browser, "#203040").await?;
+    shows(&without, "#203040").await?;
+
+    let red = [230, 40, 40];
+    let painter = xvfb.start_motion(red)?;
+    eventually(PATIENCE, "the share to go to video", || async {
+        (share_status(&served).await?["showing"] == "video").then_some(())
+    })
+    .await?;
+    // The video plays, and shows the square where the screen has it.
+    let (_, presented) = eventually(PATIENCE, "the page to play the video", || async {
+        let (centre, presented) = video_centre(&browser).await?;
+        close_to(centre, red, 40).then_some((centre, presented))
+    })
+    .await?;
+    eventually(PATIENCE, "the video to keep playing", || async {
+        let (_, now) = video_centre(&browser).await?;
+        (now >= presented + 10).then_some(())
+    })
+    .await?;
+    assert_eq!(page_picture(&browser).await, "video");
+    eventually(PATIENCE, "the window to show the video", || async {
+        let shot = browser.screenshot().await.ok()?;
+        let pixel = shot.get_pixel(shot.width() / 2, shot.height() / 2).0;
+        close_to([pixel[0], pixel[1], pixel[2]], red, 40).then_some(())
+    })
+    .await?;
+    // The page without the codec went back to tiles, follows the motion, and says nothing
+    // alarming.
+    let before = canvas_frame(&without).await?;
+    eventually(
+        PATIENCE,
+        "the page without video to follow on tiles",
+        || async { (canvas_frame(&without).await.ok()? != before).then_some(()) },
+    )
+    .await?;
+    assert_eq!(page_picture(&without).await, "tiles");
+    assert_eq!(status_text(&without).await, "Live");
+    let list: serde_json::Value = reqwest::get(served.control_url.replace("/settings", "/viewers"))
+        .await?
+        .json()
+        .await?;
+    let bytes: Vec<u64> = list
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|viewer| viewer["bytes"].as_u64())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(bytes.len(), 2, "{list}");
+    assert_eq!(status_text(&browser).await, "Live");
+
+    // The motion stops: tiles again, and the canvas is the screen, pixel for pixel.
+    drop(painter);
+    xvfb.paint("#30a050")?;
+    xvfb.fill(100, 100, 120, 40, [250, 250, 250])?;
+    eventually(PATIENCE, "the page to leave video", || async {
+        (page_picture(&browser).await == "tiles").then_some(())
+    })
+    .await?;
+    matches_the_screen(&browser, &xvfb, "after the motion").await?;
+    let status = share_status(&served).await.expect("status");
+    assert_eq!(status["showing"], "tiles");
+    assert!(status["video_error"].is_null(), "{status}");
+    without.close().await?;
+    browser.close().await
+}
+
+#[tokio::test]
+async fn a_page_that_joins_mid_motion_plays_at_once_and_tiles_only_keeps_video_off()
+-> anyhow::Result<()> {
+    let xvfb = screen("#203040");
+    let served = Served::start(BIN, &xvfb, &["--fps", "30"])?;
+    let first = Browser::start().await?;
+    first.client().goto(served.viewer_url()).await?;
+    shows(&first, "#203040").await?;
+    let blue = [40, 60, 230];
+    let _painter = xvfb.start_motion(blue)?;
+    eventually(PATIENCE, "the share to go to video", || async {
+        (share_status(&served).await?["showing"] == "video").then_some(())
+    })
+    .await?;
+    // Joins mid-group-of-pictures: starts from the keyframe and plays.
+    let joiner = Browser::start().await?;
+    joiner.client().goto(served.viewer_url()).await?;
+    eventually(PATIENCE, "the joiner to play the video", || async {
+        let (centre, presented) = video_centre(&joiner).await?;
+        (close_to(centre, blue, 40) && presented > 0).then_some(())
+    })
+    .await?;
+
+    // The presenter wants tiles only: both pages go back to tiles while the motion goes on.
+    let patched = reqwest::Client::new()
+        .patch(&served.control_url)
+        .json(&json!({"motion": "tiles"}))
+        .send()
+        .await?;
+    assert_eq!(patched.status(), 200);
+    for page in [&first, &joiner] {
+        eventually(PATIENCE, "the page to go back to tiles", || async {
+            (page_picture(page).await == "tiles").then_some(())
+        })
+        .await?;
+    }
+    let status = share_status(&served).await.expect("status");
+    assert_eq!(
+        (status["showing"].as_str(), status["motion"].as_str()),
+        (Some("tiles"), Some("tiles"))
+    );
+    shows(&joiner, "#283ce6").await?;
+    joiner.close().await?;
+    first.close().await
 }

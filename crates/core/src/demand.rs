@@ -11,7 +11,7 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::frame::Mode;
+use crate::frame::Delivery;
 
 /// How long someone who asked for a frame still counts as there: capture keeps going that long
 /// after the last request, and the presenter's list keeps the viewer that long
@@ -31,8 +31,8 @@ struct Inner {
     rung: bool,
     /// The capture thread is asleep for want of viewers: only then does a new watcher ring.
     idle: bool,
-    /// When updates were last asked for in each mode.
-    mode_asked: [Option<Instant>; 2],
+    /// When updates were last asked for in each delivery.
+    delivery_asked: [Option<Instant>; 3],
 }
 
 impl Demand {
@@ -60,14 +60,14 @@ impl Demand {
                 .is_some_and(|at| now.saturating_duration_since(at) < LINGER)
     }
 
-    /// A viewer asked for updates in `mode`: the capture thread prepares that mode's deltas.
-    pub fn note_mode(&self, mode: Mode) {
-        self.lock().mode_asked[mode.index()] = Some(Instant::now());
+    /// A viewer asked for updates as `delivery`: the capture thread prepares them as it publishes.
+    pub fn note_delivery(&self, delivery: Delivery) {
+        self.lock().delivery_asked[delivery.index()] = Some(Instant::now());
     }
 
-    /// Whether anyone asked for updates in `mode` lately (as of `now`).
-    pub fn wants_mode(&self, mode: Mode, now: Instant) -> bool {
-        self.lock().mode_asked[mode.index()]
+    /// Whether anyone asked for updates as `delivery` lately (as of `now`).
+    pub fn wants_delivery(&self, delivery: Delivery, now: Instant) -> bool {
+        self.lock().delivery_asked[delivery.index()]
             .is_some_and(|at| now.saturating_duration_since(at) < LINGER)
     }
 
@@ -197,12 +197,12 @@ mod tests {
     #[test]
     fn modes_are_wanted_while_asked_for() {
         let demand = Demand::default();
-        assert!(!demand.wants_mode(Mode::Lossless, Instant::now()));
-        demand.note_mode(Mode::Lossless);
+        assert!(!demand.wants_delivery(Delivery::Lossless, Instant::now()));
+        demand.note_delivery(Delivery::Lossless);
         let now = Instant::now();
-        assert!(demand.wants_mode(Mode::Lossless, now));
-        assert!(!demand.wants_mode(Mode::Adaptive, now));
-        assert!(!demand.wants_mode(Mode::Lossless, now + LINGER));
+        assert!(demand.wants_delivery(Delivery::Lossless, now));
+        assert!(!demand.wants_delivery(Delivery::Adaptive, now));
+        assert!(!demand.wants_delivery(Delivery::Lossless, now + LINGER));
     }
 
     #[test]

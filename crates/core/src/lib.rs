@@ -23,6 +23,8 @@ pub use demand::WatchGuard;
 pub use encode::Format;
 pub use error::Error;
 pub use frame::{Frame, Mode};
-pub use settings::{MonitorChoice, Pin, Settings, SettingsError, SettingsPatch, WindowChoice};
+pub use settings::{
+    MonitorChoice, Motion, Pin, Settings, SettingsError, SettingsPatch, WindowChoice,
+};
 pub use share::{DEFAULT_PORT, Share, ShareOptions, sources};
 pub use state::{Phase, Status, ViewerStatus};

@@ -57,6 +57,10 @@ pub struct CaptureStatus {
     pub achieved_fps: f64,
     /// Time one grab takes, smoothed, in milliseconds.
     pub grab_ms: f64,
+    /// Motion goes out as video now (to the pages that play it).
+    pub video: bool,
+    /// Why motion cannot go out as video, while it cannot: the share stays on tiles.
+    pub video_error: Option<String>,
 }
 
 /// Everything a viewer's page or the presenter wants to show about the share.
@@ -99,6 +103,12 @@ pub struct Status {
     /// Bytes of the newest frame encoded in each format (what a viewer of it receives).
     pub png_bytes: Option<usize>,
     pub jpeg_bytes: Option<usize>,
+    /// When motion goes out as video: `auto`, `tiles` or `video`.
+    pub motion: crate::settings::Motion,
+    /// What pages that play video are shown now: `tiles` or `video`.
+    pub showing: &'static str,
+    /// Why motion cannot go out as video, while it cannot (the share stays on tiles).
+    pub video_error: Option<String>,
 }
 
 /// What a viewer's page needs to know, and nothing more: monitor names, capture errors and
@@ -371,6 +381,9 @@ impl ShareState {
             pin_under_attack: self.admission.pin_under_attack(),
             png_bytes: self.counters.last_size(Format::Png),
             jpeg_bytes: self.counters.last_size(Format::Jpeg),
+            motion: settings.motion,
+            showing: if capture.video { "video" } else { "tiles" },
+            video_error: capture.video_error.clone(),
         }
     }
 }

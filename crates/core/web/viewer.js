@@ -80,6 +80,7 @@
     if (buffer.byteLength < 32 || data.getUint8(0) !== 1) throw new Error("not an update this page can read");
     const update = {
       full: (data.getUint8(1) & 1) === 1,
+      video: (data.getUint8(1) & 2) === 2,
       width: data.getUint16(2, true), height: data.getUint16(4, true),
       seq: data.getUint32(8, true) + data.getUint32(12, true) * 4294967296,
       pointer: { shape: data.getUint32(16, true), x: data.getInt16(20, true), y: data.getInt16(22, true),
@@ -94,6 +95,18 @@
       if (piece.kind === 0) {
         piece.fill = `rgb(${data.getUint8(at)},${data.getUint8(at + 1)},${data.getUint8(at + 2)})`;
         at += 3;
+      } else if (piece.kind === 3 || piece.kind === 4) {
+        const length = data.getUint32(at, true);
+        at += 4;
+        if (at + length > buffer.byteLength || length < 1) throw new Error("update cut short");
+        if (piece.kind === 3) {
+          const codecLength = data.getUint8(at);
+          piece.codec = String.fromCharCode(...new Uint8Array(buffer, at + 1, codecLength));
+          piece.bytes = new Uint8Array(buffer, at + 1 + codecLength, length - 1 - codecLength);
+        } else {
+          piece.bytes = new Uint8Array(buffer, at, length);
+        }
+        at += length;
       } else {
         const length = data.getUint32(at, true);
         at += 4;
@@ -106,8 +119,110 @@
     return update;
   }
 
+  // Motion comes as H.264 video while the screen is in motion (the engine decides when): a
+  // <video> over the canvas plays it through Media Source Extensions and chases the live edge.
+  // The canvas under it keeps the last tiles; when the motion ends the tiles that changed come
+  // lossless and the video goes. A browser that cannot play it never asks and stays on tiles.
+  const motion$ = $("motion");
+  const MediaSourceKind = window.ManagedMediaSource || window.MediaSource;
+  let videoBroken = !MediaSourceKind || !MediaSourceKind.isTypeSupported('video/mp4; codecs="avc1.42E01F"');
+  const video = { source: null, buffer: null, queue: [], appended: 0, starts: 0 };
+
+  function videoStart(codec, init) {
+    videoStop();
+    const source = new MediaSourceKind();
+    video.source = source;
+    video.starts++;
+    motion$.dataset.starts = String(video.starts);
+    video.queue = [init];
+    const url = URL.createObjectURL(source);
+    motion$.disableRemotePlayback = true;
+    motion$.src = url;
+    source.addEventListener("sourceopen", () => {
+      URL.revokeObjectURL(url);
+      if (video.source !== source) return;
+      try {
+        const buffer = source.addSourceBuffer(`video/mp4; codecs="${codec}"`);
+        // Pictures follow one another whatever their timestamps: a page that joined, or
+        // skipped to a newer keyframe, plays on from where it is.
+        buffer.mode = "sequence";
+        buffer.addEventListener("updateend", () => { if (video.buffer === buffer) { chase(); pump(); } });
+        buffer.addEventListener("error", () => videoFailed("the browser could not decode the video"));
+        video.buffer = buffer;
+        pump();
+      } catch (err) { videoFailed(err); }
+    }, { once: true });
+  }
+
+  function pump() {
+    const buffer = video.buffer;
+    if (!buffer || buffer.updating || video.queue.length === 0) return;
+    try { buffer.appendBuffer(video.queue.shift()); video.appended++; motion$.dataset.appended = String(video.appended); }
+    catch (err) { videoFailed(err); }
+  }
+
+  // Plays the newest picture: jumps when more than a quarter second behind, plays a little
+  // faster when a little behind, and forgets what it played.
+  function chase() {
+    const buffer = video.buffer;
+    if (!buffer || buffer.buffered.length === 0) return;
+    const last = buffer.buffered.length - 1, end = buffer.buffered.end(last), lag = end - motion$.currentTime;
+    if (lag > 0.25 || motion$.currentTime < buffer.buffered.start(last)) {
+      motion$.currentTime = Math.max(buffer.buffered.start(last), end - 0.02);
+    }
+    motion$.playbackRate = lag > 0.12 ? 1.25 : lag > 0.07 ? 1.1 : 1;
+    if (motion$.paused) motion$.play().catch(() => {});
+    const start = buffer.buffered.start(0);
+    if (!buffer.updating && motion$.currentTime - start > 10) buffer.remove(start, motion$.currentTime - 2);
+  }
+
+  function videoStop() {
+    video.source = null; video.buffer = null; video.queue = [];
+    if (!motion$.hidden || motion$.src) {
+      motion$.hidden = true;
+      motion$.removeAttribute("src");
+      motion$.load();
+    }
+    body.dataset.picture = "tiles";
+  }
+
+  // Shows the video once it has a picture: until then the canvas stays.
+  motion$.addEventListener("loadeddata", () => {
+    if (!video.source) return;
+    motion$.hidden = false;
+    body.dataset.picture = "video";
+  });
+  motion$.addEventListener("error", () => { if (video.source) videoFailed("the browser could not play the video"); });
+
+  // This browser cannot play the share's video after all: tiles from now on, without fuss.
+  function videoFailed(why) {
+    console.info("screenshare: staying on tiles, the video does not play here:", why);
+    videoBroken = true;
+    videoStop();
+    restart();
+  }
+
+  function applyVideo(update) {
+    if (canvas.width !== update.width || canvas.height !== update.height) {
+      // A page that joined mid-motion: the canvas has nothing yet, the tiles come after.
+      canvas.width = overlay.width = update.width;
+      canvas.height = overlay.height = update.height;
+      pointer.drawn = null;
+      after = 0;
+    }
+    for (const piece of update.pieces) {
+      if (piece.kind === 3) videoStart(piece.codec, piece.bytes);
+      else if (piece.kind === 4 && video.source) video.queue.push(piece.bytes);
+    }
+    pump();
+    Object.assign(pointer, update.pointer);
+    drawPointer();
+    shown = true;
+  }
+
   // Decodes every piece first, then draws them all at once: the canvas never shows half an update.
   async function apply(update) {
+    if (update.video) { applyVideo(update); return; }
     const bitmaps = await Promise.all(update.pieces.map((piece) => piece.blob
       ? createImageBitmap(piece.blob, { colorSpaceConversion: "none", premultiplyAlpha: "none" })
       : null));
@@ -125,6 +240,8 @@
     drawPointer();
     shown = true;
     canvas.dataset.frame = String(update.seq);
+    // The canvas is exact again: the video (if any) goes.
+    if (video.source || !motion$.hidden) videoStop();
   }
 
   // The pointer lives on its own layer: a move redraws a few pixels, never the screen.
@@ -165,8 +282,9 @@
       if (begun === generation) {
         await apply(update);
         canvas.dataset.mode = mode;
-        // Switched while it decoded: the next update is the whole screen in the new mode.
-        if (begun === generation) after = update.seq;
+        // Switched while it decoded: the next update is the whole screen in the new mode. Video
+        // leaves the canvas (and `after`, what it shows) where the tiles left it.
+        if (begun === generation && !update.video) after = update.seq;
       }
       return true;
     } catch (err) {
@@ -243,7 +361,7 @@
       let got;
       try {
         const url = push
-          ? `stream?after=${after}&mode=${mode}${view.cap ? `&fps=${Math.min(view.cap, 60)}` : ""}`
+          ? `stream?after=${after}&mode=${mode}${view.cap ? `&fps=${Math.min(view.cap, 60)}` : ""}${mode === "adaptive" && !videoBroken ? "&video=1" : ""}`
           : `updates?after=${after}&mode=${mode}`;
         const res = await fetch(url, { cache: "no-store", signal: ctl.signal });
         if (res.status === 404) { clearTimeout(deadline); endShare(); return; }

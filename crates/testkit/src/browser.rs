@@ -28,20 +28,40 @@ const MINIBROWSER: &str = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser"
 impl Browser {
     /// Starts chromedriver on a free loopback port and opens a 1024x768 headless window.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with_flags(&[]).await
+    }
+
+    /// Chromium as [`Browser::start`] gives it, with more command-line `flags` (for instance
+    /// `--disable-blink-features=MediaSource`: a browser that cannot play the share's video).
+    pub async fn start_with_flags(flags: &[&str]) -> anyhow::Result<Self> {
         let profile = new_profile("chromium");
         // The flags keep Chromium off the network (this machine has none) and quiet.
+        let mut args: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--window-size=1024,768",
+            "--hide-scrollbars",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+            "--disable-extensions",
+            "--force-device-scale-factor=1",
+            "--autoplay-policy=no-user-gesture-required",
+        ]
+        .iter()
+        .map(|flag| flag.to_string())
+        .collect();
+        args.push(format!("--user-data-dir={}", profile.display()));
+        args.extend(flags.iter().map(|flag| flag.to_string()));
         let capabilities = serde_json::json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--window-size=1024,768", "--hide-scrollbars", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--disable-quic", "--disable-extensions",
-                    "--force-device-scale-factor=1",
-                    format!("--user-data-dir={}", profile.display()),
-                ]
+                "args": args,
             }
         });
         let mut driver = Command::new("chromedriver");

@@ -14,7 +14,7 @@ pub use browser::Browser;
 pub use gnome::{CastStarted, DialogAnswer, GnomeSession, Painter, PortalCast, PortalStream};
 pub use proxy::Relay;
 pub use served::Served;
-pub use xvfb::{Running, XObserver, Xvfb, shared_display};
+pub use xvfb::{MotionPainter, Running, XObserver, Xvfb, photo_like, shared_display};
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, bail};
 
@@ -307,6 +309,29 @@ impl Xvfb {
         Ok(())
     }
 
+    /// Keeps the whole screen moving, as a clip or a game would: a photo-like picture (gradients
+    /// and grain) slides across the root window 30 times a second, with a `square` of one colour
+    /// (a quarter of the screen's height) fixed at its centre. Stops when the painter is dropped.
+    pub fn start_motion(&self, square: [u8; 3]) -> anyhow::Result<MotionPainter> {
+        let (width, height) = (self.size.0 as u16, self.size.1 as u16);
+        // Precomputed: the painter must keep up with 30 a second in a debug build.
+        let frames: Vec<Vec<u8>> = (0..8)
+            .map(|k| photo_like(width, height, k * 24, Some(square)))
+            .collect();
+        let running = Arc::new(AtomicBool::new(true));
+        let keep = running.clone();
+        let display = self.display.clone();
+        let painter = std::thread::spawn(move || {
+            if let Err(error) = paint_frames(&display, width, &frames, &keep) {
+                eprintln!("testkit: the motion painter stopped: {error:#}");
+            }
+        });
+        Ok(MotionPainter {
+            running,
+            painter: Some(painter),
+        })
+    }
+
     /// The whole root window's pixels as RGB, read with a plain `GetImage` (independent of the
     /// code under test).
     pub fn screenshot(&self) -> anyhow::Result<image::RgbImage> {
@@ -462,4 +487,101 @@ impl Xvfb {
             .context("the X server has no screen")?;
         Ok(XObserver { conn, root })
     }
+}
+
+/// A thread keeping a screen in motion ([`Xvfb::start_motion`]); stopped (and joined) on drop.
+#[derive(Debug)]
+pub struct MotionPainter {
+    running: Arc<AtomicBool>,
+    painter: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for MotionPainter {
+    fn drop(&mut self) {
+        self.running.store(false, Ordering::SeqCst);
+        if let Some(painter) = self.painter.take() {
+            let _ = painter.join();
+        }
+    }
+}
+
+/// A photo-like picture (gradients and grain, as a wallpaper or a clip) in BGRX, shifted right by
+/// `shift` pixels, with a `square` of one colour (a quarter of the height) at its centre if given.
+pub fn photo_like(width: u16, height: u16, shift: usize, square: Option<[u8; 3]>) -> Vec<u8> {
+    let (width, height) = (usize::from(width), usize::from(height));
+    let side = height / 4;
+    let (left, top) = ((width - side) / 2, (height - side) / 2);
+    let mut pixels = Vec::with_capacity(width * height * 4);
+    let mut grain: u32 = 0x9e37_79b9;
+    for y in 0..height {
+        for x in 0..width {
+            let sx = (x + shift) as f32;
+            grain ^= grain << 13;
+            grain ^= grain >> 17;
+            grain ^= grain << 5;
+            if let Some([r, g, b]) = square
+                && (left..left + side).contains(&x)
+                && (top..top + side).contains(&y)
+            {
+                pixels.extend_from_slice(&[b, g, r, 255]);
+                continue;
+            }
+            let noise = (grain % 24) as f32 - 12.0;
+            let r = 110.0 + 70.0 * (sx / 173.0).sin() * (y as f32 / 251.0).cos() + noise;
+            let g = 120.0 + 60.0 * ((sx + y as f32) / 311.0).sin() + noise;
+            let b = 140.0 + 80.0 * (y as f32 / 197.0).sin() - 30.0 * (sx / 421.0).cos() + noise;
+            let clamp = |value: f32| value.clamp(0.0, 255.0) as u8;
+            pixels.extend_from_slice(&[clamp(b), clamp(g), clamp(r), 255]);
+        }
+    }
+    pixels
+}
+
+fn paint_frames(
+    display: &str,
+    width: u16,
+    frames: &[Vec<u8>],
+    running: &AtomicBool,
+) -> anyhow::Result<()> {
+    use x11rb::connection::Connection;
+    use x11rb::protocol::xproto::{ConnectionExt, CreateGCAux, ImageFormat};
+    let (conn, screen) = x11rb::connect(Some(display))?;
+    let (root, depth) = {
+        let screen = &conn.setup().roots[screen];
+        (screen.root, screen.root_depth)
+    };
+    let gc = conn.generate_id()?;
+    conn.create_gc(gc, root, &CreateGCAux::new())?;
+    let row = usize::from(width) * 4;
+    let interval = std::time::Duration::from_millis(33);
+    let mut next = std::time::Instant::now();
+    for frame in frames.iter().cycle() {
+        if !running.load(Ordering::SeqCst) {
+            break;
+        }
+        for (strip, data) in frame.chunks(row * 32).enumerate() {
+            conn.put_image(
+                ImageFormat::Z_PIXMAP,
+                root,
+                gc,
+                width,
+                (data.len() / row) as u16,
+                0,
+                (strip * 32) as i16,
+                0,
+                depth,
+                data,
+            )?;
+        }
+        conn.get_input_focus()?.reply()?;
+        next += interval;
+        let now = std::time::Instant::now();
+        match next.checked_duration_since(now) {
+            Some(wait) => std::thread::sleep(wait),
+            None => next = now,
+        }
+    }
+    conn.free_gc(gc)?;
+    conn.get_input_focus()?.reply()?;
+    Ok(())
 }

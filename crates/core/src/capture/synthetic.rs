@@ -72,6 +72,11 @@ impl SyntheticScreens {
         });
     }
 
+    /// Paints `picture` over screen `index`, from its top left corner (a photo, a frame of a clip).
+    pub fn paint_picture(&self, index: usize, picture: &Picture) {
+        self.with(index, |screen| screen.picture.paste(picture, 0, 0));
+    }
+
     /// Puts a 2x2 white pointer (hotspot at its corner) at (`x`, `y`) of screen `index`, or none.
     pub fn set_pointer(&self, index: usize, at: Option<(i32, i32)>) {
         let shape = std::sync::Arc::new(PointerShape {

@@ -13,7 +13,7 @@ use fast_image_resize::Resizer;
 
 use super::{Backoff, Damage, Pacer, Source, WindowGone, WindowInfo};
 use crate::encode::scale_picture;
-use crate::frame::Mode;
+use crate::frame::Delivery;
 use crate::frame::publish::{Capture, Publisher};
 use crate::pixels::Picture;
 use crate::settings::{MonitorChoice, Settings, WindowChoice};
@@ -198,14 +198,19 @@ impl CaptureLoop {
 
     /// Paused or lost, nothing is grabbed; what went out lossy is still repainted exact.
     fn settle_without_grab(&mut self) {
-        let modes = Mode::ALL.map(|mode| self.state.demand.wants_mode(mode, Instant::now()));
-        match self.publisher.settle_without_grab(Instant::now(), modes) {
+        let deliveries = Delivery::ALL
+            .map(|delivery| self.state.demand.wants_delivery(delivery, Instant::now()));
+        match self
+            .publisher
+            .settle_without_grab(Instant::now(), deliveries)
+        {
             Ok(Some(frame)) => {
                 self.state.frames.send_replace(Some(Arc::new(frame)));
             }
             Ok(None) => {}
             Err(error) => tracing::warn!(%error, "exact repaint dropped"),
         }
+        self.report_video();
     }
 
     fn open(&mut self, settings: &Settings) -> Result<(), super::CaptureError> {
@@ -305,7 +310,10 @@ impl CaptureLoop {
                     monitor_width,
                     quality: u8::try_from(settings.quality).unwrap_or(100),
                     show_pointer: settings.show_pointer,
-                    modes: Mode::ALL.map(|mode| demand.wants_mode(mode, started)),
+                    deliveries: Delivery::ALL
+                        .map(|delivery| demand.wants_delivery(delivery, started)),
+                    fps: settings.fps,
+                    motion: settings.motion,
                 };
                 match self.publisher.publish(capture, Instant::now()) {
                     Ok(Some(frame)) => {
@@ -314,6 +322,7 @@ impl CaptureLoop {
                     Ok(None) => {}
                     Err(error) => tracing::warn!(%error, "frame dropped"),
                 }
+                self.report_video();
                 self.record_grab(started, grab_time);
             }
             Err(error) => {
@@ -321,6 +330,22 @@ impl CaptureLoop {
                 self.lost_to(&error, settings);
             }
         }
+    }
+
+    /// Tells the presenter whether motion goes out as video, and why not when it cannot.
+    fn report_video(&self) {
+        let video = self.publisher.in_video();
+        let error = self.publisher.video_error();
+        let status = self.state.capture.borrow();
+        if status.video == video && status.video_error.as_deref() == error {
+            return;
+        }
+        drop(status);
+        let error = error.map(str::to_owned);
+        self.state.capture.send_modify(|status| {
+            status.video = video;
+            status.video_error = error;
+        });
     }
 
     fn record_grab(&mut self, at: Instant, took: Duration) {

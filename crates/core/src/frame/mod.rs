@@ -4,6 +4,7 @@
 
 pub(crate) mod publish;
 pub mod tiles;
+pub mod video;
 pub mod wire;
 
 use std::str::FromStr;
@@ -17,7 +18,8 @@ use crate::capture::PointerShape;
 use crate::encode::{self, EncodeError, Format};
 use crate::pixels::Picture;
 use tiles::Tile;
-use wire::{Piece, PointerHeader, UpdateHeader};
+use video::{FrameVideo, VideoRun};
+use wire::{Piece, PieceBody, PointerHeader, UpdateHeader};
 
 /// How a viewer wants its updates: every pixel exact, or lighter where the screen keeps moving.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -37,6 +39,46 @@ impl Mode {
         match self {
             Mode::Lossless => 0,
             Mode::Adaptive => 1,
+        }
+    }
+}
+
+/// How one viewer takes the screen: its mode, and for adaptive viewers whether their page plays
+/// the share's video when the screen is in motion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Delivery {
+    Lossless,
+    /// Adaptive tiles only: a page that cannot play the video, or the long poll.
+    Adaptive,
+    /// Adaptive tiles, and video while the screen is in motion.
+    Video,
+}
+
+impl Delivery {
+    pub const ALL: [Delivery; 3] = [Delivery::Lossless, Delivery::Adaptive, Delivery::Video];
+
+    /// A viewer in `mode` whose page does (or does not) play video.
+    pub fn of(mode: Mode, plays_video: bool) -> Self {
+        match (mode, plays_video) {
+            (Mode::Lossless, _) => Delivery::Lossless,
+            (Mode::Adaptive, false) => Delivery::Adaptive,
+            (Mode::Adaptive, true) => Delivery::Video,
+        }
+    }
+
+    /// The mode its tiles are sent in.
+    pub fn mode(self) -> Mode {
+        match self {
+            Delivery::Lossless => Mode::Lossless,
+            Delivery::Adaptive | Delivery::Video => Mode::Adaptive,
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Delivery::Lossless => 0,
+            Delivery::Adaptive => 1,
+            Delivery::Video => 2,
         }
     }
 }
@@ -115,6 +157,17 @@ pub struct Frame {
     png: OnceLock<Result<Bytes, EncodeError>>,
     jpeg: OnceLock<Result<Bytes, EncodeError>>,
     counters: Arc<EncodeCounters>,
+    /// While the share is in video: this frame's pictures and start.
+    video: Option<FrameVideo>,
+    /// The video for a page one frame behind in the run, prepared by the capture thread.
+    video_delta: OnceLock<Bytes>,
+    /// The video for a page that has none of this run: the start and every picture since the
+    /// keyframe, made once for all who join.
+    video_from_keyframe: OnceLock<Bytes>,
+    /// The run of video that ended just before this frame, if one did recently: its pages come
+    /// back to tiles from its base, and that repaint is made once for them all.
+    after_run: Option<VideoRun>,
+    repaint: OnceLock<Result<Bytes, EncodeError>>,
 }
 
 impl Frame {
@@ -139,7 +192,25 @@ impl Frame {
             png: OnceLock::new(),
             jpeg: OnceLock::new(),
             counters,
+            video: None,
+            video_delta: OnceLock::new(),
+            video_from_keyframe: OnceLock::new(),
+            after_run: None,
+            repaint: OnceLock::new(),
         }
+    }
+
+    pub(crate) fn set_video(&mut self, video: FrameVideo) {
+        self.video = Some(video);
+    }
+
+    pub(crate) fn set_after_run(&mut self, run: VideoRun) {
+        self.after_run = Some(run);
+    }
+
+    /// This frame's video, while the share is in video.
+    pub fn video(&self) -> Option<&FrameVideo> {
+        self.video.as_ref()
     }
 
     /// Frame number: grows by one for every frame that differs from the one before. A share
@@ -204,6 +275,10 @@ impl Frame {
     }
 
     fn header(&self, full: bool) -> UpdateHeader {
+        self.header_as(full, false)
+    }
+
+    fn header_as(&self, full: bool, video: bool) -> UpdateHeader {
         let pointer = self
             .pointer
             .as_ref()
@@ -221,6 +296,7 @@ impl Frame {
             });
         UpdateHeader {
             full,
+            video,
             width: u16::try_from(self.width).unwrap_or(u16::MAX),
             height: u16::try_from(self.height).unwrap_or(u16::MAX),
             seq: self.seq,
@@ -294,6 +370,99 @@ impl Frame {
             &self.header(self.needs_everything(after)),
             &pieces,
         ))
+    }
+
+    /// The video update for a page that plays video, when this frame is video: the pictures
+    /// after `after` for a page that took frame `after` of this run on the same stream
+    /// (`run_seen` is the run its stream last carried), otherwise the start and every picture
+    /// since the keyframe. Never encodes anything.
+    pub fn video_update(&self, after: u64, run_seen: Option<u64>) -> Option<Bytes> {
+        let video = self.video.as_ref()?;
+        let whole = self.rect_of_video(video);
+        if video.continues_from(after, run_seen) {
+            if after.checked_add(1) == Some(self.seq)
+                && let Some(delta) = self.video_delta.get()
+            {
+                return Some(delta.clone());
+            }
+            return Some(self.video_bytes(video, whole, false, after));
+        }
+        Some(
+            self.video_from_keyframe
+                .get_or_init(|| self.video_bytes(video, whole, true, 0))
+                .clone(),
+        )
+    }
+
+    /// The video pieces after frame `after`, with the start in front when `start`.
+    fn video_bytes(
+        &self,
+        video: &FrameVideo,
+        whole: crate::pixels::Rect,
+        start: bool,
+        after: u64,
+    ) -> Bytes {
+        let mut pieces = Vec::with_capacity(video.pictures.len() + 1);
+        if start {
+            pieces.push(Piece {
+                rect: whole,
+                body: PieceBody::VideoStart {
+                    codec: video.start.codec.clone(),
+                    init: video.start.init.clone(),
+                },
+            });
+        }
+        let pictures: Box<dyn Iterator<Item = _>> = if start {
+            Box::new(video.pictures.iter())
+        } else {
+            Box::new(video.pictures_after(after))
+        };
+        for picture in pictures {
+            pieces.push(Piece {
+                rect: whole,
+                body: PieceBody::VideoPicture(picture.segment.clone()),
+            });
+        }
+        let refs: Vec<&Piece> = pieces.iter().collect();
+        wire::write(&self.header_as(false, true), &refs)
+    }
+
+    fn rect_of_video(&self, video: &FrameVideo) -> crate::pixels::Rect {
+        crate::pixels::Rect::new(0, 0, video.start.width, video.start.height)
+    }
+
+    /// Prepares the video for pages one frame behind (the capture thread, as it publishes).
+    pub(crate) fn prepare_video_delta(&self) {
+        let Some(video) = self.video.as_ref() else {
+            return;
+        };
+        let whole = self.rect_of_video(video);
+        let bytes = if video.run.first == self.seq {
+            // The first frame of a run: everyone starts from its keyframe.
+            self.video_from_keyframe
+                .get_or_init(|| self.video_bytes(video, whole, true, 0))
+                .clone()
+        } else {
+            self.video_bytes(video, whole, false, self.seq - 1)
+        };
+        let _ = self.video_delta.set(bytes);
+    }
+
+    /// Back to tiles after video: every tile that changed after frame `canvas` (what the page's
+    /// canvas shows under its video), lossless, so that text is sharp at once. Pages that
+    /// watched the whole run share one copy. May encode: call it from `spawn_blocking`.
+    pub fn repaint_since(&self, canvas: u64) -> Result<Bytes, EncodeError> {
+        if self.needs_everything(canvas) {
+            return self.update_since(canvas, Mode::Lossless);
+        }
+        let tiles = self.tiles_after(canvas);
+        if self.after_run.is_some_and(|run| run.base == canvas) {
+            return self
+                .repaint
+                .get_or_init(|| self.assemble(canvas, Mode::Lossless, &tiles))
+                .clone();
+        }
+        self.assemble(canvas, Mode::Lossless, &tiles)
     }
 
     /// The update header of this frame followed by `pieces` (for the capture thread's deltas).
@@ -468,7 +637,7 @@ mod tests {
                     let image = image::load_from_memory(png).expect("png").to_rgba8();
                     drawn.paste(&Picture::from_rgba(image), piece.rect.x, piece.rect.y);
                 }
-                wire::PieceBody::Jpeg(_) => panic!("lossless mode sent JPEG"),
+                other => panic!("lossless mode sent {other:?}"),
             }
         }
         assert_eq!(drawn.to_rgba(), picture.to_rgba());

@@ -7,11 +7,16 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::tiles::{TileGrid, merge};
+use super::video::{FrameVideo, VideoRun};
 use super::wire::{Piece, PieceBody};
-use super::{EncodeCounters, Frame, FramePointer, Mode, SharedShape};
+use super::{Delivery, EncodeCounters, Frame, FramePointer, Mode, SharedShape};
 use crate::capture::{Damage, PointerState};
 use crate::encode::{self, EncodeError};
 use crate::pixels::{Picture, Rect};
+use crate::settings::Motion;
+use crate::video::bitrate_for;
+use crate::video::motion::{Grab, MotionDetector};
+use crate::video::track::VideoTrack;
 
 /// Pointer shapes kept for pages that ask for one just replaced (animated cursors).
 const RECENT_SHAPES: usize = 8;
@@ -30,8 +35,13 @@ pub(crate) struct Capture<'a> {
     pub monitor_width: u32,
     pub quality: u8,
     pub show_pointer: bool,
-    /// Which modes viewers are using: their deltas are encoded now, the others on demand.
-    pub modes: [bool; 2],
+    /// How viewers take the screen (by [`Delivery::index`]): their deltas are encoded now, the
+    /// others on demand; video only when some page plays it.
+    pub deliveries: [bool; 3],
+    /// The share's frame rate, which the video is encoded for.
+    pub fps: u32,
+    /// When motion goes out as video.
+    pub motion: Motion,
 }
 
 /// What a frame shows of the pointer, to tell whether it moved.
@@ -53,6 +63,18 @@ pub(crate) struct Publisher {
     /// The pointer as the last frame showed it, for frames made without a grab.
     last_pointer: Option<FramePointer>,
     counters: Arc<EncodeCounters>,
+    motion: MotionDetector,
+    video: VideoTrack,
+    /// The run of video under way: its first frame and the frame before it.
+    run: Option<VideoRun>,
+    /// The last run that ended: pages that watched it repaint from its base.
+    last_run: Option<VideoRun>,
+    /// What the last frame's tiles cost an adaptive viewer, for the motion detector.
+    last_tile_bytes: Option<usize>,
+    /// Why video is not available, while it is not.
+    video_error: Option<String>,
+    /// A run ended and no frame has told the pages yet.
+    run_just_ended: bool,
 }
 
 impl Publisher {
@@ -65,7 +87,90 @@ impl Publisher {
             pointer: None,
             last_pointer: None,
             counters,
+            motion: MotionDetector::default(),
+            video: VideoTrack::default(),
+            run: None,
+            last_run: None,
+            last_tile_bytes: None,
+            video_error: None,
+            run_just_ended: false,
         }
+    }
+
+    /// Whether the share is sending motion as video now.
+    pub fn in_video(&self) -> bool {
+        self.run.is_some()
+    }
+
+    /// Why the share cannot send video, while it cannot (it stays on tiles meanwhile).
+    pub fn video_error(&self) -> Option<&str> {
+        self.video_error.as_deref()
+    }
+
+    /// Ends the run of video under way, if one is: the next frame brings video pages back to
+    /// tiles.
+    fn end_run(&mut self) -> bool {
+        let Some(run) = self.run.take() else {
+            return false;
+        };
+        self.last_run = Some(run);
+        self.run_just_ended = true;
+        self.video.stop();
+        self.motion.leave();
+        true
+    }
+
+    /// Whether this grab goes out as video, encoding it if so (as frame `seq`).
+    fn video_for(
+        &mut self,
+        capture: &Capture<'_>,
+        changed: f64,
+        seq: u64,
+        now: Instant,
+    ) -> Option<FrameVideo> {
+        let picture = capture.picture;
+        let grab = Grab {
+            changed,
+            tile_bytes: self.last_tile_bytes.take(),
+        };
+        let bps = bitrate_for(picture.width(), picture.height(), capture.fps);
+        let moving = self
+            .motion
+            .observe(grab, now, capture.motion, capture.fps, bps);
+        if !moving || !capture.deliveries[Delivery::Video.index()] {
+            self.end_run();
+            return None;
+        }
+        let fresh = self.run.is_none();
+        let run = self.run.get_or_insert(VideoRun {
+            first: seq,
+            last: seq,
+            base: seq - 1,
+        });
+        run.last = seq;
+        let run = *run;
+        // A grab with nothing new in it (the pointer moved) adds no picture.
+        if fresh || changed > 0.0 {
+            match self.video.encode(picture, seq, capture.fps, now, fresh) {
+                Ok(_) => self.video_error = None,
+                Err(error) => {
+                    tracing::warn!(%error, "video unavailable; staying on tiles");
+                    self.video_error = Some(error.to_string());
+                    self.end_run();
+                    return None;
+                }
+            }
+        }
+        let Some(start) = self.video.start() else {
+            self.end_run();
+            return None;
+        };
+        Some(FrameVideo {
+            run,
+            start,
+            pictures: self.video.gop(),
+            earlier: self.video.earlier(),
+        })
     }
 
     /// The next frame, or `None` when nothing a viewer could see has changed.
@@ -90,13 +195,36 @@ impl Publisher {
                 (true, Vec::new(), Vec::new())
             }
         };
+        let area = picture.bounds().area().max(1);
+        let changed_share = boxes.iter().map(Rect::area).sum::<u64>() as f64 / area as f64;
+        let video = if reset {
+            // Another size or quality: tiles first, video again once motion shows again.
+            self.end_run();
+            self.motion.leave();
+            None
+        } else {
+            self.video_for(&capture, changed_share, next, now)
+        };
+        let run_ended = self.run_just_ended;
         let pointer = self.pointer_view(&capture);
         let key = pointer.as_ref().map(|pointer| PointerKey {
             x: pointer.x,
             y: pointer.y,
             shape: pointer.shape.id,
         });
-        if !reset && boxes.is_empty() && settled.is_empty() && key == self.pointer {
+        let fresh_video = video.as_ref().is_some_and(|video| {
+            video
+                .pictures
+                .last()
+                .is_some_and(|picture| picture.seq == next)
+        });
+        if !reset
+            && boxes.is_empty()
+            && settled.is_empty()
+            && key == self.pointer
+            && !run_ended
+            && !fresh_video
+        {
             return Ok(None);
         }
         let Some(grid) = self.grid.as_mut() else {
@@ -105,6 +233,7 @@ impl Publisher {
         self.seq = next;
         self.pointer = key;
         self.last_pointer = pointer.clone();
+        self.run_just_ended = false;
         let changed = merge(&boxes);
         let refined = merge(&settled);
         let mut lossy = Vec::new();
@@ -116,10 +245,22 @@ impl Publisher {
             self.counters.clone(),
         );
         frame.set_shapes(self.shapes.clone());
+        let in_video = video.is_some();
+        if let Some(video) = video {
+            frame.set_video(video);
+            frame.prepare_video_delta();
+        } else if let Some(run) = self.last_run {
+            frame.set_after_run(run);
+        }
         if !reset {
             let mut pieces = PieceCache::default();
             for mode in Mode::ALL {
-                if !capture.modes[mode.index()] {
+                // Video pages take their tiles as adaptive ones, while the share is on tiles.
+                let wanted = capture.deliveries[mode.index()]
+                    || (mode == Mode::Adaptive
+                        && !in_video
+                        && capture.deliveries[Delivery::Video.index()]);
+                if !wanted {
                     continue;
                 }
                 let mut out = Vec::with_capacity(changed.len() + refined.len());
@@ -145,7 +286,11 @@ impl Publisher {
                     }
                 }
                 let refs: Vec<&Piece> = out.iter().map(Arc::as_ref).collect();
-                frame.prepare_delta(mode, frame.delta_bytes(&refs));
+                let delta = frame.delta_bytes(&refs);
+                if mode == Mode::Adaptive {
+                    self.last_tile_bytes = Some(delta.len());
+                }
+                frame.prepare_delta(mode, delta);
             }
         }
         for rect in lossy {
@@ -160,14 +305,17 @@ impl Publisher {
     pub fn settle_without_grab(
         &mut self,
         now: Instant,
-        modes: [bool; 2],
+        deliveries: [bool; 3],
     ) -> Result<Option<Frame>, EncodeError> {
+        // No grabs (paused, the source lost): video ends, and video pages get the exact picture.
+        self.end_run();
+        let run_ended = std::mem::take(&mut self.run_just_ended);
         let Some(grid) = self.grid.as_mut() else {
             return Ok(None);
         };
         let next = self.seq + 1;
         let settled = grid.settle(next, now);
-        if settled.is_empty() {
+        if settled.is_empty() && !run_ended {
             return Ok(None);
         }
         self.seq = next;
@@ -175,6 +323,9 @@ impl Publisher {
         let pointer = self.last_pointer.clone();
         let mut frame = Frame::new(next, grid, size, pointer, self.counters.clone());
         frame.set_shapes(self.shapes.clone());
+        if let Some(run) = self.last_run {
+            frame.set_after_run(run);
+        }
         let tiles: Vec<_> = frame
             .tiles()
             .iter()
@@ -182,7 +333,9 @@ impl Publisher {
             .cloned()
             .collect();
         for mode in Mode::ALL {
-            if !modes[mode.index()] {
+            let wanted = deliveries[mode.index()]
+                || (mode == Mode::Adaptive && deliveries[Delivery::Video.index()]);
+            if !wanted {
                 continue;
             }
             let mut pieces = Vec::new();
@@ -290,6 +443,7 @@ mod tests {
     use crate::frame::wire::{self, PieceBody};
 
     fn capture(picture: &Picture, modes: [bool; 2]) -> Capture<'_> {
+        let deliveries = [modes[0], modes[1], false];
         Capture {
             picture,
             damage: Damage::Unknown,
@@ -297,7 +451,9 @@ mod tests {
             monitor_width: picture.width(),
             quality: 80,
             show_pointer: true,
-            modes,
+            deliveries,
+            fps: 30,
+            motion: Motion::Auto,
         }
     }
 
@@ -371,11 +527,7 @@ mod tests {
                 .expect("parses")
                 .pieces
                 .iter()
-                .map(|piece| match piece.body {
-                    PieceBody::Solid(_) => 0,
-                    PieceBody::Png(_) => 1,
-                    PieceBody::Jpeg(_) => 2,
-                })
+                .map(|piece| piece.body.kind())
                 .collect()
         };
         assert_eq!(
@@ -439,13 +591,13 @@ mod tests {
         let soon = start + Duration::from_millis(500);
         assert!(
             publisher
-                .settle_without_grab(soon, [true, true])
+                .settle_without_grab(soon, [true, true, false])
                 .expect("ok")
                 .is_none()
         );
         let later = start + Duration::from_millis(300) + super::super::tiles::SETTLE_AFTER;
         let frame = publisher
-            .settle_without_grab(later, [true, true])
+            .settle_without_grab(later, [true, true, false])
             .expect("ok")
             .expect("a repaint");
         let adaptive = wire::parse(
@@ -469,7 +621,7 @@ mod tests {
         );
         assert!(
             publisher
-                .settle_without_grab(later, [true, true])
+                .settle_without_grab(later, [true, true, false])
                 .expect("ok")
                 .is_none()
         );
@@ -516,6 +668,196 @@ mod tests {
         hidden.show_pointer = false;
         let hidden = publisher.publish(hidden, now).expect("ok").expect("frame");
         assert!(hidden.pointer().is_none());
+    }
+
+    /// A photo-like picture (every pixel differs from its neighbours) shifted by `step`.
+    #[cfg(target_os = "linux")]
+    fn moving(step: u32) -> Picture {
+        let (width, height) = (320u32, 192u32);
+        let mut bytes = Vec::with_capacity((width * height * 4) as usize);
+        for y in 0..height {
+            for x in 0..width {
+                let v = ((x + step * 7) * 13 + y * 29) as u8;
+                bytes.extend_from_slice(&[v, v.wrapping_mul(3), v ^ 0x5a, 0]);
+            }
+        }
+        Picture::from_bgrx(width, height, bytes).expect("a picture")
+    }
+
+    #[cfg(target_os = "linux")]
+    fn video_capture(picture: &Picture) -> Capture<'_> {
+        Capture {
+            deliveries: [false, false, true],
+            ..capture(picture, [false, false])
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn kinds(bytes: &[u8]) -> (bool, Vec<u8>) {
+        let update = wire::parse(bytes).expect("parses");
+        let kinds = update
+            .pieces
+            .iter()
+            .map(|piece| piece.body.kind())
+            .collect();
+        (update.header.video, kinds)
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn motion_goes_out_as_video_joiners_start_at_the_keyframe_and_calm_repaints_exactly() {
+        use std::time::Duration;
+        let mut publisher = Publisher::new(Arc::new(EncodeCounters::default()));
+        let start = Instant::now();
+        let at = |step: u32| start + Duration::from_millis(33 * u64::from(step));
+        let mut frames = Vec::new();
+        for step in 0..30 {
+            let picture = moving(step);
+            if let Some(frame) = publisher
+                .publish(video_capture(&picture), at(step))
+                .expect("publishes")
+            {
+                frames.push(frame);
+            }
+        }
+        assert!(publisher.in_video(), "full motion is video");
+        let first_video = frames
+            .iter()
+            .position(|frame| frame.video().is_some())
+            .expect("video frames");
+        assert!(first_video >= 15, "after most of a window of motion");
+        let base = frames[first_video - 1].seq();
+        let run = frames[first_video].video().expect("video").run;
+        assert_eq!((run.first, run.base), (frames[first_video].seq(), base));
+
+        // A page one frame behind on its stream gets the new picture alone.
+        let last = frames.last().expect("frames");
+        let previous = &frames[frames.len() - 2];
+        let next = last
+            .video_update(previous.seq(), Some(run.first))
+            .expect("video");
+        assert_eq!(kinds(&next), (true, vec![4]));
+        // A page that joins now gets the start and every picture since the keyframe.
+        let joined = last.video_update(0, None).expect("video");
+        let pictures = last.video().expect("video").pictures.len();
+        assert_eq!(pictures, frames.len() - first_video, "one keyframe so far");
+        let (video, kinds_joined) = kinds(&joined);
+        assert!(video);
+        assert_eq!(kinds_joined[0], 3);
+        assert_eq!(kinds_joined.len(), 1 + pictures);
+        // A page behind on the same stream gets what it misses, no start.
+        let behind = last
+            .video_update(frames[first_video].seq(), Some(run.first))
+            .expect("video");
+        assert_eq!(kinds(&behind).1.len(), pictures - 1);
+        // Pages that take tiles see no video.
+        assert!(last.update_ready(previous.seq(), Mode::Lossless).is_none());
+
+        // Calm for a second: back to tiles, and the repaint is exact.
+        let still = moving(29);
+        let mut repaint = None;
+        for step in 30..80 {
+            if let Some(frame) = publisher
+                .publish(video_capture(&still), at(step))
+                .expect("publishes")
+                && frame.video().is_none()
+            {
+                repaint = Some(frame);
+                break;
+            }
+        }
+        let frame = repaint.expect("tiles again after the calm");
+        assert!(!publisher.in_video());
+        let bytes = frame.repaint_since(base).expect("repaint");
+        let update = wire::parse(&bytes).expect("parses");
+        assert!(!update.header.video);
+        let mut canvas = frames[first_video - 1].picture();
+        for piece in &update.pieces {
+            match &piece.body {
+                PieceBody::Png(png) => {
+                    let image = image::load_from_memory(png).expect("png").to_rgba8();
+                    canvas.paste(&Picture::from_rgba(image), piece.rect.x, piece.rect.y);
+                }
+                PieceBody::Solid(rgb) => canvas.paste(
+                    &Picture::filled(piece.rect.width, piece.rect.height, *rgb),
+                    piece.rect.x,
+                    piece.rect.y,
+                ),
+                other => panic!("a lossless repaint sent {other:?}"),
+            }
+        }
+        assert!(
+            canvas.to_rgba() == still.to_rgba(),
+            "the canvas equals the screen"
+        );
+        assert_eq!(
+            frame.repaint_since(base).expect("repaint"),
+            bytes,
+            "made once for every page of the run"
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn no_page_plays_video_no_video_and_tiles_only_never() {
+        use std::time::Duration;
+        let start = Instant::now();
+        for (capture_of, name) in [
+            (
+                (|picture| capture(picture, [false, true])) as fn(&Picture) -> Capture<'_>,
+                "adaptive pages only",
+            ),
+            (
+                |picture| Capture {
+                    motion: Motion::Tiles,
+                    ..video_capture(picture)
+                },
+                "tiles only",
+            ),
+        ] {
+            let mut publisher = Publisher::new(Arc::new(EncodeCounters::default()));
+            for step in 0..40 {
+                let picture = moving(step);
+                let frame = publisher
+                    .publish(
+                        capture_of(&picture),
+                        start + Duration::from_millis(33 * u64::from(step)),
+                    )
+                    .expect("publishes");
+                assert!(frame.is_none_or(|frame| frame.video().is_none()), "{name}");
+            }
+            assert!(!publisher.in_video(), "{name}");
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_picture_the_encoder_refuses_stays_on_tiles_and_says_why() {
+        use std::time::Duration;
+        let mut publisher = Publisher::new(Arc::new(EncodeCounters::default()));
+        let start = Instant::now();
+        // Wider than H.264 here encodes, and grain that tiles cannot carry cheaply.
+        let mut state = 0x2545_f491_u32;
+        for step in 0..30u8 {
+            let bytes = (0..4000 * 64 * 4)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    state as u8
+                })
+                .collect();
+            let picture = Picture::from_bgrx(4000, 64, bytes).expect("a picture");
+            let frame = publisher
+                .publish(
+                    video_capture(&picture),
+                    start + Duration::from_millis(33 * u64::from(step)),
+                )
+                .expect("publishes");
+            assert!(frame.is_none_or(|frame| frame.video().is_none()));
+        }
+        let error = publisher.video_error().expect("the reason is kept");
+        assert!(error.contains("4000x64"), "{error}");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Little-endian throughout. A 32-byte header, then one piece per changed rectangle:
 //!
 //! ```text
-//!  0 u8  version (1)            1 u8  flags (bit 0: full, the canvas is redrawn at this size)
+//!  0 u8  version (1)            1 u8  flags (bit 0: full, the canvas is redrawn at this size;
+//!                                           bit 1: video, the screen shows as video on this frame)
 //!  2 u16 width                  4 u16 height             6 u16 number of pieces
 //!  8 u32 frame number, low     12 u32 frame number, high
 //! 16 u32 pointer shape id (0: no pointer shown)
@@ -11,8 +12,13 @@
 //! 24 u16 hotspot x             26 u16 hotspot y         (in the shape's own pixels)
 //! 28 u16 pointer scale, per mille (frame width / monitor width)      30 u16 reserved (0)
 //! piece: u16 x, u16 y, u16 width, u16 height, u8 kind, then
-//!        kind 0 (solid): 3 bytes R, G, B;  kind 1 (PNG) or 2 (JPEG): u32 length, the image
+//!        kind 0 (solid): 3 bytes R, G, B;  kind 1 (PNG) or 2 (JPEG): u32 length, the image;
+//!        kind 3 (video start): u32 length, then u8 codec length, the `codecs` string (ASCII)
+//!          and the fragmented MP4 init segment;
+//!        kind 4 (video picture): u32 length, one fragmented MP4 media segment (moof + mdat)
 //! ```
+//!
+//! Video pieces cover the whole frame and go only to pages that asked for video (`video=1`).
 //!
 //! Every byte is derived from the frame and the request alone, so the same request gets the same
 //! bytes (an HTTP cache in front can serve many viewers from one answer).
@@ -24,6 +30,7 @@ use crate::pixels::Rect;
 pub const VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 32;
 const FLAG_FULL: u8 = 1;
+const FLAG_VIDEO: u8 = 2;
 
 /// How one rectangle is sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,21 +39,34 @@ pub enum PieceBody {
     Solid([u8; 3]),
     Png(Bytes),
     Jpeg(Bytes),
+    /// What a page's video needs first: its `codecs` string and the init segment.
+    VideoStart {
+        codec: String,
+        init: Bytes,
+    },
+    /// One picture of video, a media segment to append.
+    VideoPicture(Bytes),
 }
 
 impl PieceBody {
-    fn kind(&self) -> u8 {
+    /// The piece's kind on the wire (0 solid, 1 PNG, 2 JPEG, 3 video start, 4 video picture).
+    pub fn kind(&self) -> u8 {
         match self {
             PieceBody::Solid(_) => 0,
             PieceBody::Png(_) => 1,
             PieceBody::Jpeg(_) => 2,
+            PieceBody::VideoStart { .. } => 3,
+            PieceBody::VideoPicture(_) => 4,
         }
     }
 
     fn wire_len(&self) -> usize {
         match self {
             PieceBody::Solid(_) => 3,
-            PieceBody::Png(bytes) | PieceBody::Jpeg(bytes) => 4 + bytes.len(),
+            PieceBody::Png(bytes) | PieceBody::Jpeg(bytes) | PieceBody::VideoPicture(bytes) => {
+                4 + bytes.len()
+            }
+            PieceBody::VideoStart { codec, init } => 4 + 1 + codec_bytes(codec).len() + init.len(),
         }
     }
 }
@@ -79,6 +99,18 @@ pub struct UpdateHeader {
     pub height: u16,
     pub seq: u64,
     pub pointer: PointerHeader,
+    /// The screen shows as video on this frame (a page hides its video when this is off).
+    pub video: bool,
+}
+
+/// A codec string as the wire carries it: at most 255 bytes of printable ASCII.
+fn codec_bytes(codec: &str) -> &[u8] {
+    let bytes = codec.as_bytes();
+    let printable = bytes
+        .iter()
+        .position(|byte| !byte.is_ascii_graphic())
+        .unwrap_or(bytes.len());
+    &bytes[..printable.min(255)]
 }
 
 /// Serialises an update.
@@ -90,7 +122,7 @@ pub fn write(header: &UpdateHeader, pieces: &[&Piece]) -> Bytes {
             .sum::<usize>();
     let mut out = BytesMut::with_capacity(len);
     out.put_u8(VERSION);
-    out.put_u8(if header.full { FLAG_FULL } else { 0 });
+    out.put_u8(if header.full { FLAG_FULL } else { 0 } | if header.video { FLAG_VIDEO } else { 0 });
     out.put_u16_le(header.width);
     out.put_u16_le(header.height);
     out.put_u16_le(u16::try_from(pieces.len()).unwrap_or(u16::MAX));
@@ -112,9 +144,17 @@ pub fn write(header: &UpdateHeader, pieces: &[&Piece]) -> Bytes {
         out.put_u8(piece.body.kind());
         match &piece.body {
             PieceBody::Solid(rgb) => out.put_slice(rgb),
-            PieceBody::Png(bytes) | PieceBody::Jpeg(bytes) => {
+            PieceBody::Png(bytes) | PieceBody::Jpeg(bytes) | PieceBody::VideoPicture(bytes) => {
                 out.put_u32_le(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
                 out.put_slice(bytes);
+            }
+            PieceBody::VideoStart { codec, init } => {
+                let codec = codec_bytes(codec);
+                let len = 1 + codec.len() + init.len();
+                out.put_u32_le(u32::try_from(len).unwrap_or(u32::MAX));
+                out.put_u8(codec.len() as u8);
+                out.put_slice(codec);
+                out.put_slice(init);
             }
         }
     }
@@ -137,6 +177,8 @@ pub enum WireError {
     Version(u8),
     #[error("piece kind {0} is unknown")]
     Kind(u8),
+    #[error("a video start's codec string is not printable ASCII")]
+    Codec,
 }
 
 /// Parses an update.
@@ -170,13 +212,26 @@ pub fn parse(bytes: &[u8]) -> Result<Update, WireError> {
         );
         let body = match reader.u8()? {
             0 => PieceBody::Solid([reader.u8()?, reader.u8()?, reader.u8()?]),
-            kind @ (1 | 2) => {
+            kind @ (1 | 2 | 4) => {
                 let len = reader.u32()? as usize;
-                let image = Bytes::copy_from_slice(reader.take(len)?);
-                if kind == 1 {
-                    PieceBody::Png(image)
-                } else {
-                    PieceBody::Jpeg(image)
+                let bytes = Bytes::copy_from_slice(reader.take(len)?);
+                match kind {
+                    1 => PieceBody::Png(bytes),
+                    2 => PieceBody::Jpeg(bytes),
+                    _ => PieceBody::VideoPicture(bytes),
+                }
+            }
+            3 => {
+                let len = reader.u32()? as usize;
+                let body = reader.take(len)?;
+                let (&codec_len, rest) = body.split_first().ok_or(WireError::Codec)?;
+                let codec_len = usize::from(codec_len);
+                if rest.len() < codec_len || !rest[..codec_len].iter().all(u8::is_ascii_graphic) {
+                    return Err(WireError::Codec);
+                }
+                PieceBody::VideoStart {
+                    codec: String::from_utf8_lossy(&rest[..codec_len]).into_owned(),
+                    init: Bytes::copy_from_slice(&rest[codec_len..]),
                 }
             }
             other => return Err(WireError::Kind(other)),
@@ -186,6 +241,7 @@ pub fn parse(bytes: &[u8]) -> Result<Update, WireError> {
     Ok(Update {
         header: UpdateHeader {
             full: flags & FLAG_FULL != 0,
+            video: flags & FLAG_VIDEO != 0,
             width,
             height,
             seq,
@@ -235,6 +291,7 @@ mod tests {
     fn updates_round_trip() {
         let header = UpdateHeader {
             full: true,
+            video: false,
             width: 1920,
             height: 1080,
             seq: (7 << 32) | 9,
@@ -263,12 +320,47 @@ mod tests {
     }
 
     #[test]
+    fn video_pieces_round_trip() {
+        let header = UpdateHeader {
+            full: false,
+            video: true,
+            width: 640,
+            height: 480,
+            seq: 12,
+            pointer: PointerHeader::default(),
+        };
+        let start = Piece {
+            rect: Rect::new(0, 0, 640, 480),
+            body: PieceBody::VideoStart {
+                codec: "avc1.42c01f".to_owned(),
+                init: Bytes::from_static(b"ftyp moov"),
+            },
+        };
+        let picture = Piece {
+            rect: Rect::new(0, 0, 640, 480),
+            body: PieceBody::VideoPicture(Bytes::from_static(b"moof mdat")),
+        };
+        let bytes = write(&header, &[&start, &picture]);
+        assert_eq!(bytes[1], FLAG_VIDEO);
+        let update = parse(&bytes).expect("parses");
+        assert_eq!(update.header, header);
+        assert_eq!(update.pieces, vec![start, picture]);
+    }
+
+    #[test]
+    fn a_codec_string_is_printable_ascii_only() {
+        assert_eq!(codec_bytes("avc1.42c01f"), b"avc1.42c01f");
+        assert_eq!(codec_bytes("avc1\n\u{1b}x"), b"avc1");
+    }
+
+    #[test]
     fn short_or_foreign_bytes_are_refused() {
         assert_eq!(parse(&[]), Err(WireError::Truncated(0)));
         assert_eq!(parse(&[2; 40]), Err(WireError::Version(2)));
         let mut bytes = write(
             &UpdateHeader {
                 full: false,
+                video: false,
                 width: 1,
                 height: 1,
                 seq: 1,

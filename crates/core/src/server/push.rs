@@ -7,6 +7,13 @@
 //! record only once the socket took nearly all it held (it holds at most 64 KiB beyond the
 //! kernel's buffer, see listen.rs), and that record is then built from what this viewer last got
 //! to the newest frame, so a slow viewer skips frames and a fast one gets all.
+//!
+//! A page that plays the share's video asks with `video=1`: while the screen is in motion its
+//! records carry video pieces (the start and the pictures since the last keyframe when it has
+//! none of this run, then each new picture; never a picture skipped, which would break the
+//! pictures after it), and when the motion ends, the tiles that changed since its canvas was
+//! last drawn, lossless. Its `after` names that canvas: a page that reconnects mid-motion gets
+//! the run's start again and keeps its canvas.
 
 use std::time::Duration;
 
@@ -22,8 +29,10 @@ use super::viewer::{
     PeerAddr, admit_viewer, on_blocking_thread, parse_after, parse_mode, query_or_400,
     updates_response,
 };
+use std::sync::Arc;
+
 use crate::admission::Gate;
-use crate::frame::Mode;
+use crate::frame::{Delivery, Frame};
 use crate::viewers::Visit;
 
 /// The stream's query: where the viewer stands, its picture mode, and its own frame-rate cap.
@@ -33,6 +42,8 @@ pub struct StreamQuery {
     mode: Option<String>,
     /// At most this many updates a second for this viewer (1 to 60); the share's rate otherwise.
     fps: Option<String>,
+    /// `1` when the page plays the share's H.264 video (adaptive mode only); `0` or absent: tiles.
+    video: Option<String>,
 }
 
 /// A record's length prefix.
@@ -48,13 +59,16 @@ pub async fn stream(
     let after = parse_after(query.after.as_deref())?.unwrap_or(0);
     let mode = parse_mode(query.mode.as_deref())?;
     let cap = parse_fps(query.fps.as_deref())?;
+    let delivery = Delivery::of(mode, parse_video(query.video.as_deref())?);
     // Counted as watching for as long as the stream is open.
     let visit = admit_viewer(&state, gate.as_deref(), peer, mode)?;
     let pusher = Pusher {
         state,
         visit,
         after,
-        mode,
+        canvas: after,
+        run_seen: None,
+        delivery,
         gap: cap.map(|fps| Duration::from_secs(1) / fps),
         next_at: None,
         pending: None,
@@ -76,12 +90,25 @@ fn parse_fps(fps: Option<&str>) -> Result<Option<u32>, ServerError> {
     .transpose()
 }
 
+fn parse_video(video: Option<&str>) -> Result<bool, ServerError> {
+    match video {
+        None | Some("0") => Ok(false),
+        Some("1") => Ok(true),
+        Some(_) => Err(ServerError::BadRequest("`video` must be 0 or 1".to_owned())),
+    }
+}
+
 /// One viewer's stream: what it has, and when it may have the next update.
 struct Pusher {
     state: AppState,
     visit: Visit,
+    /// The last frame this stream carried, as tiles or video.
     after: u64,
-    mode: Mode,
+    /// The last frame whose tiles the page drew: under video its canvas stays there.
+    canvas: u64,
+    /// The run of video (its first frame) this stream is carrying, while it carries one.
+    run_seen: Option<u64>,
+    delivery: Delivery,
     /// The viewer's own cap, as the time between two updates.
     gap: Option<Duration>,
     next_at: Option<tokio::time::Instant>,
@@ -99,20 +126,11 @@ impl Pusher {
         if let Some(at) = self.next_at.take() {
             tokio::time::sleep_until(at).await;
         }
-        self.state.share.demand.note_mode(self.mode);
+        self.state.share.demand.note_delivery(self.delivery);
         let Some(frame) = self.state.share.frame_for_viewer(Some(self.after)).await else {
             return Ok(Bytes::from_static(&[0; PREFIX]));
         };
-        let (after, mode) = (self.after, self.mode);
-        let update = match frame.update_ready(after, mode) {
-            Some(bytes) => bytes,
-            None => {
-                let frame = frame.clone();
-                on_blocking_thread(&self.state, move || frame.update_since(after, mode))
-                    .await?
-                    .map_err(|error| ServerError::Internal(error.to_string()))?
-            }
-        };
+        let update = self.update_for(&frame).await?;
         self.after = frame.seq();
         self.visit.served(update.len());
         if let Some(gap) = self.gap {
@@ -124,6 +142,35 @@ impl Pusher {
         let length = length_prefix(update.len());
         self.pending = Some(update);
         Ok(length)
+    }
+}
+
+impl Pusher {
+    /// What brings this page to `frame`: video, tiles, or the repaint from video back to tiles.
+    async fn update_for(&mut self, frame: &Arc<Frame>) -> Result<Bytes, ServerError> {
+        if self.delivery == Delivery::Video
+            && let Some(update) = frame.video_update(self.after, self.run_seen)
+        {
+            self.run_seen = frame.video().map(|video| video.run.first);
+            return Ok(update);
+        }
+        let coming_back = self.run_seen.take().is_some();
+        let (after, mode) = (self.after, self.delivery.mode());
+        let canvas = self.canvas;
+        self.canvas = frame.seq();
+        if coming_back {
+            let frame = frame.clone();
+            return on_blocking_thread(&self.state, move || frame.repaint_since(canvas))
+                .await?
+                .map_err(|error| ServerError::Internal(error.to_string()));
+        }
+        if let Some(bytes) = frame.update_ready(after, mode) {
+            return Ok(bytes);
+        }
+        let frame = frame.clone();
+        on_blocking_thread(&self.state, move || frame.update_since(after, mode))
+            .await?
+            .map_err(|error| ServerError::Internal(error.to_string()))
     }
 }
 
@@ -158,6 +205,14 @@ mod tests {
     #[test]
     fn a_small_update_goes_out_with_its_length() {
         assert_eq!(&record(b"abc")[..], &[3, 0, 0, 0, b'a', b'b', b'c']);
+    }
+
+    #[test]
+    fn video_is_asked_for_with_one_or_left_out() {
+        assert_eq!(parse_video(None).ok(), Some(false));
+        assert_eq!(parse_video(Some("0")).ok(), Some(false));
+        assert_eq!(parse_video(Some("1")).ok(), Some(true));
+        assert!(parse_video(Some("yes")).is_err());
     }
 
     #[test]

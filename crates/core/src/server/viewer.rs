@@ -18,7 +18,7 @@ use super::error::ServerError;
 use super::gate::handle_of;
 use crate::admission::Gate;
 use crate::encode::Format;
-use crate::frame::Mode;
+use crate::frame::{Delivery, Mode};
 use crate::state::Phase;
 
 /// The viewer page, its script and its style, embedded in the binary. They are three files so
@@ -53,7 +53,7 @@ pub async fn page() -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; \
-             connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+             media-src blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
         ),
     );
     response
@@ -184,7 +184,7 @@ pub(super) fn admit_viewer(
     mode: Mode,
 ) -> Result<crate::viewers::Visit, ServerError> {
     let visit = admit(state, handle_of(gate), peer)?;
-    state.share.demand.note_mode(mode);
+    state.share.demand.note_delivery(Delivery::of(mode, false));
     Ok(visit)
 }
 

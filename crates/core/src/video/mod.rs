@@ -3,7 +3,9 @@
 //! The tiles stay the answer for text and typing; when most of the screen moves, a video codec
 //! carries it in a few megabits where the tiles would need dozens. This module turns the share's
 //! pictures into H.264 access units (Annex B), rate-controlled, real-time, no B-frames, frames
-//! skipped rather than queued. Its container and transport come on top of it.
+//! skipped rather than queued; [`motion`] decides when the share is in video, [`track`] keeps what
+//! pages start from, [`fmp4`] wraps it for Media Source Extensions, and the push stream carries it
+//! (`frame::wire`'s video pieces) to pages that asked for it.
 //!
 //! OpenH264 is compiled from Cisco's source (BSD-2) on Linux; docs/DECISIONS.md says why it was
 //! chosen over libvpx and what that means for patents. Elsewhere the share stays on tiles.
@@ -11,6 +13,8 @@
 pub mod fmp4;
 #[cfg(target_os = "linux")]
 mod h264;
+pub mod motion;
+pub mod track;
 
 #[cfg(target_os = "linux")]
 pub use h264::H264Encoder;

@@ -1,4 +1,5 @@
-//! What the router tests share.
+//! What the router tests share. (Each test binary uses part of it.)
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 
