@@ -599,6 +599,48 @@ pub struct VideoPage {
     /// A change painted over the motion until the page's video shows it.
     pub glass_p50_ms: f64,
     pub glass_p95_ms: f64,
+    /// From the motion's last picture until the page's canvas equals the screen, pixel for
+    /// pixel (the share back on tiles, the repaint drawn).
+    pub exact_after_ms: f64,
+}
+
+/// A hash (FNV-1a over R, G, B) of the page's canvas once it shows tiles; `null` before.
+const CANVAS_HASH: &str = "if (document.body.dataset.picture !== 'tiles') return null; \
+    const c = document.getElementById('screen'); \
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; \
+    let h = 2166136261; \
+    for (let i = 0; i < d.length; i += 4) { \
+      h = Math.imul(h ^ d[i], 16777619); h = Math.imul(h ^ d[i + 1], 16777619); \
+      h = Math.imul(h ^ d[i + 2], 16777619); } \
+    return [h >>> 0, c.width, c.height];";
+
+/// The same hash of the X screen, read with a plain `GetImage`.
+fn screen_hash(display: &str) -> anyhow::Result<u32> {
+    use x11rb::protocol::xproto::ImageFormat;
+    let (conn, screen) = x11rb::connect(Some(display))?;
+    let root = &conn.setup().roots[screen];
+    let (width, height) = (root.width_in_pixels, root.height_in_pixels);
+    let mut hash: u32 = 2_166_136_261;
+    for top in (0..height).step_by(64) {
+        let rows = 64.min(height - top);
+        let image = conn
+            .get_image(
+                ImageFormat::Z_PIXMAP,
+                root.root,
+                0,
+                top as i16,
+                width,
+                rows,
+                !0,
+            )?
+            .reply()?;
+        for pixel in image.data.chunks_exact(4) {
+            for byte in [pixel[2], pixel[1], pixel[0]] {
+                hash = (hash ^ u32::from(byte)).wrapping_mul(16_777_619);
+            }
+        }
+    }
+    Ok(hash)
 }
 
 /// The page's video: pictures presented and dropped, and the colour at the marker's centre;
@@ -671,9 +713,9 @@ pub fn video_page(stage: &Stage) -> anyhow::Result<VideoPage> {
     let server = crate::bench::start_server(stage)?;
     let marker = Arc::new(AtomicU64::new(0x808080));
     let running = Arc::new(AtomicBool::new(true));
+    let display = stage.display().to_owned();
     let painter = {
-        let (marker, running, display) =
-            (marker.clone(), running.clone(), stage.display().to_owned());
+        let (marker, running, display) = (marker.clone(), running.clone(), display.clone());
         std::thread::spawn(move || paint_motion(&display, &marker, &running))
     };
     let measured = (|| -> anyhow::Result<VideoPage> {
@@ -722,9 +764,39 @@ pub fn video_page(stage: &Stage) -> anyhow::Result<VideoPage> {
         webdriver.call("POST", "url", serde_json::json!({ "url": server.viewer }))?;
         wait_for_video(&webdriver, Duration::from_secs(20))?;
         let join_ms = opened.elapsed().as_secs_f64() * 1000.0;
+        // The motion stops: how long until the canvas is the screen again.
+        running.store(false, Ordering::SeqCst);
+        let stopped = Instant::now();
+        std::thread::sleep(Duration::from_millis(100));
+        let want = screen_hash(&display)?;
+        // Cheap to poll: the moment the page leaves video (its canvas is drawn in that same
+        // step); then the canvas is compared, and if it is not exact yet, until it is.
+        let mut left_video = None;
+        let exact_after_ms = loop {
+            if stopped.elapsed() > Duration::from_secs(10) {
+                bail!("the page's canvas did not equal the screen within 10 s of the motion's end");
+            }
+            if left_video.is_none() {
+                if webdriver.execute("return document.body.dataset.picture")? == "tiles" {
+                    left_video = Some(stopped.elapsed());
+                } else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            }
+            let read = webdriver.execute(CANVAS_HASH)?;
+            if read.as_array().and_then(|read| read.first()?.as_u64()) == Some(u64::from(want)) {
+                let exact = left_video.unwrap_or_default();
+                break exact.as_secs_f64() * 1000.0;
+            }
+            // Not exact when it left video: timed from now on.
+            left_video = Some(stopped.elapsed());
+            std::thread::sleep(Duration::from_millis(20));
+        };
         drop(webdriver);
         drop(driver);
         Ok(VideoPage {
+            exact_after_ms,
             presented_per_second: (total - dropped) / seconds,
             dropped_share: if total > 0.0 { dropped / total } else { 1.0 },
             join_ms,

@@ -1082,20 +1082,28 @@ async fn motion_plays_as_video_and_the_canvas_is_exact_once_it_stops() -> anyhow
     .await?;
     assert_eq!(page_picture(&without).await, "tiles");
     assert_eq!(status_text(&without).await, "Live");
-    let list: serde_json::Value = reqwest::get(served.control_url.replace("/settings", "/viewers"))
-        .await?
-        .json()
-        .await?;
-    let bytes: Vec<u64> = list
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .filter_map(|viewer| viewer["bytes"].as_u64())
-                .collect()
-        })
-        .unwrap_or_default();
-    assert_eq!(bytes.len(), 2, "{list}");
     assert_eq!(status_text(&browser).await, "Live");
+
+    // Paused, the video stops and the page shows the last picture as exact tiles; resumed, the
+    // video comes back.
+    let control = reqwest::Client::new();
+    let pause = |paused: bool| {
+        control
+            .patch(&served.control_url)
+            .json(&json!({ "paused": paused }))
+            .send()
+    };
+    assert_eq!(pause(true).await?.status(), 200);
+    says(&browser, "Paused by the presenter").await?;
+    eventually(PATIENCE, "the paused page to show tiles", || async {
+        (page_picture(&browser).await == "tiles").then_some(())
+    })
+    .await?;
+    assert_eq!(pause(false).await?.status(), 200);
+    eventually(PATIENCE, "the video to come back", || async {
+        (page_picture(&browser).await == "video").then_some(())
+    })
+    .await?;
 
     // The motion stops: tiles again, and the canvas is the screen, pixel for pixel.
     drop(painter);

@@ -676,8 +676,19 @@ fn remove_the_viewer(served: &Served, target: &Target) {
 
 /// The answer to a raw request: its status, a header's value, and the body.
 fn answer_of(server: SocketAddr, request: &[u8], header: &str) -> (u16, String, String) {
+    answer_from(1, server, request, header)
+}
+
+/// [`answer_of`] from 127.0.0.`last`, as another machine on the network.
+fn answer_from(
+    last: u8,
+    server: SocketAddr,
+    request: &[u8],
+    header: &str,
+) -> (u16, String, String) {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(server).expect("connect");
+    let mut stream =
+        screenshare_testkit::raw::connect_from([127, 0, 0, last].into(), server).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
@@ -907,7 +918,11 @@ fn wrong_pins_are_limited_and_a_pass_opens_only_its_own_share() {
                 "",
             )
         };
-        assert_eq!(frame(&t, &with_pass).0, 200, "the pass opens its share");
+        assert_eq!(
+            answer_from(2, t.server, &t.get(&t.viewer("screen.png"), &with_pass), "").0,
+            200,
+            "the pass opens its share"
+        );
         assert_eq!(frame(&t, "").0, 401, "nothing without it");
         let forged = "Cookie: screenshare_pass=00000000000000000000000000000000\r\n";
         assert_eq!(
@@ -917,7 +932,13 @@ fn wrong_pins_are_limited_and_a_pass_opens_only_its_own_share() {
         );
         let other = Target::of(&other_share);
         assert_eq!(
-            frame(&other, &with_pass).0,
+            answer_from(
+                2,
+                other.server,
+                &other.get(&other.viewer("screen.png"), &with_pass),
+                ""
+            )
+            .0,
             401,
             "another share does not know it"
         );
@@ -1016,4 +1037,51 @@ mod reqwest {
             response.bytes().await.expect("body").to_vec()
         })
     }
+}
+
+/// An admitted pass copied to other machines used to get frames there too, all counted as one
+/// viewer (so `max_viewers` let any number watch), and removing that viewer shut out only the
+/// address its entry first saw. A pass now opens the share only from the address it was given
+/// to, and removal shuts out every address it was used from.
+#[test]
+fn a_pass_opens_the_share_only_from_its_address_and_removal_shuts_that_address_out() {
+    let xvfb = Xvfb::start().expect("Xvfb");
+    xvfb.paint("#304050").expect("paint");
+    let served = Served::start(BIN, &xvfb, &["--pin", "246813"]).expect("serve");
+    let t = Target::of(&served);
+    let (status, cookie, body) = answer_from(2, t.server, &t.join("246813"), "set-cookie");
+    assert_eq!(status, 200, "{body}");
+    let with_pass = format!(
+        "Cookie: {}\r\n",
+        cookie.split(';').next().unwrap_or_default()
+    );
+    let frame = |last: u8| {
+        answer_from(
+            last,
+            t.server,
+            &t.get(&t.viewer("screen.png"), &with_pass),
+            "",
+        )
+        .0
+    };
+    assert_eq!(frame(2), 200, "where it was given");
+    for last in [3, 4, 5] {
+        assert_eq!(frame(last), 401, "the pass copied to 127.0.0.{last}");
+    }
+    let viewers_url = served.control_url.replace("/settings", "/viewers");
+    let viewers: serde_json::Value =
+        serde_json::from_slice(&reqwest::blocking_get(&viewers_url)).expect("the viewer list");
+    assert_eq!(viewers.as_array().map(Vec::len), Some(1), "{viewers}");
+    assert_eq!(viewers[0]["address"], "127.0.0.2", "{viewers}");
+
+    remove_the_viewer(&served, &t);
+    assert_eq!(frame(2), 403, "removed");
+    let (status, _, body) = answer_from(2, t.server, &t.join("246813"), "");
+    assert_eq!(status, 403, "the removed address cannot join again: {body}");
+    assert!(body.contains("removed"), "{body}");
+    let (status, _, body) = answer_from(6, t.server, &t.join("246813"), "");
+    assert_eq!(
+        status, 200,
+        "another machine with the PIN still can: {body}"
+    );
 }

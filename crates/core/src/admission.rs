@@ -125,7 +125,12 @@ struct Pass {
     access: Access,
     since: SystemTime,
     last_seen: Instant,
+    /// The addresses the pass was used from (within its source), so removal shuts out each.
+    used_from: HashSet<IpAddr>,
 }
+
+/// Addresses remembered per pass: an IPv6 machine uses a few (privacy addresses), not more.
+const USED_FROM_KEPT: usize = 16;
 
 /// Tries left, refilling at a steady rate up to a cap.
 #[derive(Debug, Clone, Copy)]
@@ -160,6 +165,7 @@ impl Bucket {
 struct Inner {
     /// By secret.
     passes: HashMap<String, Pass>,
+    /// Addresses shut out until the share ends.
     removed_addresses: HashSet<IpAddr>,
     /// Wrong-PIN tries left, per source.
     tries: HashMap<IpAddr, Bucket>,
@@ -208,10 +214,20 @@ impl Admission {
     pub fn check(&self, pass: Option<&str>, address: Option<IpAddr>, rules: &Rules) -> Gate {
         let mut inner = self.lock();
         let now = Instant::now();
-        let known = pass.and_then(|secret| inner.passes.get_mut(secret));
+        let source = source_of(address);
+        // A pass opens the share only from the address (IPv6: the /64) it was given to: copied
+        // to another machine it is no pass at all.
+        let known = pass
+            .and_then(|secret| inner.passes.get_mut(secret))
+            .filter(|pass| source_of(pass.address) == source);
         let handle = known.as_ref().map(|pass| pass.handle.clone());
         let pass_access = known.map(|pass| {
             pass.last_seen = now;
+            if let Some(ip) = address
+                && pass.used_from.len() < USED_FROM_KEPT
+            {
+                pass.used_from.insert(ip);
+            }
             pass.access
         });
         let removed = pass_access == Some(Access::Removed)
@@ -242,10 +258,15 @@ impl Admission {
     ) -> Result<Joined, JoinRefusal> {
         let mut inner = self.lock();
         let now = Instant::now();
+        let source = source_of(address);
         if address.is_some_and(|ip| inner.removed_addresses.contains(&ip)) {
             return Err(JoinRefusal::Removed);
         }
-        if let Some(existing) = pass.and_then(|secret| inner.passes.get_mut(secret)) {
+        // A pass from another address is ignored: that machine joins on its own.
+        if let Some(existing) = pass
+            .and_then(|secret| inner.passes.get_mut(secret))
+            .filter(|pass| source_of(pass.address) == source)
+        {
             existing.last_seen = now;
             if existing.access == Access::Removed {
                 return Err(JoinRefusal::Removed);
@@ -264,7 +285,7 @@ impl Admission {
         let from_address = inner
             .passes
             .values()
-            .filter(|pass| pass.address == address && pass.access != Access::Removed)
+            .filter(|pass| source_of(pass.address) == source && pass.access != Access::Removed)
             .count();
         let refusal = if from_address >= PASSES_PER_ADDRESS {
             // An address holding its share of passes: the next comes when one is forgotten.
@@ -303,6 +324,7 @@ impl Admission {
                 access,
                 since: SystemTime::now(),
                 last_seen: now,
+                used_from: address.into_iter().collect(),
             },
         );
         Ok(Joined {
@@ -338,28 +360,26 @@ impl Admission {
     }
 
     /// Removes the viewer with pass `handle`, or every viewer at `address`: their passes are
-    /// revoked and the address is shut out until the share ends.
+    /// revoked and every address the pass was used from is shut out until the share ends.
     pub fn remove(&self, handle: Option<&str>, address: Option<IpAddr>) -> bool {
         let mut inner = self.lock();
-        let address = address.or_else(|| {
-            handle.and_then(|handle| {
-                inner
-                    .passes
-                    .values()
-                    .find(|pass| pass.handle == handle)
-                    .and_then(|pass| pass.address)
-            })
-        });
+        let mut addresses: HashSet<IpAddr> = address.into_iter().collect();
+        if let Some(pass) =
+            handle.and_then(|handle| inner.passes.values().find(|pass| pass.handle == handle))
+        {
+            addresses.extend(pass.address);
+            addresses.extend(pass.used_from.iter().copied());
+        }
         let mut found = false;
         for pass in inner.passes.values_mut() {
             if handle.is_some_and(|handle| pass.handle == handle)
-                || (address.is_some() && pass.address == address)
+                || pass.address.is_some_and(|ip| addresses.contains(&ip))
             {
                 pass.access = Access::Removed;
                 found = true;
             }
         }
-        if let Some(ip) = address {
+        for ip in addresses {
             found |= inner.removed_addresses.insert(ip);
         }
         drop(inner);
@@ -707,6 +727,68 @@ mod tests {
         assert_eq!(
             admission.check(Some(&"0".repeat(32)), ip, &rules).access,
             Access::NeedPin
+        );
+    }
+
+    #[test]
+    fn a_pass_opens_the_share_only_from_where_it_was_given_and_removal_shuts_out_each_address() {
+        let admission = Admission::default();
+        let rules = pin_rules("246813");
+        let given: IpAddr = "2001:db8:1:2::1".parse().expect("v6");
+        let privacy: IpAddr = "2001:db8:1:2:abcd::7".parse().expect("v6");
+        let elsewhere = Some(IpAddr::from([10, 0, 0, 9]));
+        let pass = admission
+            .join(None, Some(given), "", Some("246813"), &rules)
+            .expect("right PIN")
+            .new_pass
+            .expect("a pass");
+        let access = |ip: Option<IpAddr>| admission.check(Some(&pass), ip, &rules).access;
+        assert_eq!(access(Some(given)), Access::Admitted);
+        assert_eq!(
+            access(Some(privacy)),
+            Access::Admitted,
+            "the same machine's /64"
+        );
+        assert_eq!(
+            access(elsewhere),
+            Access::NeedPin,
+            "copied elsewhere, no pass"
+        );
+        let handle = admission
+            .check(Some(&pass), Some(given), &rules)
+            .handle
+            .expect("a handle");
+        assert!(
+            admission
+                .check(Some(&pass), elsewhere, &rules)
+                .handle
+                .is_none(),
+            "not even counted as the same viewer"
+        );
+        // Joining elsewhere with the copied pass needs the PIN, like anyone.
+        assert_eq!(
+            admission
+                .join(Some(&pass), elsewhere, "", None, &rules)
+                .err(),
+            Some(JoinRefusal::PinNeeded)
+        );
+
+        assert!(admission.remove(Some(&handle), None));
+        for ip in [given, privacy] {
+            assert_eq!(access(Some(ip)), Access::Removed, "{ip}");
+            assert_eq!(
+                admission
+                    .join(None, Some(ip), "", Some("246813"), &rules)
+                    .err(),
+                Some(JoinRefusal::Removed),
+                "{ip} cannot join again"
+            );
+        }
+        assert!(
+            admission
+                .join(None, elsewhere, "", Some("246813"), &rules)
+                .is_ok(),
+            "a machine the pass never reached still gets in with the PIN"
         );
     }
 

@@ -168,9 +168,9 @@
     if (!buffer || buffer.buffered.length === 0) return;
     const last = buffer.buffered.length - 1, end = buffer.buffered.end(last), lag = end - motion$.currentTime;
     if (lag > 0.25 || motion$.currentTime < buffer.buffered.start(last)) {
-      motion$.currentTime = Math.max(buffer.buffered.start(last), end - 0.02);
+      motion$.currentTime = Math.max(buffer.buffered.start(last), end - 0.03);
     }
-    motion$.playbackRate = lag > 0.12 ? 1.25 : lag > 0.07 ? 1.1 : 1;
+    motion$.playbackRate = lag > 0.1 ? 1.1 : 1;
     if (motion$.paused) motion$.play().catch(() => {});
     const start = buffer.buffered.start(0);
     if (!buffer.updating && motion$.currentTime - start > 10) buffer.remove(start, motion$.currentTime - 2);
