@@ -767,11 +767,10 @@ pub fn video_page(stage: &Stage) -> anyhow::Result<VideoPage> {
         // The motion stops: how long until the canvas is the screen again.
         running.store(false, Ordering::SeqCst);
         let stopped = Instant::now();
-        std::thread::sleep(Duration::from_millis(100));
-        let want = screen_hash(&display)?;
         // Cheap to poll: the moment the page leaves video (its canvas is drawn in that same
         // step); then the canvas is compared, and if it is not exact yet, until it is.
         let mut left_video = None;
+        let mut want = None;
         let exact_after_ms = loop {
             if stopped.elapsed() > Duration::from_secs(10) {
                 bail!("the page's canvas did not equal the screen within 10 s of the motion's end");
@@ -784,6 +783,11 @@ pub fn video_page(stage: &Stage) -> anyhow::Result<VideoPage> {
                     continue;
                 }
             }
+            // The screen is still by now (read once, after the page's moment is taken).
+            let want = match want {
+                Some(want) => want,
+                None => *want.insert(screen_hash(&display)?),
+            };
             let read = webdriver.execute(CANVAS_HASH)?;
             if read.as_array().and_then(|read| read.first()?.as_u64()) == Some(u64::from(want)) {
                 let exact = left_video.unwrap_or_default();

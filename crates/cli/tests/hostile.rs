@@ -1085,3 +1085,57 @@ fn a_pass_opens_the_share_only_from_its_address_and_removal_shuts_that_address_o
         "another machine with the PIN still can: {body}"
     );
 }
+
+/// Connections held open without a request, from many addresses, used to fill the connection
+/// cap and keep out a viewer who had the URL. At the cap the oldest of them now makes room, and
+/// while the server is that busy a silent connection is closed after 2 s, not 10.
+#[test]
+fn idle_connections_from_many_addresses_cannot_keep_a_viewer_out() {
+    use std::io::Read;
+    let xvfb = Xvfb::start().expect("Xvfb");
+    xvfb.paint("#506070").expect("paint");
+    let served = Served::start(
+        BIN,
+        &xvfb,
+        &[
+            "--max-connections",
+            "64",
+            "--max-connections-per-address",
+            "32",
+        ],
+    )
+    .expect("serve");
+    let t = Target::of(&served);
+    let mut idle = Vec::new();
+    for last in [10u8, 11] {
+        for _ in 0..32 {
+            idle.push(
+                screenshare_testkit::raw::connect_from([127, 0, 0, last].into(), t.server)
+                    .expect("connect"),
+            );
+        }
+    }
+    let opened = std::time::Instant::now();
+    let (status, _, _) = answer_from(20, t.server, &t.get(&t.viewer("screen.png"), ""), "");
+    assert_eq!(status, 200, "the viewer gets in at the cap");
+
+    let closed_within = |socket: &mut std::net::TcpStream, wait: Duration| -> Option<Duration> {
+        socket.set_read_timeout(Some(wait)).expect("timeout");
+        let mut byte = [0u8; 1];
+        match socket.read(&mut byte) {
+            Ok(0) => Some(opened.elapsed()),
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => {
+                Some(opened.elapsed())
+            }
+            _ => None,
+        }
+    };
+    let oldest = closed_within(&mut idle[0], Duration::from_secs(1));
+    assert!(oldest.is_some(), "the oldest silent connection made room");
+    let youngest = closed_within(&mut idle[63], Duration::from_secs(8))
+        .expect("a silent connection is closed while the server is busy");
+    assert!(
+        youngest < Duration::from_secs(6),
+        "closed after {youngest:?}: the busy timeout, not the usual 10 s"
+    );
+}

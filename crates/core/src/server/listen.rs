@@ -1,6 +1,9 @@
 //! The accept loop: every connection gets hyper's HTTP/1 with a header-read timeout (which is also
 //! the keep-alive idle timeout), capped header sizes and a write-stall guard, and is admitted only
-//! while the total and per-address connection caps allow.
+//! while the total and per-address connection caps allow. At the total cap, the oldest connection
+//! that has not sent a request yet makes room for the newcomer (idle connections held open from
+//! many addresses cannot keep a viewer out), and while the server is that busy a new connection
+//! gets less time to send its first request.
 //!
 //! `axum::serve` offers none of these knobs (it runs hyper without a timer, so no header timeout at
 //! all), hence this loop; it is the same hyper-util recipe axum's own "serve with hyper" example
@@ -9,8 +12,9 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -73,17 +77,25 @@ pub(crate) async fn serve(
         ));
         let router = router.clone();
         let stop = stop.clone();
+        let header_timeout = if slot.under_pressure {
+            limits.header_timeout.min(BUSY_HEADER_TIMEOUT)
+        } else {
+            limits.header_timeout
+        };
         tasks.spawn(async move {
+            let requested = slot.requested.clone();
+            let evicted = slot.evicted.clone();
             let _slot = slot;
             let service =
                 hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                    requested.store(true, Ordering::Release);
                     request.extensions_mut().insert(ConnectInfo(peer));
                     router.clone().oneshot(request)
                 });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
+                .header_read_timeout(header_timeout)
                 .max_header_size(limits.max_header_bytes)
                 .max_headers(limits.max_headers)
                 // What hyper holds for a client beyond the socket: a pushed stream then asks for
@@ -97,6 +109,8 @@ pub(crate) async fn serve(
                     connection.as_mut().graceful_shutdown();
                     connection.await
                 }
+                // Made room for a newcomer: it never sent a request, so nothing is cut short.
+                () = evicted.cancelled() => Ok(()),
             };
             if let Err(error) = result {
                 // Timeouts, resets and stalled readers: the client's doing, not worth a warning.
@@ -130,6 +144,14 @@ fn with_causes(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// While the server holds this share of its connection cap, a new connection has this long to
+/// send its first request (instead of the usual header timeout).
+const BUSY_SHARE: f64 = 0.75;
+const BUSY_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+/// One IPv6 /64 (one machine can have all of it) holds at most this many times the per-address
+/// cap: not the per-address cap itself, since every machine on a LAN shares its /64.
+const PER_PREFIX: usize = 8;
+
 /// Open connections, in all and per address.
 #[derive(Debug)]
 struct Connections {
@@ -139,8 +161,20 @@ struct Connections {
 
 #[derive(Debug, Default)]
 struct Open {
-    total: usize,
+    next_id: u64,
     per_address: HashMap<IpAddr, usize>,
+    per_prefix: HashMap<IpAddr, usize>,
+    /// Every open connection, by id.
+    entries: HashMap<u64, Entry>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    address: IpAddr,
+    opened: Instant,
+    /// It sent a request: a client, not a held-open socket.
+    requested: Arc<AtomicBool>,
+    evicted: CancellationToken,
 }
 
 impl Connections {
@@ -151,20 +185,43 @@ impl Connections {
         }
     }
 
-    /// A slot for a connection from `address`, or `None` when a cap is reached.
+    /// A slot for a connection from `address`, or `None` when a cap is reached and no connection
+    /// can make room.
     fn admit(self: &Arc<Self>, address: IpAddr) -> Option<ConnectionSlot> {
         let mut open = self.lock();
+        let prefix = prefix_of(address);
         let from_address = open.per_address.get(&address).copied().unwrap_or(0);
-        if open.total >= self.limits.max_connections
-            || from_address >= self.limits.max_connections_per_address
+        let from_prefix = open.per_prefix.get(&prefix).copied().unwrap_or(0);
+        if from_address >= self.limits.max_connections_per_address
+            || from_prefix >= self.limits.max_connections_per_address * PER_PREFIX
         {
             return None;
         }
-        open.total += 1;
-        open.per_address.insert(address, from_address + 1);
+        if open.entries.len() >= self.limits.max_connections && !open.evict_oldest_idle() {
+            return None;
+        }
+        let under_pressure =
+            (open.entries.len() + 1) as f64 >= self.limits.max_connections as f64 * BUSY_SHARE;
+        open.next_id += 1;
+        let id = open.next_id;
+        let (requested, evicted) = (Arc::new(AtomicBool::new(false)), CancellationToken::new());
+        open.entries.insert(
+            id,
+            Entry {
+                address,
+                opened: Instant::now(),
+                requested: requested.clone(),
+                evicted: evicted.clone(),
+            },
+        );
+        *open.per_address.entry(address).or_default() += 1;
+        *open.per_prefix.entry(prefix).or_default() += 1;
         Some(ConnectionSlot {
             connections: self.clone(),
-            address,
+            id,
+            requested,
+            evicted,
+            under_pressure,
         })
     }
 
@@ -173,23 +230,66 @@ impl Connections {
     }
 }
 
+impl Open {
+    /// Closes the oldest connection that has not sent a request; whether there was one.
+    fn evict_oldest_idle(&mut self) -> bool {
+        let oldest = self
+            .entries
+            .iter()
+            .filter(|(_, entry)| !entry.requested.load(Ordering::Acquire))
+            .min_by_key(|(_, entry)| entry.opened)
+            .map(|(id, _)| *id);
+        match oldest {
+            Some(id) => {
+                if let Some(entry) = self.forget(id) {
+                    entry.evicted.cancel();
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn forget(&mut self, id: u64) -> Option<Entry> {
+        let entry = self.entries.remove(&id)?;
+        for (map, key) in [
+            (&mut self.per_address, entry.address),
+            (&mut self.per_prefix, prefix_of(entry.address)),
+        ] {
+            if let Some(count) = map.get_mut(&key) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    map.remove(&key);
+                }
+            }
+        }
+        Some(entry)
+    }
+}
+
+/// An IPv6 address's /64 (IPv4 addresses stand alone).
+fn prefix_of(address: IpAddr) -> IpAddr {
+    match address.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        v4 => v4,
+    }
+}
+
 /// Held by a connection's task; dropping it frees the slot.
 #[derive(Debug)]
 struct ConnectionSlot {
     connections: Arc<Connections>,
-    address: IpAddr,
+    id: u64,
+    requested: Arc<AtomicBool>,
+    evicted: CancellationToken,
+    /// The server was busy when this connection came: less time for its first request.
+    under_pressure: bool,
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        let mut open = self.connections.lock();
-        open.total = open.total.saturating_sub(1);
-        if let Some(count) = open.per_address.get_mut(&self.address) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                open.per_address.remove(&self.address);
-            }
-        }
+        // Already forgotten when it was evicted.
+        self.connections.lock().forget(self.id);
     }
 }
 
@@ -227,14 +327,64 @@ mod tests {
         let a: IpAddr = [10, 0, 0, 1].into();
         let b: IpAddr = [10, 0, 0, 2].into();
         let a1 = connections.admit(a).expect("first from a");
-        let _a2 = connections.admit(a).expect("second from a");
+        let a2 = connections.admit(a).expect("second from a");
         assert!(
             connections.admit(a).is_none(),
             "third from a is over its cap"
         );
-        let _b1 = connections.admit(b).expect("b has its own cap");
+        let b1 = connections.admit(b).expect("b has its own cap");
+        for slot in [&a1, &a2, &b1] {
+            slot.requested.store(true, Ordering::Release);
+        }
         assert!(connections.admit(b).is_none(), "the total cap is reached");
         drop(a1);
         assert!(connections.admit(b).is_some(), "a freed slot is reused");
+    }
+
+    #[test]
+    fn at_the_cap_the_oldest_connection_without_a_request_makes_room() {
+        let connections = Arc::new(Connections::new(Limits {
+            max_connections: 3,
+            max_connections_per_address: 3,
+            ..Limits::default()
+        }));
+        let idle: IpAddr = [10, 0, 0, 1].into();
+        let viewer: IpAddr = [10, 0, 0, 2].into();
+        let first = connections.admit(idle).expect("first");
+        let second = connections.admit(idle).expect("second");
+        second.requested.store(true, Ordering::Release);
+        let third = connections.admit(idle).expect("third");
+        assert!(third.under_pressure, "three of three: busy");
+        let newcomer = connections.admit(viewer).expect("room is made");
+        assert!(first.evicted.is_cancelled(), "the oldest idle one went");
+        assert!(!second.evicted.is_cancelled(), "one that asked stays");
+        assert!(!third.evicted.is_cancelled(), "a younger idle one stays");
+        drop(first);
+        assert_eq!(connections.lock().entries.len(), 3, "counted once");
+        newcomer.requested.store(true, Ordering::Release);
+        third.requested.store(true, Ordering::Release);
+        assert!(
+            connections.admit(viewer).is_none(),
+            "everyone has asked: nobody to evict"
+        );
+    }
+
+    #[test]
+    fn one_ipv6_prefix_holds_a_few_addresses_worth() {
+        let connections = Arc::new(Connections::new(Limits {
+            max_connections: 1000,
+            max_connections_per_address: 2,
+            ..Limits::default()
+        }));
+        let mut held = Vec::new();
+        for host in 1..=PER_PREFIX as u16 {
+            let address: IpAddr = format!("2001:db8::{host}").parse().expect("v6");
+            held.push(connections.admit(address).expect("one"));
+            held.push(connections.admit(address).expect("two"));
+        }
+        let more: IpAddr = "2001:db8::ffff".parse().expect("v6");
+        assert!(connections.admit(more).is_none(), "the /64 is full");
+        let other: IpAddr = "2001:db8:0:1::1".parse().expect("v6");
+        assert!(connections.admit(other).is_some(), "another /64 is not");
     }
 }
