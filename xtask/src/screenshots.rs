@@ -58,9 +58,11 @@ fn viewer() -> anyhow::Result<()> {
         != Some("live")
     {
         if Instant::now() > deadline {
-            let said =
-                browser.execute("return document.getElementById('status-text').textContent")?;
-            bail!("the page never went live: it says {said}");
+            let said = browser.execute(
+                "const s = document.getElementById('status-text'); \
+                 return [location.href, document.title, s ? s.textContent : null]",
+            )?;
+            bail!("the page never went live: it shows {said}");
         }
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -15,6 +15,39 @@ use screenshare_core::{
 };
 use tracing_subscriber::EnvFilter;
 
+/// A line on stdout. Whoever reads it may go away (a script that took the first URL and closed
+/// the pipe, `list | head`): that must not stop a share, nor panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// The log's writer: stderr, where a failed write is dropped. (tracing-subscriber reports a
+/// failed write with `eprintln!`, which panics when nobody reads stderr any more.)
+struct QuietStderr;
+
+impl std::io::Write for QuietStderr {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
+/// A line on stderr, the same way.
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "screenshare",
@@ -151,12 +184,12 @@ fn main() -> ExitCode {
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new("screenshare=info,screenshare_core=info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(|| QuietStderr)
         .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            tell!("error: {error:#}");
             let usage = error
                 .downcast_ref::<Error>()
                 .is_some_and(Error::is_bad_request);
@@ -184,19 +217,23 @@ const PICKED_ON_DESKTOP: &str = "On Wayland your desktop's own dialog picks the 
 fn list(json: bool) -> anyhow::Result<()> {
     let monitors = sources().map_err(Error::from)?;
     if !json && screenshare_core::capture::system_screens().picked_on_desktop() {
-        println!("{PICKED_ON_DESKTOP}");
+        say!("{PICKED_ON_DESKTOP}");
         return Ok(());
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&monitors)?);
+        say!("{}", serde_json::to_string_pretty(&monitors)?);
         return Ok(());
     }
-    println!(
+    say!(
         "{:<6} {:<20} {:>11} {:>12} {:>6}  primary",
-        "index", "name", "size", "position", "scale"
+        "index",
+        "name",
+        "size",
+        "position",
+        "scale"
     );
     for monitor in monitors {
-        println!(
+        say!(
             "{:<6} {:<20} {:>11} {:>12} {:>6}  {}",
             monitor.index,
             monitor.name,
@@ -213,19 +250,22 @@ fn list_windows(json: bool) -> anyhow::Result<()> {
     let screens = screenshare_core::capture::system_screens();
     let windows = screens.windows().map_err(Error::from)?;
     if !json && screens.picked_on_desktop() {
-        println!("{PICKED_ON_DESKTOP}");
+        say!("{PICKED_ON_DESKTOP}");
         return Ok(());
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&windows)?);
+        say!("{}", serde_json::to_string_pretty(&windows)?);
         return Ok(());
     }
-    println!(
+    say!(
         "{:<10} {:>11} {:>12}  {:<16} title",
-        "id", "size", "position", "app"
+        "id",
+        "size",
+        "position",
+        "app"
     );
     for window in windows {
-        println!(
+        say!(
             "{:<10} {:>11} {:>12}  {:<16} {}",
             format!("0x{:x}", window.id),
             format!("{}x{}", window.width, window.height),
@@ -272,11 +312,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if args.pick_again {
             screens.pick_again();
         }
-        eprintln!(
-            "Your desktop may ask which screen or window to share: pick one and press Share."
-        );
+        tell!("Your desktop may ask which screen or window to share: pick one and press Share.");
     } else if args.pick_again {
-        eprintln!("note: --pick-again applies on Wayland only; --monitor and --window pick here");
+        tell!("note: --pick-again applies on Wayland only; --monitor and --window pick here");
     }
     let options = ShareOptions {
         settings: Settings {
@@ -299,18 +337,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let share = Share::start_with(options, screens).await?;
     if args.open {
-        eprintln!(
+        tell!(
             "warning: --open serves without a token: anyone who can reach this machine can watch"
         );
     }
     for url in share.viewer_urls() {
-        println!("viewer  {url}");
+        say!("viewer  {url}");
     }
-    println!("control {}", share.control_url());
-    eprintln!("Open a viewer URL in any browser on the network. Ctrl-C stops sharing.");
+    say!("control {}", share.control_url());
+    tell!("Open a viewer URL in any browser on the network. Ctrl-C stops sharing.");
     if args.require_approval {
         let viewers = share.control_url().replace("/settings", "/viewers");
-        eprintln!(
+        tell!(
             "Viewers wait to be let in: see who waits with `curl {viewers}`, \
              then `curl -X POST {viewers}/<id>/admit` (or `/remove`)."
         );
@@ -321,7 +359,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         signal = shutdown_signal() => signal?,
         () = stopped.cancelled() => {}
     }
-    eprintln!("stopping…");
+    tell!("stopping…");
     share.stop().await?;
     Ok(())
 }

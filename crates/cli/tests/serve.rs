@@ -575,3 +575,43 @@ async fn a_maximum_width_scales_what_clients_draw_too() {
         "the colour survives scaling: {r},{g},{b}"
     );
 }
+
+/// A script that takes the first URL and closes the pipe used to kill the share, whenever a line
+/// was printed after it closed (a panic on the broken pipe); the share goes on whoever reads.
+#[tokio::test]
+async fn the_share_outlives_a_reader_that_closes_its_output() {
+    let xvfb = screen("#20a060");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--open",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
+        .env("DISPLAY", xvfb.display())
+        .env_remove("WAYLAND_DISPLAY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("screenshare starts");
+    // Nobody reads what it prints: both pipes are closed before it prints anything.
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let url = format!("http://127.0.0.1:{port}/screen.png");
+    let served = eventually(Duration::from_secs(20), "the share to answer", || async {
+        let response = reqwest::get(&url).await.ok()?;
+        (response.status() == 200).then_some(())
+    })
+    .await;
+    let alive = child.try_wait().expect("wait").is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    served.expect("served");
+    assert!(alive, "still running");
+}

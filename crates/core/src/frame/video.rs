@@ -17,12 +17,6 @@ pub struct VideoRun {
     pub base: u64,
 }
 
-impl VideoRun {
-    pub fn holds(&self, seq: u64) -> bool {
-        (self.first..=self.last).contains(&seq)
-    }
-}
-
 /// A frame's video: everything a page needs to show it, from wherever the page stands.
 #[derive(Clone, Debug)]
 pub struct FrameVideo {
