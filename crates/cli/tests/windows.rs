@@ -189,7 +189,13 @@ async fn one_window_is_shared_alone_follows_it_and_says_when_it_closes() -> anyh
         || async {
             // Asked again each time: under load jwm may still be restacking
             // after the move (focus follows the last window it touched), and
-            // a raise it handled before that is undone.
+            // a raise it handled before that is undone; a move it got while
+            // busy can be lost the same way.
+            xdotool(
+                &xvfb,
+                &["search", "--name", "^beta$", "windowmove", "250", "150"],
+            )
+            .ok()?;
             xdotool(&xvfb, &["search", "--name", "^beta$", "windowraise"]).ok()?;
             let screen = xvfb.screenshot().ok()?;
             close_to(

@@ -514,18 +514,10 @@ fn check_pin(
     Err(JoinRefusal::WrongPin)
 }
 
-/// Whose tries a request spends: its IPv4 address, or its IPv6 /64 (one machine can have a
-/// whole /64 to itself).
+/// Whose tries a request spends: the machine its address stands for (an IPv6 /64).
 fn source_of(address: Option<IpAddr>) -> IpAddr {
-    match address.map(|ip| ip.to_canonical()) {
-        Some(IpAddr::V6(v6)) => {
-            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(prefix.into())
-        }
-        Some(v4) => v4,
-        // Never on a real socket: all such requests share one record.
-        None => IpAddr::from([0, 0, 0, 0]),
-    }
+    // `None` never comes from a real socket: all such requests share one record.
+    address.map_or(IpAddr::from([0, 0, 0, 0]), crate::net::machine_of)
 }
 
 /// Forgets waiting passes whose page stopped asking (it was closed). Admitted passes stay for

@@ -29,6 +29,15 @@ pub fn url(address: SocketAddr, path: &str) -> String {
     }
 }
 
+/// The machine an address stands for: an IPv4 address itself, an IPv6 address's /64 (one
+/// machine can have a whole /64 to itself, and its privacy addresses change within it).
+pub fn machine_of(address: IpAddr) -> IpAddr {
+    match address.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        v4 => v4,
+    }
+}
+
 /// The addresses a listener bound to `bound` answers on, best first.
 fn ranked_addresses(bound: SocketAddr, interfaces: &[(String, IpAddr)]) -> Vec<IpAddr> {
     if !bound.ip().is_unspecified() {

@@ -189,7 +189,7 @@ impl Connections {
     /// can make room.
     fn admit(self: &Arc<Self>, address: IpAddr) -> Option<ConnectionSlot> {
         let mut open = self.lock();
-        let prefix = prefix_of(address);
+        let prefix = crate::net::machine_of(address);
         let from_address = open.per_address.get(&address).copied().unwrap_or(0);
         let from_prefix = open.per_prefix.get(&prefix).copied().unwrap_or(0);
         if from_address >= self.limits.max_connections_per_address
@@ -254,7 +254,7 @@ impl Open {
         let entry = self.entries.remove(&id)?;
         for (map, key) in [
             (&mut self.per_address, entry.address),
-            (&mut self.per_prefix, prefix_of(entry.address)),
+            (&mut self.per_prefix, crate::net::machine_of(entry.address)),
         ] {
             if let Some(count) = map.get_mut(&key) {
                 *count = count.saturating_sub(1);
@@ -264,14 +264,6 @@ impl Open {
             }
         }
         Some(entry)
-    }
-}
-
-/// An IPv6 address's /64 (IPv4 addresses stand alone).
-fn prefix_of(address: IpAddr) -> IpAddr {
-    match address.to_canonical() {
-        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
-        v4 => v4,
     }
 }
 
