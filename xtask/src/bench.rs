@@ -198,6 +198,12 @@ fn runs_for(scene: Scene) -> Vec<(Path, u32)> {
     runs
 }
 
+/// The value at `share` (0 to 1) of `sorted` values; NaN when there are none.
+pub(crate) fn percentile(sorted: &[f64], share: f64) -> f64 {
+    let at = ((sorted.len() as f64 - 1.0) * share).round() as usize;
+    sorted.get(at).copied().unwrap_or(f64::NAN)
+}
+
 /// One share of a scene to `count` viewers.
 pub(crate) struct Run {
     pub path: Path,

@@ -318,7 +318,7 @@ fn glass_samples(
         std::thread::sleep(Duration::from_millis(250));
     }
     latencies.sort_by(f64::total_cmp);
-    let at = |share: f64| latencies[((latencies.len() - 1) as f64 * share).round() as usize];
+    let at = |share: f64| crate::bench::percentile(&latencies, share);
     Ok((at(0.5), at(0.95)))
 }
 
@@ -757,7 +757,7 @@ pub fn video_page(stage: &Stage) -> anyhow::Result<VideoPage> {
             std::thread::sleep(Duration::from_millis(300));
         }
         latencies.sort_by(f64::total_cmp);
-        let at = |share: f64| latencies[((latencies.len() - 1) as f64 * share).round() as usize];
+        let at = |share: f64| crate::bench::percentile(&latencies, share);
 
         // Opened again, mid-motion: from navigation to the first picture of video.
         let opened = Instant::now();

@@ -85,17 +85,13 @@ fn run(stage: &Stage, attacked: bool) -> anyhow::Result<SiegeRun> {
     }
     let peak_megabytes = peak_memory_kb(pid)? / 1024.0;
     total.answer_ms.sort_by(f64::total_cmp);
-    let percentile = |p: f64| {
-        let at = ((total.answer_ms.len() as f64 - 1.0) * p).round() as usize;
-        total.answer_ms.get(at).copied().unwrap_or(f64::NAN)
-    };
     Ok(SiegeRun {
         attacked,
         updates_per_viewer_per_second: total.updates as f64
             / f64::from(VIEWERS)
             / MEASURED.as_secs_f64(),
-        median_answer_ms: percentile(0.5),
-        p95_answer_ms: percentile(0.95),
+        median_answer_ms: crate::bench::percentile(&total.answer_ms, 0.5),
+        p95_answer_ms: crate::bench::percentile(&total.answer_ms, 0.95),
         errors: total.errors,
         cpu_percent,
         peak_megabytes,

@@ -20,15 +20,8 @@ fn screen(colour: &str) -> Xvfb {
 /// WebDriver calls faded text no text).
 async fn status_text(browser: &Browser) -> String {
     browser
-        .client()
-        .execute(
-            "return document.getElementById('status-text').textContent",
-            vec![],
-        )
+        .text("return document.getElementById('status-text').textContent")
         .await
-        .ok()
-        .and_then(|text| text.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 /// Waits until the centre of the window shows `colour` (JPEG allows a little drift).
@@ -1016,14 +1009,11 @@ async fn video_centre(browser: &Browser) -> Option<([u8; 3], u64)> {
     Some(([r as u8, g as u8, b as u8], presented))
 }
 
+/// What the page shows the screen as: `tiles` or `video` ("" before either).
 async fn page_picture(browser: &Browser) -> String {
     browser
-        .client()
-        .execute("return document.body.dataset.picture || ''", vec![])
+        .text("return document.body.dataset.picture || ''")
         .await
-        .ok()
-        .and_then(|value| value.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 #[tokio::test]

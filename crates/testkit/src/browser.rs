@@ -160,6 +160,17 @@ impl Browser {
         Ok([pixel[0], pixel[1], pixel[2]])
     }
 
+    /// What `script` returns, as text ("" when it fails or returns no string): for state a page
+    /// keeps in its DOM.
+    pub async fn text(&self, script: &str) -> String {
+        self.client
+            .execute(script, vec![])
+            .await
+            .ok()
+            .and_then(|value| value.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
     /// What the page has drawn on canvas `id`, read back losslessly (as PNG).
     pub async fn canvas(&self, id: &str) -> anyhow::Result<image::RgbImage> {
         use base64::Engine;

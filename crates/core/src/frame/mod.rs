@@ -412,12 +412,13 @@ impl Frame {
                 },
             });
         }
-        let pictures: Box<dyn Iterator<Item = _>> = if start {
-            Box::new(video.pictures.iter())
+        // With the start, the whole group from the keyframe (nothing of the group before it).
+        let after = if start {
+            video.keyframe_seq().saturating_sub(1)
         } else {
-            Box::new(video.pictures_after(after))
+            after
         };
-        for picture in pictures {
+        for picture in video.pictures_after(after) {
             pieces.push(Piece {
                 rect: whole,
                 body: PieceBody::VideoPicture(picture.segment.clone()),
