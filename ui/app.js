@@ -467,8 +467,10 @@ function showStats(s) {
   ui.frameSize.textContent = bytes(s.jpeg_bytes ?? s.png_bytes);
   ui.bandwidth.textContent = bw != null ? `${bytes(bw)}/s` : DASH;
   // Video is one stream for everyone; when it cannot be made the share stays on tiles, said here.
-  ui.showing.textContent = s.video_error ? "Tiles (no video)" : s.showing === "video" ? "Video" : s.showing === "tiles" ? "Tiles" : DASH;
-  ui.showing.title = s.video_error || "";
+  // A video shrunk to spare this machine's CPU says its size.
+  const shrunk = s.video_size && s.video_size[0] < s.width ? ` ${s.video_size[0]}×${s.video_size[1]}` : "";
+  ui.showing.textContent = s.video_error ? "Tiles (no video)" : s.showing === "video" ? `Video${shrunk}` : s.showing === "tiles" ? "Tiles" : DASH;
+  ui.showing.title = s.video_error || (shrunk ? "Encoded smaller than the screen to keep this computer's processor free; viewers see it scaled up" : "");
   const viewers = s.viewer_list || [];
   // Rebuilt only when someone arrives, leaves or is let in, so focus and selection stay put.
   const who = viewers.map((v) => `${v.id}:${v.access}`).join(" ");

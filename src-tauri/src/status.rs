@@ -38,6 +38,8 @@ pub struct StatusEvent {
     pub showing: Option<&'static str>,
     /// Why motion cannot go out as video, while it cannot.
     pub video_error: Option<String>,
+    /// The size the video is encoded at, while in video.
+    pub video_size: Option<[u32; 2]>,
 }
 
 pub async fn push_status(app: AppHandle) {
@@ -73,6 +75,7 @@ pub async fn push_status(app: AppHandle) {
                     pin_under_attack: status.pin_under_attack,
                     showing: Some(status.showing),
                     video_error: status.video_error,
+                    video_size: status.video_size,
                 }
             }
             None => {

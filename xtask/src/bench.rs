@@ -216,6 +216,8 @@ pub(crate) struct Run {
     pub capture: String,
     /// The capture thread's grab time at the end (its moving average), in ms.
     pub grab_ms: f64,
+    /// The size the video was encoded at, when the share was in video at the end.
+    pub video_size: Option<(u64, u64)>,
 }
 
 fn share_to_viewers(stage: &Stage, path: Path, count: u32) -> anyhow::Result<Run> {
@@ -233,6 +235,8 @@ pub(crate) fn measure(server: Server, path: Path, count: u32) -> anyhow::Result<
     std::thread::sleep(end.saturating_duration_since(Instant::now()));
     let cpu_after = cpu_seconds(server.child.0.id())?;
     let elapsed = started.elapsed().as_secs_f64();
+    // Read while the viewers still watch: the video ends when they go.
+    let status = fetch_status(&server.status)?;
     let mut total = Received::default();
     for thread in threads {
         let received = thread
@@ -240,7 +244,6 @@ pub(crate) fn measure(server: Server, path: Path, count: u32) -> anyhow::Result<
             .map_err(|_| anyhow::anyhow!("viewer thread panicked"))?;
         total.add(received);
     }
-    let status = fetch_status(&server.status)?;
     let seconds = MEASURED.as_secs_f64();
     Ok(Run {
         path,
@@ -252,6 +255,7 @@ pub(crate) fn measure(server: Server, path: Path, count: u32) -> anyhow::Result<
         errors: total.errors,
         capture: status.capture,
         grab_ms: status.grab_ms,
+        video_size: status.video_size,
     })
 }
 
@@ -493,6 +497,7 @@ struct StatusFigures {
     achieved_fps: f64,
     capture: String,
     grab_ms: f64,
+    video_size: Option<(u64, u64)>,
 }
 
 /// A JSON answer from the server's own URLs.
@@ -513,6 +518,9 @@ fn fetch_status(url: &str) -> anyhow::Result<StatusFigures> {
         achieved_fps: status["achieved_fps"].as_f64().unwrap_or(0.0),
         capture: status["capture"].as_str().unwrap_or("?").to_owned(),
         grab_ms: status["grab_ms"].as_f64().unwrap_or(0.0),
+        video_size: status["video_size"][0]
+            .as_u64()
+            .zip(status["video_size"][1].as_u64()),
     })
 }
 
@@ -685,6 +693,19 @@ fn report(
             out.push_str(&format!(
                 " Each viewer beyond the first costs {:.3}% of a core (1 to 100 viewers).",
                 (hundred.cpu_percent - one.cpu_percent) / 99.0
+            ));
+        }
+        let video_sizes: Vec<String> = runs
+            .iter()
+            .filter_map(|run| {
+                let (width, height) = run.video_size?;
+                Some(format!("{width}x{height} with {} viewers", run.viewers))
+            })
+            .collect();
+        if !video_sizes.is_empty() {
+            out.push_str(&format!(
+                " The video was encoded at {} (the size the encoder affords within a quarter of a core).",
+                video_sizes.join(", ")
             ));
         }
         if let Some(run) = runs.first() {

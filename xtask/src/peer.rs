@@ -651,7 +651,8 @@ const READ_VIDEO: &str = "const v = document.getElementById('motion'); \
     const c = window.__probe || (window.__probe = document.createElement('canvas')); \
     c.width = 1; c.height = 1; \
     const g = c.getContext('2d', { willReadFrequently: true }); \
-    g.drawImage(v, 1016, 616, 1, 1, 0, 0, 1, 1); \
+    const s = v.videoWidth / document.getElementById('screen').width; \
+    g.drawImage(v, Math.floor(1016 * s), Math.floor(616 * s), 1, 1, 0, 0, 1, 1); \
     const d = g.getImageData(0, 0, 1, 1).data; \
     return [q.totalVideoFrames, q.droppedVideoFrames, d[0], d[1], d[2]];";
 

@@ -159,6 +159,14 @@ impl Picture {
         self.width as usize * 4
     }
 
+    /// The bytes of row `y` (empty below the picture).
+    pub fn row(&self, y: u32) -> &[u8] {
+        if y >= self.height {
+            return &[];
+        }
+        self.span(0, y, self.width)
+    }
+
     /// Bytes of row `y` from column `x`, `width` pixels long. The caller keeps within bounds.
     fn span(&self, x: u32, y: u32, width: u32) -> &[u8] {
         let start = y as usize * self.stride() + x as usize * 4;

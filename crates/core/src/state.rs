@@ -61,6 +61,8 @@ pub struct CaptureStatus {
     pub video: bool,
     /// Why motion cannot go out as video, while it cannot: the share stays on tiles.
     pub video_error: Option<String>,
+    /// The size the video is encoded at, while in video.
+    pub video_size: Option<(u32, u32)>,
 }
 
 /// Everything a viewer's page or the presenter wants to show about the share.
@@ -109,6 +111,9 @@ pub struct Status {
     pub showing: &'static str,
     /// Why motion cannot go out as video, while it cannot (the share stays on tiles).
     pub video_error: Option<String>,
+    /// The size the video is encoded at, while in video: smaller than the screen when the
+    /// presenter's CPU cannot encode the full size within its budget.
+    pub video_size: Option<[u32; 2]>,
 }
 
 /// What a viewer's page needs to know, and nothing more: monitor names, capture errors and
@@ -384,6 +389,7 @@ impl ShareState {
             motion: settings.motion,
             showing: if capture.video { "video" } else { "tiles" },
             video_error: capture.video_error.clone(),
+            video_size: capture.video_size.map(|(width, height)| [width, height]),
         }
     }
 }

@@ -30,11 +30,12 @@ fn scene(step: u32) -> Picture {
     Picture::from_bgrx(WIDTH, HEIGHT, bytes).expect("a picture")
 }
 
-/// The init segment and one media segment per encoded picture, and the codec they need.
-fn stream() -> (String, Vec<Vec<u8>>) {
-    let mut encoder = H264Encoder::new(WIDTH, HEIGHT, FPS).expect("an encoder");
+/// The init segment and one media segment per encoded picture of `steps`, the screen encoded at
+/// `size` (shrunk when that is smaller), and the codec they need.
+fn stream(size: (u32, u32), steps: std::ops::Range<u32>) -> (String, Vec<Vec<u8>>) {
+    let mut encoder = H264Encoder::new(size.0, size.1, FPS).expect("an encoder");
     let (mut codec, mut segments, mut sequence) = (String::new(), Vec::new(), 1);
-    for step in 0..FRAMES {
+    for step in steps {
         let at_ms = u64::from(step) * 1000 / u64::from(FPS);
         let Some(encoded) = encoder.encode(&scene(step), at_ms).expect("encoded") else {
             continue;
@@ -63,34 +64,48 @@ fn stream() -> (String, Vec<Vec<u8>>) {
     (codec, segments)
 }
 
+/// Half-way through, the engine shrinks the video (its CPU budget): the second half comes at
+/// half the size, with its own init segment, into the same SourceBuffer, as the page does it.
 #[tokio::test]
 async fn chromium_plays_the_fragments_and_shows_the_picture() -> anyhow::Result<()> {
-    let (codec, segments) = stream();
-    assert!(
-        segments.len() > FRAMES as usize / 2,
-        "most pictures were encoded"
-    );
-    let encoded: Vec<String> = segments
+    let half = FRAMES / 2;
+    let parts = [
+        stream((WIDTH, HEIGHT), 0..half),
+        stream((WIDTH / 2, HEIGHT / 2), half..FRAMES),
+    ];
+    let pictures: usize = parts.iter().map(|(_, segments)| segments.len() - 1).sum();
+    assert!(pictures > FRAMES as usize / 2, "most pictures were encoded");
+    let parts: Vec<serde_json::Value> = parts
         .iter()
-        .map(|segment| base64::engine::general_purpose::STANDARD.encode(segment))
+        .map(|(codec, segments)| {
+            let segments: Vec<String> = segments
+                .iter()
+                .map(|segment| base64::engine::general_purpose::STANDARD.encode(segment))
+                .collect();
+            serde_json::json!({ "type": format!("video/mp4; codecs=\"{codec}\""), "segments": segments })
+        })
         .collect();
     let page = format!(
         r#"<!doctype html><video id="v" muted autoplay playsinline></video><canvas id="c" width="{WIDTH}" height="{HEIGHT}"></canvas>
 <script>
-const type = 'video/mp4; codecs="{codec}"';
-window.result = {{ supported: MediaSource.isTypeSupported(type), error: null, appended: 0 }};
-const segments = {segments};
+const parts = {parts};
+window.result = {{ supported: MediaSource.isTypeSupported(parts[0].type), error: null, appended: 0 }};
 const video = document.getElementById('v');
 const source = new MediaSource();
 video.src = URL.createObjectURL(source);
 video.onerror = () => {{ window.result.error = 'video: ' + (video.error && video.error.message); }};
 source.addEventListener('sourceopen', () => {{
-  const buffer = source.addSourceBuffer(type);
+  const buffer = source.addSourceBuffer(parts[0].type);
   buffer.mode = 'sequence';
+  let part = 0, at = 0;
   const next = () => {{
-    if (window.result.appended === segments.length) {{ source.endOfStream(); return; }}
-    const bytes = Uint8Array.from(atob(segments[window.result.appended]), (c) => c.charCodeAt(0));
-    window.result.appended++;
+    if (at === parts[part].segments.length) {{
+      if (part + 1 === parts.length) {{ source.endOfStream(); return; }}
+      part++; at = 0;
+      buffer.changeType(parts[part].type);
+    }}
+    const bytes = Uint8Array.from(atob(parts[part].segments[at]), (c) => c.charCodeAt(0));
+    at++; window.result.appended++;
     buffer.appendBuffer(bytes);
   }};
   buffer.addEventListener('updateend', next);
@@ -98,7 +113,7 @@ source.addEventListener('sourceopen', () => {{
   next();
 }});
 </script>"#,
-        segments = serde_json::to_string(&encoded)?,
+        parts = serde_json::to_string(&parts)?,
     );
     let browser = Browser::start().await?;
     let url = format!(
@@ -120,7 +135,7 @@ source.addEventListener('sourceopen', () => {{
             .execute(
                 "const v = document.getElementById('v'); const q = v.getVideoPlaybackQuality(); \
                  return {ended: v.ended, frames: q.totalVideoFrames, dropped: q.droppedVideoFrames, \
-                 error: window.result.error}",
+                 width: v.videoWidth, error: window.result.error}",
                 vec![],
             )
             .await
@@ -135,11 +150,12 @@ source.addEventListener('sourceopen', () => {{
     assert!(played["error"].is_null(), "{played}");
     let frames = played["frames"].as_u64().unwrap_or(0);
     assert!(
-        frames as usize >= segments.len() - 1 - 2,
-        "{frames} frames presented of {} sent: {played}",
-        segments.len() - 1
+        frames as usize >= pictures - 2,
+        "{frames} frames presented of {pictures} sent: {played}"
     );
-    // The last picture: the square at its last place, red; the screen beside it, grey.
+    assert_eq!(played["width"], WIDTH / 2, "the last pictures, shrunk");
+    // The last picture (at half the size): the square at its last place, red; the screen
+    // beside it, grey.
     let pixel = |x: u32, y: u32| {
         format!(
             "const c = document.getElementById('c').getContext('2d'); \
@@ -157,7 +173,7 @@ source.addEventListener('sourceopen', () => {{
             anyhow::Ok(rgb)
         }
     };
-    let square = read(pixel(last_left + 30, 120)).await?;
+    let square = read(pixel((last_left + 30) / 2, 60)).await?;
     let beside = read(pixel(5, 5)).await?;
     let near = |got: &[u8], want: [u8; 3]| got.iter().zip(want).all(|(g, w)| g.abs_diff(w) <= 24);
     assert!(

@@ -126,10 +126,19 @@
   const motion$ = $("motion");
   const MediaSourceKind = window.ManagedMediaSource || window.MediaSource;
   let videoBroken = !MediaSourceKind || !MediaSourceKind.isTypeSupported('video/mp4; codecs="avc1.42E01F"');
-  const video = { source: null, buffer: null, queue: [], appended: 0, starts: 0 };
+  const video = { source: null, buffer: null, codec: "", queue: [], appended: 0, starts: 0 };
 
   function videoStart(codec, init) {
+    if (video.buffer && video.source && video.source.readyState === "open") {
+      // The engine changed the video's size (to keep the presenter's CPU free): the same buffer
+      // takes the new init segment and plays on, as adaptive players switch renditions.
+      if (codec !== video.codec) video.queue.push({ codec });
+      video.queue.push(init);
+      video.codec = codec;
+      return;
+    }
     videoStop();
+    video.codec = codec;
     const source = new MediaSourceKind();
     video.source = source;
     video.starts++;
@@ -156,9 +165,14 @@
 
   function pump() {
     const buffer = video.buffer;
-    if (!buffer || buffer.updating || video.queue.length === 0) return;
-    try { buffer.appendBuffer(video.queue.shift()); video.appended++; motion$.dataset.appended = String(video.appended); }
-    catch (err) { videoFailed(err); }
+    try {
+      while (buffer && !buffer.updating && video.queue.length > 0 && video.queue[0].codec) {
+        const { codec } = video.queue.shift();
+        if (buffer.changeType) buffer.changeType(`video/mp4; codecs="${codec}"`);
+      }
+      if (!buffer || buffer.updating || video.queue.length === 0) return;
+      buffer.appendBuffer(video.queue.shift()); video.appended++; motion$.dataset.appended = String(video.appended);
+    } catch (err) { videoFailed(err); }
   }
 
   // Plays the newest picture: jumps when more than a quarter second behind, plays a little

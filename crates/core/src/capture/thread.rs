@@ -336,8 +336,12 @@ impl CaptureLoop {
     fn report_video(&self) {
         let video = self.publisher.in_video();
         let error = self.publisher.video_error();
+        let size = self.publisher.video_size();
         let status = self.state.capture.borrow();
-        if status.video == video && status.video_error.as_deref() == error {
+        if status.video == video
+            && status.video_error.as_deref() == error
+            && status.video_size == size
+        {
             return;
         }
         drop(status);
@@ -345,6 +349,7 @@ impl CaptureLoop {
         self.state.capture.send_modify(|status| {
             status.video = video;
             status.video_error = error;
+            status.video_size = size;
         });
     }
 

@@ -2,6 +2,7 @@
 //! capture thread, for the modes viewers use), the pointer, and the classic whole-frame encodings,
 //! each made at most once, the first time a viewer asks.
 
+mod glimpse;
 pub(crate) mod publish;
 pub mod tiles;
 pub mod video;

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::glimpse::Glimpse;
 use super::tiles::{TileGrid, merge};
 use super::video::{FrameVideo, VideoRun};
 use super::wire::{Piece, PieceBody};
@@ -75,6 +76,10 @@ pub(crate) struct Publisher {
     video_error: Option<String>,
     /// A run ended and no frame has told the pages yet.
     run_just_ended: bool,
+    /// Rows of the last grab, looked at instead of the tiles while only video pages watch.
+    glimpse: Glimpse,
+    /// Grabs only glimpsed since the tiles were last compared: the tiles lag the screen.
+    glimpsed: u32,
 }
 
 impl Publisher {
@@ -94,12 +99,21 @@ impl Publisher {
             last_tile_bytes: None,
             video_error: None,
             run_just_ended: false,
+            glimpse: Glimpse::default(),
+            glimpsed: 0,
         }
     }
 
     /// Whether the share is sending motion as video now.
     pub fn in_video(&self) -> bool {
         self.run.is_some()
+    }
+
+    /// The size the video is encoded at, while the share is in video: smaller than the screen
+    /// when the presenter's CPU cannot afford the full size.
+    pub fn video_size(&self) -> Option<(u32, u32)> {
+        self.run.as_ref()?;
+        self.video.start().map(|start| (start.width, start.height))
     }
 
     /// Why the share cannot send video, while it cannot (it stays on tiles meanwhile).
@@ -184,19 +198,30 @@ impl Publisher {
         if picture.width() > u32::from(u16::MAX) || picture.height() > u32::from(u16::MAX) {
             return Err(EncodeError::TooLarge(picture.width(), picture.height()));
         }
-        let (reset, boxes, settled) = match &mut self.grid {
-            Some(grid) if grid.fits(picture, capture.quality) => {
-                let boxes = grid.apply(picture, &capture.damage, next, now);
-                let settled = grid.settle(next, now);
-                (false, boxes, settled)
-            }
-            _ => {
-                self.grid = Some(TileGrid::new(picture, next, capture.quality, now));
-                (true, Vec::new(), Vec::new())
-            }
+        let fits = self
+            .grid
+            .as_ref()
+            .is_some_and(|grid| grid.fits(picture, capture.quality));
+        // In video with only video pages watching, the tiles are compared about once a second
+        // (for `screen.png` and the previews) and when the run ends, not at every grab.
+        let tiles_wanted = capture.deliveries[Delivery::Lossless.index()]
+            || capture.deliveries[Delivery::Adaptive.index()];
+        // Whether the screen still moves is then told by a glimpse, even when the tiles are
+        // compared: tiles a second behind would say it moved when it has been still.
+        let video_only = fits && self.run.is_some() && !tiles_wanted;
+        let glance = video_only && self.glimpsed < capture.fps;
+        let glimpsed_share =
+            video_only.then(|| self.glimpse.changed_share(picture, &capture.damage));
+        let (reset, mut boxes, mut settled) = if glance {
+            self.glimpsed += 1;
+            (false, Vec::new(), Vec::new())
+        } else {
+            self.compare_tiles(&capture, next, now)
         };
-        let area = picture.bounds().area().max(1);
-        let changed_share = boxes.iter().map(Rect::area).sum::<u64>() as f64 / area as f64;
+        let changed_share = glimpsed_share.unwrap_or_else(|| {
+            let area = picture.bounds().area().max(1);
+            boxes.iter().map(Rect::area).sum::<u64>() as f64 / area as f64
+        });
         let video = if reset {
             // Another size or quality: tiles first, video again once motion shows again.
             self.end_run();
@@ -205,6 +230,10 @@ impl Publisher {
         } else {
             self.video_for(&capture, changed_share, next, now)
         };
+        if glance && video.is_none() {
+            // The run ended at this grab: the tiles catch up now, for an exact repaint.
+            (_, boxes, settled) = self.compare_tiles(&capture, next, now);
+        }
         let run_ended = self.run_just_ended;
         let pointer = self.pointer_view(&capture);
         let key = pointer.as_ref().map(|pointer| PointerKey {
@@ -297,6 +326,36 @@ impl Publisher {
             grid.mark_lossy(rect, now);
         }
         Ok(Some(frame))
+    }
+
+    /// Compares the grab with the tiles, keeping those that changed (all of them when the grid
+    /// is new: another size or quality). Returns whether the grid is new, the changed boxes and
+    /// the tiles that settled.
+    fn compare_tiles(
+        &mut self,
+        capture: &Capture<'_>,
+        seq: u64,
+        now: Instant,
+    ) -> (bool, Vec<Rect>, Vec<Rect>) {
+        let picture = capture.picture;
+        // Damage tells what changed since the last grab; tiles only glimpsed are older.
+        let damage = if self.glimpsed > 0 {
+            &Damage::Unknown
+        } else {
+            &capture.damage
+        };
+        self.glimpsed = 0;
+        match &mut self.grid {
+            Some(grid) if grid.fits(picture, capture.quality) => {
+                let boxes = grid.apply(picture, damage, seq, now);
+                let settled = grid.settle(seq, now);
+                (false, boxes, settled)
+            }
+            _ => {
+                self.grid = Some(TileGrid::new(picture, seq, capture.quality, now));
+                (true, Vec::new(), Vec::new())
+            }
+        }
     }
 
     /// While nothing is grabbed (paused, the source lost), regions sent lossy still become exact
@@ -730,6 +789,18 @@ mod tests {
         let run = frames[first_video].video().expect("video").run;
         assert_eq!((run.first, run.base), (frames[first_video].seq(), base));
 
+        // Only video pages watch: the grabs after the first of the run are glimpsed, their
+        // tiles not compared (that happens about once a second, and when the run ends).
+        let compared = frames[first_video + 1..]
+            .iter()
+            .filter(|frame| {
+                frame
+                    .tiles()
+                    .iter()
+                    .any(|tile| tile.changed_at() == frame.seq())
+            })
+            .count();
+        assert_eq!(compared, 0, "grabs of the run whose tiles were compared");
         // A page one frame behind on its stream gets the new picture alone.
         let last = frames.last().expect("frames");
         let previous = &frames[frames.len() - 2];
@@ -751,7 +822,11 @@ mod tests {
             .expect("video");
         assert_eq!(kinds(&behind).1.len(), pictures - 1);
         // Pages that take tiles see no video.
-        assert!(last.update_ready(previous.seq(), Mode::Lossless).is_none());
+        let tiles = last
+            .update_since(previous.seq(), Mode::Lossless)
+            .expect("tiles");
+        let (video, tile_kinds) = kinds(&tiles);
+        assert!(!video && !tile_kinds.iter().any(|kind| *kind >= 3));
 
         // Calm for a second: back to tiles, and the repaint is exact.
         let still = moving(29);

@@ -4,6 +4,8 @@
 //! three times slower, and text stays with the tiles anyway.
 
 use bytes::Bytes;
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use openh264::OpenH264API;
 use openh264::encoder::{
     BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod,
@@ -11,7 +13,7 @@ use openh264::encoder::{
 };
 use openh264::formats::{BgraSliceU8, YUVBuffer};
 
-use super::{EncodedPicture, VideoError, bitrate_for};
+use super::{EncodedPicture, VideoError, bitrate_for, shrink};
 use crate::pixels::Picture;
 
 /// Encodes the share's pictures, one after the other, for every viewer at once.
@@ -19,8 +21,12 @@ pub struct H264Encoder {
     encoder: Encoder,
     /// The picture converted to I420, reused from one picture to the next.
     yuv: YUVBuffer,
-    /// Where an odd-sized picture is cut to even before conversion.
+    /// Where an odd-sized picture is cut to even, or a larger one shrunk, before conversion.
     even: Vec<u8>,
+    /// Where a picture larger than the encoder's size is scaled down (the budget chose a
+    /// smaller size), and what scales it.
+    scaled: Option<Image<'static>>,
+    resizer: Resizer,
     size: (u32, u32),
     fps: u32,
     /// Whether the next picture must be a keyframe (a switch into video, a joiner).
@@ -41,8 +47,13 @@ const LARGEST: (u32, u32) = (3840, 2160);
 
 impl H264Encoder {
     /// An encoder for `width` x `height` pictures (cut to even) at `fps`, a keyframe every two
-    /// seconds.
+    /// seconds, at the bit rate [`bitrate_for`] that size.
     pub fn new(width: u32, height: u32, fps: u32) -> Result<Self, VideoError> {
+        Self::with_bitrate(width, height, fps, bitrate_for(width, height, fps))
+    }
+
+    /// The same at `bps` (a picture shrunk to spare the CPU: see `bitrate_shrunk`).
+    pub fn with_bitrate(width: u32, height: u32, fps: u32, bps: u32) -> Result<Self, VideoError> {
         let size = (width & !1, height & !1);
         let (long, short) = (size.0.max(size.1), size.0.min(size.1));
         if short < 2 || long > LARGEST.0 || short > LARGEST.1 {
@@ -53,7 +64,7 @@ impl H264Encoder {
             .usage_type(UsageType::CameraVideoRealTime)
             .complexity(Complexity::Low)
             .rate_control_mode(RateControlMode::Bitrate)
-            .bitrate(BitRate::from_bps(bitrate_for(size.0, size.1, fps)))
+            .bitrate(BitRate::from_bps(bps))
             .max_frame_rate(FrameRate::from_hz(fps as f32))
             // Quality gives way before the frame rate does: a skipped picture is a stutter for
             // every viewer. (Pictures the capture thread cannot encode in time are skipped before
@@ -68,6 +79,8 @@ impl H264Encoder {
             encoder,
             yuv: YUVBuffer::new(size.0 as usize, size.1 as usize),
             even: Vec::new(),
+            scaled: None,
+            resizer: Resizer::new(),
             size,
             fps,
             keyframe_asked: true,
@@ -84,25 +97,30 @@ impl H264Encoder {
         self.keyframe_asked = true;
     }
 
-    /// Encodes `picture` taken at `at_ms` (milliseconds since the share began). `None` when the
-    /// rate control skipped it to keep to the bit rate.
+    /// Encodes `picture` taken at `at_ms` (milliseconds since the share began), scaled to the
+    /// encoder's size when it is larger. `None` when the rate control skipped it to keep to the
+    /// bit rate.
     pub fn encode(
         &mut self,
         picture: &Picture,
         at_ms: u64,
     ) -> Result<Option<EncodedPicture>, VideoError> {
-        let (width, height) = (picture.width() & !1, picture.height() & !1);
-        if (width, height) != self.size {
+        let (width, height) = self.size;
+        let even = (picture.width() & !1, picture.height() & !1);
+        let pixels = if (picture.width(), picture.height()) == self.size {
+            picture.as_bytes()
+        } else if even == self.size {
+            cut_to_even(picture, &mut self.even);
+            &self.even
+        } else if shrink::shrink(picture, self.size, &mut self.even) {
+            &self.even
+        } else if even.0 > width && even.1 > height {
+            scale(picture, self.size, &mut self.scaled, &mut self.resizer)?
+        } else {
             return Err(VideoError::Size {
                 width: picture.width(),
                 height: picture.height(),
             });
-        }
-        let pixels = if (picture.width(), picture.height()) == self.size {
-            picture.as_bytes()
-        } else {
-            cut_to_even(picture, &mut self.even);
-            &self.even
         };
         self.yuv
             .read_bgra8(BgraSliceU8::new(pixels, (width as usize, height as usize)));
@@ -125,6 +143,33 @@ impl H264Encoder {
             height,
         }))
     }
+}
+
+/// `picture` scaled down to `size` in `scaled` (a triangle filter over the pixels each one
+/// stands for, so that fine detail does not shimmer as it moves).
+fn scale<'a>(
+    picture: &Picture,
+    size: (u32, u32),
+    scaled: &'a mut Option<Image<'static>>,
+    resizer: &mut Resizer,
+) -> Result<&'a [u8], VideoError> {
+    let failed = |error: &dyn std::fmt::Display| VideoError::Encoder(format!("scaling: {error}"));
+    let source = ImageRef::new(
+        picture.width(),
+        picture.height(),
+        picture.as_bytes(),
+        PixelType::U8x4,
+    )
+    .map_err(|error| failed(&error))?;
+    let scaled = scaled.get_or_insert_with(|| Image::new(size.0, size.1, PixelType::U8x4));
+    // The fourth byte is padding, not alpha.
+    let options = ResizeOptions::new()
+        .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
+        .use_alpha(false);
+    resizer
+        .resize(&source, scaled, &options)
+        .map_err(|error| failed(&error))?;
+    Ok(scaled.buffer())
 }
 
 /// `picture` without its last column and row where they make a size odd, packed into `out`.
@@ -200,6 +245,37 @@ mod tests {
                 got.abs_diff(want) <= 24,
                 "the square's colour {colour:?}, not {red:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_larger_picture_is_scaled_to_the_encoders_size() {
+        let mut encoder = H264Encoder::new(320, 240, 30).expect("an encoder");
+        let mut decoder = Decoder::new().expect("a decoder");
+        let blue = [30, 40, 220];
+        let encoded = encoder
+            .encode(&scene(480, 360, 150, blue), 0)
+            .expect("encoded")
+            .expect("the first picture");
+        assert_eq!((encoded.width, encoded.height), (320, 240));
+        let decoded = decoder
+            .decode(&encoded.annex_b)
+            .expect("decodable")
+            .expect("a picture");
+        assert_eq!(decoded.dimensions(), (320, 240));
+        // The square (150..230 x 40..120) at two thirds: 100..153 x 27..80.
+        for (x, y, want) in [
+            (126, 53, blue),
+            (60, 53, [90, 90, 90]),
+            (126, 150, [90, 90, 90]),
+        ] {
+            let got = rgb_at(&decoded, x, y);
+            for (got, want) in got.iter().zip(want) {
+                assert!(
+                    got.abs_diff(want) <= 24,
+                    "at ({x}, {y}): {got:?}, not {want:?}"
+                );
+            }
         }
     }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::budget::EncodeBudget;
 use super::fmp4::{self, TIMESCALE};
 use super::{EncodedPicture, VideoError};
 use crate::pixels::Picture;
@@ -42,7 +43,7 @@ struct Encoder;
 
 #[cfg(not(target_os = "linux"))]
 impl Encoder {
-    fn new(_: u32, _: u32, _: u32) -> Result<Self, VideoError> {
+    fn with_bitrate(_: u32, _: u32, _: u32, _: u32) -> Result<Self, VideoError> {
         Err(VideoError::Encoder(
             "video is not built for this platform yet".to_owned(),
         ))
@@ -74,6 +75,8 @@ pub struct VideoTrack {
     began: Option<Instant>,
     /// A size the encoder refused, and why: not tried again until the size changes.
     refused: Option<((u32, u32), String)>,
+    /// How large the picture is encoded, for the encoder to keep to its share of the CPU.
+    budget: EncodeBudget,
 }
 
 impl VideoTrack {
@@ -88,21 +91,23 @@ impl VideoTrack {
         now: Instant,
         fresh: bool,
     ) -> Result<bool, VideoError> {
-        let size = (picture.width(), picture.height());
+        let size = self.budget.size_for(picture.width(), picture.height());
         if let Some((refused, why)) = &self.refused
             && *refused == size
         {
             return Err(VideoError::Encoder(why.clone()));
         }
-        let fits = self.encoder.as_ref().is_some_and(|(encoder, rate)| {
-            encoder.size() == (size.0 & !1, size.1 & !1) && *rate == fps
-        });
+        let fits = self
+            .encoder
+            .as_ref()
+            .is_some_and(|(encoder, rate)| encoder.size() == size && *rate == fps);
         if !fits {
             self.encoder = None;
             self.start = None;
             self.gop.clear();
             self.earlier = Arc::new([]);
-            match Encoder::new(size.0, size.1, fps) {
+            let bps = super::bitrate_shrunk((picture.width(), picture.height()), size, fps);
+            match Encoder::with_bitrate(size.0, size.1, fps, bps) {
                 Ok(encoder) => self.encoder = Some((encoder, fps)),
                 Err(error) => {
                     self.refused = Some((size, error.to_string()));
@@ -119,7 +124,17 @@ impl VideoTrack {
         }
         let began = *self.began.get_or_insert(now);
         let at_ms = now.saturating_duration_since(began).as_millis() as u64;
-        let encoded = match encoder.encode(picture, at_ms) {
+        let work = Instant::now();
+        let result = encoder.encode(picture, at_ms);
+        if self.budget.spent(work.elapsed(), fps, now) {
+            let (width, height) = self.budget.size_for(picture.width(), picture.height());
+            tracing::info!(
+                width,
+                height,
+                "the video is encoded at this size from now on, to keep within its share of the CPU"
+            );
+        }
+        let encoded = match result {
             Ok(Some(encoded)) => encoded,
             Ok(None) => return Ok(false),
             Err(error) => {
@@ -279,6 +294,40 @@ mod tests {
             assert!(Arc::ptr_eq(first, &now), "the same start at picture {step}");
         }
         assert_eq!(keyframes, vec![(0, None), (60, Some(59))]);
+    }
+
+    #[test]
+    fn a_budget_that_shrinks_the_picture_starts_a_smaller_video_at_a_keyframe() {
+        let mut track = VideoTrack::default();
+        let start = Instant::now();
+        let at = |step: u32| start + Duration::from_millis(33 * u64::from(step));
+        for step in 0..5u32 {
+            track
+                .encode(&picture(step), u64::from(step), 30, at(step), step == 0)
+                .expect("encodes");
+        }
+        let full = track.start().expect("a start");
+        assert_eq!((full.width, full.height), (320, 240));
+        // A second of pictures that took 40 ms each: far beyond the encoder's budget.
+        for step in 0..30u32 {
+            track
+                .budget
+                .spent(Duration::from_millis(40), 30, at(5 + step));
+        }
+        track
+            .encode(&picture(5), 5, 30, at(40), false)
+            .expect("encodes");
+        let smaller = track.start().expect("a new start");
+        assert_eq!((smaller.width, smaller.height), (212, 160));
+        let gop = track.gop();
+        assert!(
+            gop.len() == 1 && gop[0].keyframe,
+            "the smaller video starts at a keyframe"
+        );
+        assert!(
+            track.earlier().is_empty(),
+            "nothing of the larger one goes on"
+        );
     }
 
     #[test]
