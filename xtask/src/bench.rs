@@ -101,6 +101,10 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
             .and_then(|stage| siege::siege(&stage))
             .map_err(|error| format!("{error:#}"))
     });
+    let hoard = wanted("siege").then(|| {
+        eprintln!("xtask: measuring frame requests nobody reads on a 4K screen…");
+        siege::hoard().map_err(|error| format!("{error:#}"))
+    });
 
     let wayland = wanted("wayland")
         .then(|| crate::wayland_bench::scenes().map_err(|error| format!("{error:#}")));
@@ -111,6 +115,9 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
     }
     if let Some(siege) = &siege {
         report.push_str(&siege::section(siege));
+    }
+    if let Some(hoard) = &hoard {
+        report.push_str(&siege::hoard_section(hoard));
     }
     match &wayland {
         Some(Ok(scenes)) => report.push_str(&crate::wayland_bench::section(scenes)),
@@ -125,6 +132,8 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
             &scenes,
             browsers.as_ref(),
             video.as_ref(),
+            siege.as_ref(),
+            hoard.as_ref(),
         ));
     }
     if only.is_some() {
@@ -356,11 +365,20 @@ pub(crate) fn start_server(screen: &Stage) -> anyhow::Result<Server> {
 
 /// `command`, the release binary set up for its display, sharing at 30 fps on 127.0.0.1.
 pub(crate) fn launch(mut command: Command) -> anyhow::Result<Server> {
+    // Every bench viewer connects from 127.0.0.1, where real ones are separate machines.
+    command
+        .arg("serve")
+        .args(["--max-connections-per-address", "1000"])
+        .args(["--max-frame-requests-per-address", "1000"]);
+    launch_serving(command)
+}
+
+/// `command` (`screenshare serve` and any caps it sets: the defaults otherwise, for runs whose
+/// clients come from addresses of their own) sharing at 30 fps on 127.0.0.1.
+pub(crate) fn launch_serving(mut command: Command) -> anyhow::Result<Server> {
     let mut child = ChildGuard(
         command
-            .args(["serve", "--bind", "127.0.0.1", "--port", "0", "--fps", "30"])
-            // Every bench viewer connects from 127.0.0.1, where real ones are separate machines.
-            .args(["--max-connections-per-address", "1000"])
+            .args(["--bind", "127.0.0.1", "--port", "0", "--fps", "30"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -842,6 +860,8 @@ fn targets(
     scenes: &[(Scene, Vec<Run>)],
     browsers: Option<&Result<Browsers, String>>,
     video: Option<&Result<peer::VideoPage, String>>,
+    siege: Option<&Result<(siege::SiegeRun, siege::SiegeRun), String>>,
+    hoard: Option<&Result<siege::Hoard, String>>,
 ) -> String {
     let step = |name: &str| {
         pipeline
@@ -1096,6 +1116,26 @@ fn targets(
             video.exact_after_ms,
             1500.0,
             "ms",
+        );
+    }
+    if let Some(Ok((calm, siege))) = siege {
+        at_most(
+            "under siege, each of the 10 viewers keeps ≥ 90% of the calm update rate (shortfall of the slowest)",
+            (90.0
+                - siege.slowest_viewer_updates_per_second
+                    / calm.updates_per_viewer_per_second.max(1e-9)
+                    * 100.0)
+                .max(0.0),
+            0.0,
+            "points short",
+        );
+    }
+    if let Some(Ok(hoard)) = hoard {
+        at_most(
+            "128 unread 4K frame requests from 4 addresses: presenter memory + socket buffers ≤ 300 MB",
+            hoard.peak_memory_mb + hoard.peak_socket_mb,
+            300.0,
+            "MB",
         );
     }
     let mut out = String::from("\n## Targets\n\n| target | measured | |\n|---|---:|---|\n");

@@ -221,19 +221,31 @@ pub(crate) fn put_picture(
     drawable: u32,
     pixels: &[u8],
 ) -> anyhow::Result<()> {
+    put_picture_of_width(conn, drawable, WIDTH, pixels)
+}
+
+/// [`put_picture`] for a screen `width` pixels wide.
+pub(crate) fn put_picture_of_width(
+    conn: &impl Connection,
+    drawable: u32,
+    width: u16,
+    pixels: &[u8],
+) -> anyhow::Result<()> {
     let gc = conn.generate_id()?;
     conn.create_gc(gc, drawable, &CreateGCAux::new())?;
-    let row = usize::from(WIDTH) * 4;
-    for (strip, data) in pixels.chunks(row * 32).enumerate() {
+    let row = usize::from(width) * 4;
+    // A request without BIG-REQUESTS carries at most 256 KiB.
+    let strip_rows = (240 * 1024 / row).clamp(1, 32);
+    for (strip, data) in pixels.chunks(row * strip_rows).enumerate() {
         let rows = (data.len() / row) as u16;
         conn.put_image(
             ImageFormat::Z_PIXMAP,
             drawable,
             gc,
-            WIDTH,
+            width,
             rows,
             0,
-            (strip * 32) as i16,
+            (strip * strip_rows) as i16,
             0,
             24,
             data,

@@ -146,6 +146,10 @@ struct LimitArgs {
     /// Requests answered at once; more get 503 and are asked to retry
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_requests_in_flight)]
     max_requests: usize,
+    /// Frame requests (pictures, updates, streams) answered at once for one address; more get
+    /// 429
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_frame_requests_per_address)]
+    max_frame_requests_per_address: usize,
 }
 
 impl LimitArgs {
@@ -172,6 +176,10 @@ impl LimitArgs {
                 "max-connections-per-address",
             )?,
             max_requests_in_flight: at_least_one(self.max_requests, "max-requests")?,
+            max_frame_requests_per_address: at_least_one(
+                self.max_frame_requests_per_address,
+                "max-frame-requests-per-address",
+            )?,
             ..Limits::default()
         })
     }

@@ -426,6 +426,73 @@ fn slow_frame_request(target: &Target) -> (std::net::TcpStream, usize) {
     (slow, got)
 }
 
+/// A 4K frame asked for from 127.0.0.`last` by a client that reads only the answer's head
+/// (through a 4 KiB receive buffer) and nothing more. Returns the socket and the status.
+fn unread_frame_request(last: u8, target: &Target) -> (std::net::TcpStream, u16) {
+    use std::io::{Read, Write};
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("small receive buffer");
+    let source = std::net::SocketAddr::from(([127, 0, 0, last], 0));
+    socket.bind(&source.into()).expect("bind");
+    socket.connect(&target.server.into()).expect("connect");
+    let mut client: std::net::TcpStream = socket.into();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    client
+        .write_all(&target.get(&target.viewer("screen.png"), ""))
+        .expect("request");
+    let mut head = [0u8; 512];
+    let got = client.read(&mut head).expect("the answer starts");
+    let status = String::from_utf8_lossy(&head[..got])
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (client, status)
+}
+
+/// Clients on two machines ask for 4K frames and never read them: each machine gets a few
+/// answers under way (an eighth of the bytes budget at most), the rest are refused at once
+/// (before, every one was answered and held its frame and socket buffer), and a viewer on
+/// another machine is served.
+#[test]
+fn frame_requests_nobody_reads_hold_a_few_places_and_others_are_served() {
+    let (_xvfb, _served, target, whole) = noise_share(&["--write-stall-timeout", "60"]);
+    let mut held = Vec::new();
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for last in [10u8, 11] {
+        for _ in 0..24 {
+            let (client, status) = unread_frame_request(last, &target);
+            *statuses.entry(status).or_default() += 1;
+            held.push(client);
+        }
+    }
+    let answered = statuses.get(&200).copied().unwrap_or(0);
+    assert!(
+        (2..=8).contains(&answered),
+        "frames under way for two machines that do not read: {statuses:?}"
+    );
+    assert!(
+        statuses
+            .keys()
+            .all(|status| matches!(status, 200 | 429 | 503)),
+        "refused as busy, nothing else: {statuses:?}"
+    );
+    let (status, length, _) = answer_from(
+        20,
+        target.server,
+        &target.get(&target.viewer("screen.png"), ""),
+        "content-length",
+    );
+    assert_eq!(status, 200, "a viewer elsewhere is served");
+    assert_eq!(length, whole.len().to_string(), "the whole frame");
+    drop(held);
+}
+
 #[test]
 fn a_client_that_stops_reading_a_4k_frame_is_dropped() {
     use screenshare_testkit::raw::{open_files, resident_kib};

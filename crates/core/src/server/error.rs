@@ -38,6 +38,8 @@ pub enum ServerError {
     CrossSite,
     #[error("the server is busy; try again in a moment")]
     Overloaded,
+    #[error("too many frame requests at once from this viewer or address; try again in a moment")]
+    TooManyInFlight,
     #[error("this share has as many viewers as it admits")]
     ShareFull,
     #[error("the request took too long")]
@@ -78,6 +80,7 @@ impl ServerError {
             ServerError::ControlFromElsewhere | ServerError::CrossSite => StatusCode::FORBIDDEN,
             ServerError::Overloaded | ServerError::ShareFull => StatusCode::SERVICE_UNAVAILABLE,
             ServerError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            ServerError::TooManyInFlight => StatusCode::TOO_MANY_REQUESTS,
             ServerError::NotAdmitted(Access::NeedPin) => StatusCode::UNAUTHORIZED,
             ServerError::NotAdmitted(_) => StatusCode::FORBIDDEN,
             ServerError::Join(JoinRefusal::PinNeeded) => StatusCode::UNAUTHORIZED,
@@ -138,6 +141,7 @@ impl IntoResponse for ServerError {
                 | JoinRefusal::ShareUnderAttack { retry_after }
                 | JoinRefusal::TooManyJoins { retry_after },
             ) => Some(retry_after.as_secs().max(1)),
+            ServerError::TooManyInFlight => Some(1),
             _ => None,
         };
         let mut response = (status, Json(body)).into_response();

@@ -29,6 +29,13 @@ pub struct Limits {
     pub max_connections_per_address: usize,
     /// Requests being answered at once, long polls included; past it, 503 with `Retry-After`.
     pub max_requests_in_flight: usize,
+    /// Frame requests (pictures, updates, streams) being answered at once for one pass, and
+    /// from one machine (an IPv4 address, an IPv6 /64); past it, 429. A page needs two.
+    pub max_frame_requests_per_pass: usize,
+    pub max_frame_requests_per_address: usize,
+    /// Bytes of frame answers being sent, in all; one machine may hold an eighth of it.
+    /// Past it, 503 with `Retry-After`.
+    pub max_frame_bytes_in_flight: usize,
     /// Encodes and update assemblies running at once on blocking threads; more requests wait
     /// their turn on the runtime instead of each holding a thread.
     pub max_blocking_encodes: usize,
@@ -51,6 +58,9 @@ impl Default for Limits {
             max_connections: 2048,
             max_connections_per_address: 32,
             max_requests_in_flight: 1024,
+            max_frame_requests_per_pass: 4,
+            max_frame_requests_per_address: 16,
+            max_frame_bytes_in_flight: 256 * 1024 * 1024,
             max_blocking_encodes: 4,
             long_poll: Duration::from_secs(8),
         }

@@ -8,6 +8,7 @@ mod error;
 mod gate;
 mod guard;
 mod host;
+mod in_flight;
 mod limits;
 mod listen;
 mod push;
@@ -57,6 +58,8 @@ pub struct AppState {
     in_flight: Arc<Semaphore>,
     /// Turns on the blocking threads that encode or assemble a frame for a request.
     pub(crate) blocking: Arc<Semaphore>,
+    /// Frame answers being sent: how many per pass and per machine, and their bytes.
+    pub(crate) in_flight_frames: Arc<in_flight::InFlight>,
 }
 
 impl AppState {
@@ -76,6 +79,11 @@ impl AppState {
             hosts: Arc::new(HostCheck::new(allowed_hosts)),
             in_flight: Arc::new(Semaphore::new(limits.max_requests_in_flight)),
             blocking: Arc::new(Semaphore::new(limits.max_blocking_encodes.max(1))),
+            in_flight_frames: Arc::new(in_flight::InFlight::new(
+                limits.max_frame_requests_per_pass,
+                limits.max_frame_requests_per_address,
+                limits.max_frame_bytes_in_flight,
+            )),
         }
     }
 }
@@ -84,12 +92,14 @@ impl AppState {
 /// with `oneshot`, giving each request a `ConnectInfo` as the accept loop does.
 pub fn router(state: AppState) -> Router {
     // Whatever shows the screen is behind the admission gate; the page and joining are not.
+    // Frames also take a place among those in flight (inside the gate: only admitted requests).
     let screen_routes = || {
         Router::new()
             .route("/screen.png", get(viewer::png))
             .route("/screen.jpg", get(viewer::jpeg))
             .route("/updates", get(viewer::updates))
             .route("/stream", get(push::stream))
+            .route_layer(from_fn_with_state(state.clone(), in_flight::limit_frames))
             .route("/pointer.png", get(viewer::pointer_shape))
             .route("/status", get(viewer::status))
             .route_layer(from_fn_with_state(state.clone(), gate::require_admission))
