@@ -141,6 +141,12 @@ impl CaptureLoop {
     fn step(&mut self, settings: &Settings) {
         let demand = self.state.demand.clone();
         if settings.paused {
+            if self.publisher.tiles_behind() && self.source.is_some() {
+                // The last grabs of a run of video were only glimpsed: one more, compared
+                // whole, leaves paused pages with the exact picture.
+                self.publisher.compare_next_grab();
+                self.grab(settings, settings.frame_interval());
+            }
             self.set_phase(Phase::Paused);
             self.pacer.reset();
             self.settle_without_grab();

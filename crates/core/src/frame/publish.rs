@@ -109,6 +109,19 @@ impl Publisher {
         self.run.is_some()
     }
 
+    /// Whether the tiles lag the screen (grabs were only glimpsed since they were compared).
+    pub fn tiles_behind(&self) -> bool {
+        self.glimpsed > 0
+    }
+
+    /// The next grab compares the tiles whole, even in video: before a pause, so that pages are
+    /// left with the exact picture.
+    pub fn compare_next_grab(&mut self) {
+        if self.glimpsed > 0 {
+            self.glimpsed = u32::MAX;
+        }
+    }
+
     /// The size the video is encoded at, while the share is in video: smaller than the screen
     /// when the presenter's CPU cannot afford the full size.
     pub fn video_size(&self) -> Option<(u32, u32)> {
@@ -844,9 +857,24 @@ mod tests {
         let frame = repaint.expect("tiles again after the calm");
         assert!(!publisher.in_video());
         let bytes = frame.repaint_since(base).expect("repaint");
-        let update = wire::parse(&bytes).expect("parses");
-        assert!(!update.header.video);
         let mut canvas = frames[first_video - 1].picture();
+        paint_repaint(&mut canvas, &bytes);
+        assert!(
+            canvas.to_rgba() == still.to_rgba(),
+            "the canvas equals the screen"
+        );
+        assert_eq!(
+            frame.repaint_since(base).expect("repaint"),
+            bytes,
+            "made once for every page of the run"
+        );
+    }
+
+    /// Paints a lossless repaint's pieces on `canvas`.
+    #[cfg(target_os = "linux")]
+    fn paint_repaint(canvas: &mut Picture, bytes: &[u8]) {
+        let update = wire::parse(bytes).expect("parses");
+        assert!(!update.header.video);
         for piece in &update.pieces {
             match &piece.body {
                 PieceBody::Png(png) => {
@@ -861,14 +889,52 @@ mod tests {
                 other => panic!("a lossless repaint sent {other:?}"),
             }
         }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_pause_after_glimpsed_grabs_leaves_pages_the_exact_last_picture() {
+        use std::time::Duration;
+        let mut publisher = Publisher::new(Arc::new(EncodeCounters::default()));
+        let start = Instant::now();
+        let at = |step: u32| start + Duration::from_millis(33 * u64::from(step));
+        let mut frames = Vec::new();
+        for step in 0..30 {
+            let picture = moving(step);
+            if let Some(frame) = publisher
+                .publish(video_capture(&picture), at(step))
+                .expect("publishes")
+            {
+                frames.push(frame);
+            }
+        }
+        assert!(publisher.in_video() && publisher.tiles_behind());
+        let base = frames
+            .iter()
+            .find_map(|frame| frame.video().map(|video| video.run.base))
+            .expect("a run");
+        // Paused now: one more grab, compared whole, then no more.
+        let last = moving(30);
+        publisher.compare_next_grab();
+        publisher
+            .publish(video_capture(&last), at(30))
+            .expect("publishes")
+            .expect("a frame");
+        assert!(!publisher.tiles_behind());
+        let paused = publisher
+            .settle_without_grab(at(31), [false, false, true])
+            .expect("settles")
+            .expect("the end of the run");
+        assert!(paused.video().is_none());
+        let mut canvas = frames
+            .iter()
+            .find(|frame| frame.seq() == base)
+            .expect("the canvas under the video")
+            .picture();
+        paint_repaint(&mut canvas, &paused.repaint_since(base).expect("repaint"));
         assert!(
-            canvas.to_rgba() == still.to_rgba(),
-            "the canvas equals the screen"
-        );
-        assert_eq!(
-            frame.repaint_since(base).expect("repaint"),
-            bytes,
-            "made once for every page of the run"
+            canvas.to_rgba() == last.to_rgba(),
+            "the paused canvas equals the last grab"
         );
     }
 
