@@ -775,23 +775,31 @@ mod tests {
         (update.header.video, kinds)
     }
 
+    /// A publisher after a second of full motion seen by a video page only, and its frames.
     #[cfg(target_os = "linux")]
-    #[test]
-    fn motion_goes_out_as_video_joiners_start_at_the_keyframe_and_calm_repaints_exactly() {
+    fn into_video(start: Instant) -> (Publisher, Vec<Frame>) {
         use std::time::Duration;
         let mut publisher = Publisher::new(Arc::new(EncodeCounters::default()));
-        let start = Instant::now();
-        let at = |step: u32| start + Duration::from_millis(33 * u64::from(step));
         let mut frames = Vec::new();
-        for step in 0..30 {
-            let picture = moving(step);
+        for step in 0..30u32 {
+            let at = start + Duration::from_millis(33 * u64::from(step));
             if let Some(frame) = publisher
-                .publish(video_capture(&picture), at(step))
+                .publish(video_capture(&moving(step)), at)
                 .expect("publishes")
             {
                 frames.push(frame);
             }
         }
+        (publisher, frames)
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn motion_goes_out_as_video_joiners_start_at_the_keyframe_and_calm_repaints_exactly() {
+        use std::time::Duration;
+        let start = Instant::now();
+        let at = |step: u32| start + Duration::from_millis(33 * u64::from(step));
+        let (mut publisher, frames) = into_video(start);
         assert!(publisher.in_video(), "full motion is video");
         let first_video = frames
             .iter()
@@ -895,19 +903,9 @@ mod tests {
     #[test]
     fn a_pause_after_glimpsed_grabs_leaves_pages_the_exact_last_picture() {
         use std::time::Duration;
-        let mut publisher = Publisher::new(Arc::new(EncodeCounters::default()));
         let start = Instant::now();
         let at = |step: u32| start + Duration::from_millis(33 * u64::from(step));
-        let mut frames = Vec::new();
-        for step in 0..30 {
-            let picture = moving(step);
-            if let Some(frame) = publisher
-                .publish(video_capture(&picture), at(step))
-                .expect("publishes")
-            {
-                frames.push(frame);
-            }
-        }
+        let (mut publisher, frames) = into_video(start);
         assert!(publisher.in_video() && publisher.tiles_behind());
         let base = frames
             .iter()
