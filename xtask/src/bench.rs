@@ -369,7 +369,8 @@ pub(crate) fn launch(mut command: Command) -> anyhow::Result<Server> {
     command
         .arg("serve")
         .args(["--max-connections-per-address", "1000"])
-        .args(["--max-frame-requests-per-address", "1000"]);
+        .args(["--max-frame-requests-per-address", "1000"])
+        .args(["--max-frame-megabytes", "65536"]);
     launch_serving(command)
 }
 

@@ -150,6 +150,10 @@ struct LimitArgs {
     /// 429
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_frame_requests_per_address)]
     max_frame_requests_per_address: usize,
+    /// Megabytes of frame answers being sent at once, in all (one address holds an eighth);
+    /// more get 503 and are asked to retry
+    #[arg(long, value_name = "MB", default_value_t = Limits::default().max_frame_bytes_in_flight >> 20)]
+    max_frame_megabytes: usize,
 }
 
 impl LimitArgs {
@@ -180,6 +184,11 @@ impl LimitArgs {
                 self.max_frame_requests_per_address,
                 "max-frame-requests-per-address",
             )?,
+            max_frame_bytes_in_flight: at_least_one(
+                self.max_frame_megabytes,
+                "max-frame-megabytes",
+            )?
+            .saturating_mul(1 << 20),
             ..Limits::default()
         })
     }

@@ -493,6 +493,56 @@ fn frame_requests_nobody_reads_hold_a_few_places_and_others_are_served() {
     drop(held);
 }
 
+/// Streams asked from an old frame of a 4K screen of noise, and never read: each would hold a
+/// catch-up of the whole screen, made for it alone, until the stall guard dropped it (before,
+/// all six stayed open). One address now holds one such catch-up; the server ends the rest.
+#[test]
+fn streams_nobody_reads_hold_one_catch_up_per_address() {
+    use screenshare_testkit::raw::open_files;
+    let (xvfb, served, target, _) = noise_share(&["--write-stall-timeout", "60"]);
+    let frame_after = |after: &str| -> u64 {
+        let (status, seq, _) = answer_of(
+            target.server,
+            &target.get(&target.viewer(&format!("screen.png?after={after}")), ""),
+            "x-frame-seq",
+        );
+        assert_eq!(status, 200, "a new frame after {after}");
+        seq.parse().expect("a frame number")
+    };
+    let first = frame_after("0");
+    // Black, then the noise again: every tile changed since the first frame.
+    xvfb.paint("#000000").expect("paint");
+    let second = frame_after(&first.to_string());
+    xvfb.noise().expect("noise");
+    frame_after(&second.to_string());
+    let files_before = open_files(served.pid()).expect("fds");
+    let mut streams = Vec::new();
+    for _ in 0..6 {
+        let mut stream =
+            screenshare_testkit::raw::connect_from([127, 0, 0, 10].into(), target.server)
+                .expect("connect");
+        std::io::Write::write_all(
+            &mut stream,
+            &target.get(
+                &target.viewer(&format!("stream?after={first}&mode=lossless")),
+                "",
+            ),
+        )
+        .expect("request");
+        streams.push(stream);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while open_files(served.pid()).expect("fds") > files_before + 1 {
+        assert!(
+            Instant::now() < deadline,
+            "{} streams still held",
+            open_files(served.pid()).expect("fds") - files_before
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(streams);
+}
+
 #[test]
 fn a_client_that_stops_reading_a_4k_frame_is_dropped() {
     use screenshare_testkit::raw::{open_files, resident_kib};

@@ -467,6 +467,23 @@ impl Frame {
         self.assemble(canvas, Mode::Lossless, &tiles)
     }
 
+    /// Whether `update` is one of the buffers this frame keeps for every viewer (a prepared
+    /// delta, the whole screen, the video's, the repaint), rather than one made for a single
+    /// viewer: what one viewer holds is counted against what it may hold.
+    pub fn shares(&self, update: &Bytes) -> bool {
+        let same = |kept: Option<&Bytes>| {
+            kept.is_some_and(|kept| kept.as_ptr() == update.as_ptr() && kept.len() == update.len())
+        };
+        let made = |kept: &OnceLock<Result<Bytes, EncodeError>>| {
+            same(kept.get().and_then(|made| made.as_ref().ok()))
+        };
+        self.deltas.iter().any(|delta| same(delta.get()))
+            || self.everything.iter().any(made)
+            || made(&self.repaint)
+            || same(self.video_delta.get())
+            || same(self.video_from_keyframe.get())
+    }
+
     /// The update header of this frame followed by `pieces` (for the capture thread's deltas).
     pub(crate) fn delta_bytes(&self, pieces: &[&Piece]) -> Bytes {
         wire::write(&self.header(false), pieces)

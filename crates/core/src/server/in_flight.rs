@@ -94,35 +94,56 @@ impl InFlight {
     /// Adds `bytes` to what `ticket`'s answer holds, when the budget and the machine's share
     /// allow it.
     fn carry(&self, ticket: &mut Ticket, bytes: usize) -> Result<(), ServerError> {
-        let mut held = self.held();
-        let share = self.budget / MACHINE_SHARE;
-        let (answers, machine_bytes) = held
-            .machines
-            .get(&ticket.machine)
-            .copied()
-            .unwrap_or((1, 0));
-        let alone = answers <= 1 && machine_bytes == 0;
-        if held.bytes + bytes > self.budget || (machine_bytes + bytes > share && !alone) {
-            return Err(ServerError::Overloaded);
-        }
-        held.bytes += bytes;
-        if let Some(entry) = held.machines.get_mut(&ticket.machine) {
-            entry.1 += bytes;
-        }
+        self.take_bytes(ticket.machine, bytes)?;
         ticket.bytes += bytes;
         Ok(())
     }
 
-    fn leave(&self, ticket: &Ticket) {
+    /// `bytes` of an update a stream of `machine` is sending, made for it alone, from the
+    /// budget until the guard is dropped (when the stream asks for its next update, this one
+    /// went out).
+    pub fn hold(
+        self: &Arc<Self>,
+        machine: Option<IpAddr>,
+        bytes: usize,
+    ) -> Result<HeldBytes, ServerError> {
+        self.take_bytes(machine, bytes)?;
+        Ok(HeldBytes {
+            owner: self.clone(),
+            machine,
+            bytes,
+        })
+    }
+
+    /// Counts `bytes` for `machine` when the budget has room and the machine stays within its
+    /// share (a machine holding no bytes yet may take one answer larger than its share).
+    fn take_bytes(&self, machine: Option<IpAddr>, bytes: usize) -> Result<(), ServerError> {
         let mut held = self.held();
-        held.bytes = held.bytes.saturating_sub(ticket.bytes);
-        if let Some(entry) = held.machines.get_mut(&ticket.machine) {
-            entry.0 = entry.0.saturating_sub(1);
-            entry.1 = entry.1.saturating_sub(ticket.bytes);
-            if entry.0 == 0 {
-                held.machines.remove(&ticket.machine);
+        let machine_bytes = held.machines.get(&machine).map_or(0, |(_, bytes)| *bytes);
+        let beyond_share = machine_bytes > 0 && machine_bytes + bytes > self.budget / MACHINE_SHARE;
+        if held.bytes + bytes > self.budget || beyond_share {
+            return Err(ServerError::Overloaded);
+        }
+        held.bytes += bytes;
+        held.machines.entry(machine).or_default().1 += bytes;
+        Ok(())
+    }
+
+    /// Gives back `answers` places and `bytes` of `machine`.
+    fn give_back(held: &mut Held, machine: Option<IpAddr>, answers: usize, bytes: usize) {
+        held.bytes = held.bytes.saturating_sub(bytes);
+        if let Some(entry) = held.machines.get_mut(&machine) {
+            entry.0 = entry.0.saturating_sub(answers);
+            entry.1 = entry.1.saturating_sub(bytes);
+            if *entry == (0, 0) {
+                held.machines.remove(&machine);
             }
         }
+    }
+
+    fn leave(&self, ticket: &Ticket) {
+        let mut held = self.held();
+        Self::give_back(&mut held, ticket.machine, 1, ticket.bytes);
         if let Some(pass) = &ticket.pass
             && let Some(count) = held.passes.get_mut(pass)
         {
@@ -137,6 +158,21 @@ impl InFlight {
     #[cfg(test)]
     fn bytes(&self) -> usize {
         self.held().bytes
+    }
+}
+
+/// Bytes of a stream's update in the budget, given back when dropped.
+#[derive(Debug)]
+pub struct HeldBytes {
+    owner: Arc<InFlight>,
+    machine: Option<IpAddr>,
+    bytes: usize,
+}
+
+impl Drop for HeldBytes {
+    fn drop(&mut self) {
+        let mut held = self.owner.held();
+        InFlight::give_back(&mut held, self.machine, 0, self.bytes);
     }
 }
 

@@ -64,6 +64,8 @@ pub async fn stream(
     let visit = admit_viewer(&state, gate.as_deref(), peer, mode)?;
     let pusher = Pusher {
         state,
+        machine: peer.0.map(crate::net::machine_of),
+        holding: None,
         visit,
         after,
         canvas: after,
@@ -114,6 +116,10 @@ struct Pusher {
     next_at: Option<tokio::time::Instant>,
     /// An update whose length went out already: the shared bytes themselves, never copied.
     pending: Option<Bytes>,
+    /// The machine the stream goes to, and the bytes of the update it is sending when that
+    /// update was made for it alone (a catch-up from an old frame: up to a whole 4K screen).
+    machine: Option<std::net::IpAddr>,
+    holding: Option<super::in_flight::HeldBytes>,
 }
 
 impl Pusher {
@@ -123,6 +129,8 @@ impl Pusher {
         if let Some(update) = self.pending.take() {
             return Ok(update);
         }
+        // Asked for the next record: the last update went out.
+        self.holding = None;
         if let Some(at) = self.next_at.take() {
             tokio::time::sleep_until(at).await;
         }
@@ -131,6 +139,16 @@ impl Pusher {
             return Ok(Bytes::from_static(&[0; PREFIX]));
         };
         let update = self.update_for(&frame).await?;
+        // Counted like any frame answer's bytes: a stream that stops reading would hold it
+        // until the stall guard drops it. (Buffers the frame keeps for everyone cost nothing
+        // more.)
+        if !frame.shares(&update) {
+            self.holding = Some(
+                self.state
+                    .in_flight_frames
+                    .hold(self.machine, update.len())?,
+            );
+        }
         self.after = frame.seq();
         self.visit.served(update.len());
         if let Some(gap) = self.gap {
