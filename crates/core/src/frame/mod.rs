@@ -635,6 +635,24 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_knows_the_buffers_it_keeps_for_everyone() {
+        let frame = frame_of(
+            &Picture::filled(130, 70, [9, 9, 9]),
+            Arc::new(EncodeCounters::default()),
+        );
+        let everything = frame.update_since(0, Mode::Lossless).expect("update");
+        assert!(
+            frame.shares(&everything),
+            "the whole screen, kept for joiners"
+        );
+        assert!(
+            !frame.shares(&Bytes::copy_from_slice(&everything)),
+            "the same bytes made again are one viewer's own"
+        );
+        assert!(!frame.shares(&everything.slice(1..)), "part of it");
+    }
+
+    #[test]
     fn a_newcomer_gets_the_whole_screen_exactly() {
         let mut picture = Picture::filled(130, 70, [40, 50, 60]);
         picture.paste(&Picture::filled(5, 5, [250, 0, 0]), 100, 60);

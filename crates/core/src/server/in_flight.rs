@@ -24,8 +24,8 @@ use super::viewer::PeerAddr;
 use crate::admission::Gate;
 use crate::net::machine_of;
 
-/// No machine holds more than this share of the byte budget (a single answer larger than its
-/// share still goes when the machine has nothing else in flight and the budget has room).
+/// No machine holds more than one part in this many of the byte budget (a single answer larger
+/// than that still goes when the machine holds no bytes yet and the budget has room).
 const MACHINE_SHARE: usize = 8;
 
 /// Frame answers in flight, by pass and by machine, and their bytes.
