@@ -545,12 +545,17 @@ fn fetch_status(url: &str) -> anyhow::Result<StatusFigures> {
 
 /// The most memory the process ever held (VmHWM), in KiB.
 pub(crate) fn peak_memory_kb(pid: u32) -> anyhow::Result<f64> {
+    memory_kb(pid, "VmHWM")
+}
+
+/// A memory figure of the process from /proc/PID/status (`VmHWM`, `VmRSS`), in KiB.
+pub(crate) fn memory_kb(pid: u32, field: &str) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|value| value.split_whitespace().next()?.parse().ok())
-        .context("no VmHWM in /proc status")
+        .with_context(|| format!("no {field} in /proc status"))
 }
 
 pub(crate) struct ChildGuard(pub Child);

@@ -307,7 +307,7 @@ pub fn hoard() -> anyhow::Result<Hoard> {
             anyhow::ensure!(Instant::now() < deadline, "no first frame within 60 s");
             std::thread::sleep(Duration::from_millis(200));
         }
-        let memory_before = resident_kb(pid)?;
+        let memory_before = crate::bench::memory_kb(pid, "VmRSS")?;
         let sockets_before = tcp_buffer_bytes()?;
         let (mut answered, mut refused, mut held) = (0, 0, Vec::new());
         for n in 0..UNREAD {
@@ -324,7 +324,7 @@ pub fn hoard() -> anyhow::Result<Hoard> {
         let until = Instant::now() + UNREAD_FOR;
         let (mut peak_memory, mut peak_sockets) = (memory_before, sockets_before);
         while Instant::now() < until {
-            peak_memory = peak_memory.max(resident_kb(pid)?);
+            peak_memory = peak_memory.max(crate::bench::memory_kb(pid, "VmRSS")?);
             peak_sockets = peak_sockets.max(tcp_buffer_bytes()?);
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -408,17 +408,6 @@ fn paint_noise(
         std::thread::sleep(Duration::from_millis(200));
     }
     Ok(())
-}
-
-/// The process's resident memory now (VmRSS), in KiB.
-fn resident_kb(pid: u32) -> anyhow::Result<f64> {
-    use anyhow::Context;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.split_whitespace().next()?.parse().ok())
-        .context("no VmRSS in /proc status")
 }
 
 /// Bytes in the machine's TCP buffers (`/proc/net/sockstat`, in pages).
