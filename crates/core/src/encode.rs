@@ -178,6 +178,20 @@ pub fn scale_picture(
     }
     let height = (u64::from(picture.height()) * u64::from(max_width) / u64::from(picture.width()))
         .max(1) as u32;
+    let mut scaled = Image::new(max_width, height, PixelType::U8x4);
+    resize_into(picture, &mut scaled, resizer)?;
+    Picture::from_bgrx(max_width, height, scaled.into_vec())
+        .map(Some)
+        .ok_or_else(|| EncodeError::Scale("the scaled picture has the wrong size".to_owned()))
+}
+
+/// `picture` resized to the size of `scaled`, into it (a triangle filter over the pixels each
+/// one stands for).
+pub fn resize_into(
+    picture: &Picture,
+    scaled: &mut Image<'_>,
+    resizer: &mut Resizer,
+) -> Result<(), EncodeError> {
     let scale = |error: &dyn std::fmt::Display| EncodeError::Scale(error.to_string());
     let source = ImageRef::new(
         picture.width(),
@@ -186,18 +200,14 @@ pub fn scale_picture(
         PixelType::U8x4,
     )
     .map_err(|error| scale(&error))?;
-    let mut scaled = Image::new(max_width, height, PixelType::U8x4);
     // The fourth byte is X (padding), not alpha: premultiplying by it would turn pixels the
     // server left at 0 (drawn by clients, not the root) black.
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
         .use_alpha(false);
     resizer
-        .resize(&source, &mut scaled, &options)
-        .map_err(|error| scale(&error))?;
-    Picture::from_bgrx(max_width, height, scaled.into_vec())
-        .map(Some)
-        .ok_or_else(|| EncodeError::Scale("the scaled picture has the wrong size".to_owned()))
+        .resize(&source, scaled, &options)
+        .map_err(|error| scale(&error))
 }
 
 /// A small JPEG of `picture`, at most `width` wide, for previews and thumbnails.

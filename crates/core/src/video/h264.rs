@@ -4,8 +4,8 @@
 //! three times slower, and text stays with the tiles anyway.
 
 use bytes::Bytes;
-use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::images::Image;
+use fast_image_resize::{PixelType, Resizer};
 use openh264::OpenH264API;
 use openh264::encoder::{
     BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod,
@@ -145,30 +145,17 @@ impl H264Encoder {
     }
 }
 
-/// `picture` scaled down to `size` in `scaled` (a triangle filter over the pixels each one
-/// stands for, so that fine detail does not shimmer as it moves).
+/// `picture` scaled down to `size` in `scaled`, so that fine detail does not shimmer as it
+/// moves (for ratios `shrink` has no blocks for).
 fn scale<'a>(
     picture: &Picture,
     size: (u32, u32),
     scaled: &'a mut Option<Image<'static>>,
     resizer: &mut Resizer,
 ) -> Result<&'a [u8], VideoError> {
-    let failed = |error: &dyn std::fmt::Display| VideoError::Encoder(format!("scaling: {error}"));
-    let source = ImageRef::new(
-        picture.width(),
-        picture.height(),
-        picture.as_bytes(),
-        PixelType::U8x4,
-    )
-    .map_err(|error| failed(&error))?;
     let scaled = scaled.get_or_insert_with(|| Image::new(size.0, size.1, PixelType::U8x4));
-    // The fourth byte is padding, not alpha.
-    let options = ResizeOptions::new()
-        .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
-        .use_alpha(false);
-    resizer
-        .resize(&source, scaled, &options)
-        .map_err(|error| failed(&error))?;
+    crate::encode::resize_into(picture, scaled, resizer)
+        .map_err(|error| VideoError::Encoder(error.to_string()))?;
     Ok(scaled.buffer())
 }
 
