@@ -5,11 +5,12 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, bail};
 
 /// Building the engine: xcap's X11, PipeWire and Wayland back ends (PipeWire's bindings need
-/// clang), and nasm for OpenH264's assembly (without it the encoder is about three times slower,
-/// so the engine's build refuses to go on without it).
+/// clang), nasm for OpenH264's assembly (without it the encoder is about three times slower,
+/// so the engine's build refuses to go on without it), and cmake for libopus (the sound).
 const BUILD: &[&str] = &[
     "pkg-config",
     "nasm",
+    "cmake",
     "libxcb1-dev",
     "libpipewire-0.3-dev",
     "libwayland-dev",
@@ -65,6 +66,8 @@ pub const TEST: &[&[&str]] = &[
         "xterm",
         // A window manager, for sharing one window (its client list).
         "jwm",
+        // The sound tests' tones (pw-play) and null sink (pw-cli).
+        "pipewire-bin",
         "chromium",
         "chromium-driver",
         "webkit2gtk-driver",

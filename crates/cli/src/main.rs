@@ -119,6 +119,10 @@ struct ServeArgs {
     /// (never), or `video` (whenever a sizeable part keeps changing); PATCH `motion` changes it
     #[arg(long, default_value_t = Settings::default().motion)]
     motion: Motion,
+    /// Send what this desktop plays (its default output) to viewers who turn sound on; PATCH
+    /// `audio` turns it on and off. Off by default: notifications are private
+    #[arg(long)]
+    audio: bool,
     /// A host name viewers may use to reach this machine, besides its addresses and own name
     /// (repeat for several); requests naming any other host get 421
     #[arg(long, value_name = "NAME")]
@@ -346,6 +350,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             pin: args.pin,
             require_approval: args.require_approval,
             motion: args.motion,
+            audio: args.audio,
         },
         bind: SocketAddr::new(args.bind, args.port),
         open: args.open,

@@ -4,11 +4,13 @@
 //! server ([`server`]); settings flow the other way, from a [`Share`] handle to the capture thread.
 
 pub mod admission;
+pub mod audio;
 pub mod capture;
 mod demand;
 pub mod encode;
 mod error;
 pub mod frame;
+mod mp4;
 pub mod net;
 pub mod pixels;
 pub mod server;

@@ -42,6 +42,9 @@ pub struct Settings {
     pub require_approval: bool,
     /// When moving pictures go out as video rather than tiles.
     pub motion: Motion,
+    /// Send what the presenter's desktop plays to viewers who turn sound on. Off by default:
+    /// notifications and calls are private.
+    pub audio: bool,
 }
 
 /// When the share sends what moves as video (one H.264 stream for every viewer) instead of
@@ -99,6 +102,7 @@ impl Default for Settings {
             pin: None,
             require_approval: false,
             motion: Motion::Auto,
+            audio: false,
         }
     }
 }
@@ -176,6 +180,9 @@ impl Settings {
         if let Some(motion) = patch.motion {
             next.motion = motion;
         }
+        if let Some(audio) = patch.audio {
+            next.audio = audio;
+        }
         next.validate()?;
         Ok(next)
     }
@@ -231,6 +238,8 @@ pub struct SettingsPatch {
     pub require_approval: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub motion: Option<Motion>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<bool>,
 }
 
 impl SettingsPatch {

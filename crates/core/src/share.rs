@@ -167,6 +167,7 @@ impl Share {
             state: state.clone(),
         })
         .map_err(|error| Error::Internal(format!("cannot start the capture thread: {error}")))?;
+        tokio::spawn(crate::audio::service::run(state.clone()));
         tokio::spawn(log_stats(state));
         Ok(Self {
             app,

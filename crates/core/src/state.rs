@@ -114,6 +114,8 @@ pub struct Status {
     /// The size the video is encoded at, while in video: smaller than the screen when the
     /// presenter's CPU cannot encode the full size within its budget.
     pub video_size: Option<[u32; 2]>,
+    /// Sound: on, live, its level, and why not when it is on but not live.
+    pub audio: crate::audio::track::AudioStatus,
 }
 
 /// What a viewer's page needs to know, and nothing more: monitor names, capture errors and
@@ -127,6 +129,8 @@ pub struct ViewerStatus {
     pub window_gone: Option<WindowGone>,
     /// The share's frame rate, which caps the page's own.
     pub fps: u32,
+    /// The presenter's sound is on and being sent: a page offers its Sound button.
+    pub audio: bool,
 }
 
 /// The share's shared state. Handlers and the `Share` handle hold it in an `Arc`.
@@ -140,6 +144,10 @@ pub struct ShareState {
     pub(crate) admission: Arc<Admission>,
     pub(crate) screens: Arc<dyn Screens>,
     pub(crate) cancel: CancellationToken,
+    /// The share's clock: the video's runs and the sound are stamped with their time since.
+    pub(crate) epoch: std::time::Instant,
+    /// The share's sound.
+    pub(crate) audio: Arc<crate::audio::track::AudioTrack>,
     /// How long a viewer waits for a frame after the one it has ([`crate::server::Limits`]).
     long_poll: Duration,
     /// One settings change at a time, so concurrent changes (control URL, desktop) never drop one.
@@ -161,6 +169,7 @@ impl std::fmt::Debug for ShareState {
 
 impl ShareState {
     pub(crate) fn new(settings: Settings, screens: Arc<dyn Screens>, long_poll: Duration) -> Self {
+        let epoch = std::time::Instant::now();
         Self {
             settings: watch::Sender::new(settings),
             frames: watch::Sender::new(None),
@@ -171,6 +180,8 @@ impl ShareState {
             admission: Arc::new(Admission::default()),
             screens,
             cancel: CancellationToken::new(),
+            epoch,
+            audio: Arc::new(crate::audio::track::AudioTrack::new(epoch)),
             long_poll,
             updating: tokio::sync::Mutex::new(()),
             picks: std::sync::atomic::AtomicU64::new(0),
@@ -352,6 +363,7 @@ impl ShareState {
             source_lost: phase == Phase::SourceLost,
             window_gone,
             fps: settings.fps,
+            audio: settings.audio && self.audio.live(),
         }
     }
 
@@ -390,6 +402,7 @@ impl ShareState {
             showing: if capture.video { "video" } else { "tiles" },
             video_error: capture.video_error.clone(),
             video_size: capture.video_size.map(|(width, height)| [width, height]),
+            audio: self.audio.status(),
         }
     }
 }

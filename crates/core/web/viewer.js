@@ -11,8 +11,11 @@
     fit: saved.fit !== false,
     format: saved.format === "lossless" || saved.format === "png" ? "lossless" : "adaptive",
     cap: Number(saved.cap) || 0,
+    volume: Number.isFinite(saved.volume) ? Math.min(1, Math.max(0, saved.volume)) : 1,
+    // Every visit starts muted (a browser plays sound only after a gesture): never saved.
+    sound: false,
   };
-  const save = () => { try { localStorage.setItem("screenshare.view", JSON.stringify(view)); } catch { /* private mode */ } };
+  const save = () => { try { localStorage.setItem("screenshare.view", JSON.stringify({ ...view, sound: undefined })); } catch { /* private mode */ } };
 
   // `after`: the frame this canvas shows (0: none yet, so the next update is the whole screen).
   let shareFps = 10, after = 0, shareState = "starting", ended = false, shown = false, wake = null, inFlight = null;
@@ -31,6 +34,7 @@
     $("fit").textContent = view.fit ? "Fit" : "1:1";
     $("format").value = view.format;
     $("cap").value = String(view.cap);
+    renderSound();
     if (!view.fit) { view$.style.width = canvas.width + "px"; view$.style.height = canvas.height + "px"; }
     else { view$.style.width = ""; view$.style.height = ""; }
     let state, text;
@@ -180,7 +184,7 @@
   function chase() {
     const buffer = video.buffer;
     if (!buffer || buffer.buffered.length === 0) return;
-    const last = buffer.buffered.length - 1, end = buffer.buffered.end(last), lag = end - motion$.currentTime;
+    const last = buffer.buffered.length - 1, end = Math.min(buffer.buffered.end(last), soundEdgeNear(buffer.buffered.end(last))), lag = end - motion$.currentTime;
     if (lag > 0.25 || motion$.currentTime < buffer.buffered.start(last)) {
       motion$.currentTime = Math.max(buffer.buffered.start(last), end - 0.03);
     }
@@ -232,6 +236,125 @@
     Object.assign(pointer, update.pointer);
     drawPointer();
     shown = true;
+  }
+
+  // Sound comes as Opus in MP4 records between the updates (the engine's audio/record.rs),
+  // asked for only while this viewer has it on. Its times are on the share's clock, as the
+  // video's are: while the video plays, the sound follows the video's time (so lips and sound
+  // agree); on tiles it plays just behind its own live edge. The video's buffer places pictures
+  // one after another ("sequence"), so its times are the share's plus the buffer's
+  // timestampOffset, which the browser keeps up to date.
+  const videoOffset = () => (video.buffer ? video.buffer.timestampOffset : 0);
+  const SOUND_START = 0xa1, SOUND_FRAGMENT = 0xa2;
+  const sound$ = $("sound");
+  sound$.volume = view.volume;
+  let soundBroken = !MediaSourceKind || !MediaSourceKind.isTypeSupported('audio/mp4; codecs="opus"');
+  const sound = { offered: false, source: null, buffer: null, queue: [], appended: 0 };
+  const soundWanted = () => view.sound && sound.offered && !soundBroken;
+
+  function renderSound() {
+    $("sound-controls").hidden = !sound.offered || soundBroken;
+    const toggle = $("sound-toggle");
+    toggle.setAttribute("aria-pressed", String(view.sound));
+    toggle.textContent = view.sound ? "Sound on" : "Sound off";
+    $("volume").value = String(view.volume);
+    $("volume").disabled = !view.sound;
+  }
+
+  function soundOffered(on) {
+    if (on === sound.offered) return;
+    sound.offered = on;
+    if (!on) soundStop();
+    // Asked for (or no longer) on the stream.
+    if (view.sound) restart();
+  }
+
+  // A click is the gesture a browser wants before it plays sound: play() is called within it.
+  function toggleSound() {
+    view.sound = !view.sound;
+    if (view.sound) { soundOpen(); sound$.play().catch(() => {}); } else soundStop();
+    render();
+    restart();
+  }
+
+  function soundOpen() {
+    if (sound.source) return;
+    const source = new MediaSourceKind();
+    sound.source = source;
+    sound.queue = [];
+    sound$.disableRemotePlayback = true;
+    if (window.ManagedMediaSource && source instanceof window.ManagedMediaSource) sound$.srcObject = source;
+    else sound$.src = URL.createObjectURL(source);
+    source.addEventListener("sourceopen", () => {
+      if (sound.source !== source) return;
+      try {
+        const buffer = source.addSourceBuffer('audio/mp4; codecs="opus"');
+        buffer.addEventListener("updateend", () => { if (sound.buffer === buffer) { soundChase(); soundPump(); } });
+        buffer.addEventListener("error", () => soundFailed("the browser could not decode the sound"));
+        sound.buffer = buffer;
+        soundPump();
+      } catch (err) { soundFailed(err); }
+    }, { once: true });
+  }
+
+  function soundStop() {
+    sound.source = null; sound.buffer = null; sound.queue = [];
+    if (sound$.src || sound$.srcObject) { sound$.removeAttribute("src"); sound$.srcObject = null; sound$.load(); }
+  }
+
+  function soundFailed(why) {
+    console.info("screenshare: no sound here:", why);
+    soundBroken = true;
+    soundStop();
+    render();
+    restart();
+  }
+
+  function soundRecord(record) {
+    if (!view.sound) return;
+    if (record[0] === SOUND_START) {
+      // A new start (sound turned off and on): the same buffer takes it, times only go forward.
+      soundOpen();
+      sound.queue.push(record.subarray(2 + record[1]));
+    } else if (sound.source) {
+      sound.queue.push(record.subarray(1));
+    }
+    soundPump();
+  }
+
+  function soundPump() {
+    const buffer = sound.buffer;
+    if (!buffer || buffer.updating || sound.queue.length === 0) return;
+    try { buffer.appendBuffer(sound.queue.shift()); sound.appended++; sound$.dataset.appended = String(sound.appended); }
+    catch (err) { soundFailed(err); }
+  }
+
+  // While the video plays, the sound keeps to the video's time; otherwise it plays a tenth of a
+  // second behind the newest sound, jumping there when it falls more than 0.3 s behind (or into
+  // a gap: a silence the engine did not send).
+  function soundChase() {
+    const buffer = sound.buffer;
+    if (!buffer || buffer.buffered.length === 0) return;
+    const last = buffer.buffered.length - 1, start = buffer.buffered.start(last), end = buffer.buffered.end(last);
+    const videoPlaying = video.source && !motion$.hidden && !motion$.paused;
+    if (videoPlaying) {
+      const target = motion$.currentTime - videoOffset();
+      if (target >= start && target <= end && Math.abs(sound$.currentTime - target) > 0.045) sound$.currentTime = target;
+    } else if (end - sound$.currentTime > 0.3 || sound$.currentTime < start) {
+      sound$.currentTime = Math.max(start, end - 0.1);
+    }
+    if (sound$.paused) sound$.play().catch(() => {});
+    const first = buffer.buffered.start(0);
+    if (!buffer.updating && sound$.currentTime - first > 10) buffer.remove(first, sound$.currentTime - 2);
+  }
+
+  // The sound's newest time when it is close behind the video's (then the video waits for it);
+  // the video's own otherwise (a silence, or no sound).
+  function soundEdgeNear(videoEnd) {
+    const buffer = sound.buffer;
+    if (!buffer || sound$.paused || buffer.buffered.length === 0) return videoEnd;
+    const end = buffer.buffered.end(buffer.buffered.length - 1) + videoOffset();
+    return end < videoEnd && videoEnd - end < 0.3 ? end : videoEnd;
   }
 
   // Decodes every piece first, then draws them all at once: the canvas never shows half an update.
@@ -350,7 +473,9 @@
         records++;
         framesOk = true;
         if (length === 0) { render(); continue; }
-        const drawn = await show(take(length).buffer, begun, mode);
+        const record = take(length);
+        if (record[0] === SOUND_START || record[0] === SOUND_FRAGMENT) { soundRecord(record); continue; }
+        const drawn = await show(record.buffer, begun, mode);
         render();
         if (!drawn || begun !== generation) { reader.cancel().catch(() => {}); return records; }
       }
@@ -375,7 +500,7 @@
       let got;
       try {
         const url = push
-          ? `stream?after=${after}&mode=${mode}${view.cap ? `&fps=${Math.min(view.cap, 60)}` : ""}${mode === "adaptive" && !videoBroken ? "&video=1" : ""}`
+          ? `stream?after=${after}&mode=${mode}${view.cap ? `&fps=${Math.min(view.cap, 60)}` : ""}${mode === "adaptive" && !videoBroken ? "&video=1" : ""}${soundWanted() ? "&audio=1" : ""}`
           : `updates?after=${after}&mode=${mode}`;
         const res = await fetch(url, { cache: "no-store", signal: ctl.signal });
         if (res.status === 404) { clearTimeout(deadline); endShare(); return; }
@@ -432,6 +557,7 @@
         shareFps = s.fps || shareFps;
         shareState = s.paused ? "paused" : s.state;
         windowGone = s.window_gone || null;
+        soundOffered(Boolean(s.audio));
         statusOk = true;
       } catch { statusOk = false; }
       render();
@@ -504,6 +630,8 @@
   stage.addEventListener("pointercancel", lift);
 
   $("fit").addEventListener("click", toggleFit);
+  $("sound-toggle").addEventListener("click", toggleSound);
+  $("volume").addEventListener("input", (e) => { view.volume = Number(e.target.value); sound$.volume = view.volume; save(); });
   $("fullscreen").addEventListener("click", toggleFullscreen);
   $("reload").addEventListener("click", () => location.reload());
   $("format").addEventListener("change", (e) => { view.format = e.target.value; generation++; after = 0; save(); render(); restart(); });
@@ -517,6 +645,7 @@
     if (e.target.tagName === "SELECT" || e.ctrlKey || e.metaKey || e.altKey) return;
     if (e.key === "f" || e.key === "F") toggleFullscreen();
     else if (e.key === "z" || e.key === "Z") toggleFit();
+    else if ((e.key === "m" || e.key === "M") && sound.offered && !soundBroken) toggleSound();
   });
   document.addEventListener("fullscreenchange", () => { $("fullscreen").textContent = document.fullscreenElement ? "Exit fullscreen" : "Fullscreen"; });
   window.addEventListener("online", interrupt);

@@ -15,7 +15,6 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -26,6 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use crate::Running;
+use crate::session::{ProcessGroup, log_tail};
 
 /// Debian's Python, which has `gi` (python3-gi); a pyenv or venv `python3` first on `PATH`
 /// usually has not.
@@ -56,36 +56,14 @@ const FOREIGN: [&str; 7] = [
     "DBUS_STARTER_ADDRESS",
 ];
 
-/// The watchdog, leader of the session's process group. It ignores SIGTERM so that it outlives
-/// the `kill -TERM 0` it sends the group. Then it waits (at most 3 s) for the document portal's
-/// FUSE mount in the runtime directory to go (fusermount3, in a session of its own, unmounts it
-/// once the portal is gone), removes the session's directory (never descending into a mount
-/// still there), and ends whatever is left, itself included, with SIGKILL.
-const WATCHDOG: &str = r#"trap '' TERM
-cat >/dev/null
-kill -TERM 0
-i=0
-while [ $i -lt 30 ] && grep -qs " $1/" /proc/mounts; do sleep 0.1; i=$((i+1)); done
-rm -rf --one-file-system -- "$1" 2>/dev/null
-kill -KILL 0"#;
-
 /// A headless GNOME Wayland session (mutter, PipeWire, WirePlumber, xdg-desktop-portal and its
 /// GNOME backend, AT-SPI) with a virtual monitor, stopped on drop.
 #[derive(Debug)]
 pub struct GnomeSession {
-    /// Everything of this session: `run/` (the `XDG_RUNTIME_DIR`), `home/` (`XDG_*_HOME`),
-    /// `scripts/`, `logs/` (each process's output), `shots/`.
-    base: PathBuf,
-    runtime: PathBuf,
-    bus: String,
+    /// Its directory (`home/` for `XDG_*_HOME`, `scripts/`, `shots/` besides `run/` and
+    /// `logs/`), bus and processes (the session bus starts the portals itself).
+    processes: ProcessGroup,
     size: (u32, u32),
-    watchdog: Child,
-    /// Closing this tells the watchdog to stop the session.
-    watchdog_stdin: Option<ChildStdin>,
-    /// The watchdog's pid: the session's process group.
-    group: i32,
-    /// The processes started here, by name (the session bus starts the portals itself).
-    children: Vec<(&'static str, Child)>,
     /// The long-lived remote desktop session that owns the pointer (see [`Self::move_pointer`]).
     pointer: Mutex<Option<LineProcess>>,
     /// For unique file names.
@@ -97,31 +75,18 @@ impl GnomeSession {
     /// portal and the pointer are ready (the pointer parked in the bottom-right corner, out of
     /// the way of colour checks, as [`crate::Xvfb`] does).
     pub fn start(width: u32, height: u32) -> anyhow::Result<Self> {
-        static SESSIONS: AtomicU32 = AtomicU32::new(0);
-        let base = std::env::temp_dir().join(format!(
-            "screenshare-gnome-{}-{}",
-            std::process::id(),
-            SESSIONS.fetch_add(1, Ordering::Relaxed)
-        ));
-        let runtime = base.join("run");
-        // XDG_RUNTIME_DIR must be private (0700): PipeWire and others refuse a shared one.
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&runtime)
-            .with_context(|| format!("cannot create {}", runtime.display()))?;
-        for dir in [
-            "home/config",
-            "home/data",
-            "home/cache",
-            "home/state",
-            "scripts",
-            "logs",
-            "shots",
-        ] {
-            std::fs::create_dir_all(base.join(dir))
-                .with_context(|| format!("cannot create {}", base.join(dir).display()))?;
-        }
+        let processes = ProcessGroup::start(
+            "gnome",
+            &[
+                "home/config",
+                "home/data",
+                "home/cache",
+                "home/state",
+                "scripts",
+                "shots",
+            ],
+            START_TIMEOUT,
+        )?;
         for (name, text) in [
             ("answer_share_dialog.py", ANSWER_SHARE_DIALOG),
             ("portal_screencast.py", PORTAL_SCREENCAST),
@@ -130,48 +95,21 @@ impl GnomeSession {
             // ~/.config/foot/foot.ini says.
             ("foot.ini", ""),
         ] {
-            std::fs::write(base.join("scripts").join(name), text)
+            std::fs::write(processes.base.join("scripts").join(name), text)
                 .with_context(|| format!("cannot write {name}"))?;
         }
 
-        let mut watchdog = Command::new("sh")
-            .args(["-c", WATCHDOG, "gnome-watchdog"])
-            .arg(&base)
-            .process_group(0)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cannot start the session's watchdog shell")?;
-        let watchdog_stdin = watchdog.stdin.take().context("the watchdog's stdin")?;
-        let group = i32::try_from(watchdog.id()).context("the watchdog's pid")?;
-        let bus = format!("unix:path={}", runtime.join("bus").display());
         // From here on, dropping `session` (an early return) stops whatever started.
-        let mut session = Self {
-            base,
-            runtime,
-            bus,
+        let session = Self {
+            processes,
             size: (width, height),
-            watchdog,
-            watchdog_stdin: Some(watchdog_stdin),
-            group,
-            children: Vec::new(),
             pointer: Mutex::new(None),
             counter: AtomicU32::new(0),
         };
         let deadline = Instant::now() + START_TIMEOUT;
-        session.launch(
-            "dbus-daemon",
-            &[
-                "--session",
-                "--nofork",
-                "--nopidfile",
-                &format!("--address={}", session.bus),
-            ],
-            "dbus-daemon (apt-get install dbus-daemon)",
-        )?;
-        let socket = session.runtime.join("bus");
-        session.wait_until(deadline, "the session bus", |_| Ok(socket.exists()))?;
+        session
+            .processes
+            .start_bus(session.own_command("dbus-daemon"), deadline)?;
 
         let monitor = format!("{width}x{height}");
         session.launch(
@@ -194,7 +132,7 @@ impl GnomeSession {
             "wireplumber (apt-get install wireplumber)",
         )?;
 
-        let wayland = session.runtime.join(WAYLAND_DISPLAY);
+        let wayland = session.processes.runtime.join(WAYLAND_DISPLAY);
         session.wait_until(
             deadline,
             "mutter's Wayland socket",
@@ -208,7 +146,7 @@ impl GnomeSession {
                 session.has_owner(name)
             })?;
         }
-        let pipewire = session.runtime.join("pipewire-0");
+        let pipewire = session.processes.runtime.join("pipewire-0");
         session.wait_until(deadline, "PipeWire's socket", |_| Ok(pipewire.exists()))?;
         // WirePlumber links a reader's stream to a cast's node: without it a reader waits
         // forever.
@@ -243,8 +181,11 @@ impl GnomeSession {
     pub fn env(&self) -> Vec<(String, String)> {
         [
             ("WAYLAND_DISPLAY", WAYLAND_DISPLAY.to_owned()),
-            ("XDG_RUNTIME_DIR", self.runtime.display().to_string()),
-            ("DBUS_SESSION_BUS_ADDRESS", self.bus.clone()),
+            (
+                "XDG_RUNTIME_DIR",
+                self.processes.runtime.display().to_string(),
+            ),
+            ("DBUS_SESSION_BUS_ADDRESS", self.processes.bus.clone()),
             // The portal picks its GNOME backend by this; toolkits and libraries look at both.
             ("XDG_CURRENT_DESKTOP", "GNOME".to_owned()),
             ("XDG_SESSION_TYPE", "wayland".to_owned()),
@@ -257,29 +198,23 @@ impl GnomeSession {
     /// Puts `command` inside this session: sets [`Self::env`] and removes `DISPLAY` and the
     /// other variables that point elsewhere.
     pub fn apply(&self, command: &mut Command) {
-        for name in FOREIGN {
-            command.env_remove(name);
-        }
-        command.envs(self.env());
+        ProcessGroup::apply(command, &FOREIGN, self.env());
     }
 
     /// A command inside this session, in its process group (so it dies with the session even
     /// if the test process dies first).
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut command = Command::new(program);
-        self.apply(&mut command);
-        command.process_group(self.group);
-        command
+        self.processes.command(program, &FOREIGN, self.env())
     }
 
     /// The `XDG_RUNTIME_DIR`, where the Wayland, PipeWire and bus sockets are.
     pub fn runtime_dir(&self) -> &Path {
-        &self.runtime
+        &self.processes.runtime
     }
 
     /// The `DBUS_SESSION_BUS_ADDRESS`.
     pub fn bus_address(&self) -> &str {
-        &self.bus
+        &self.processes.bus
     }
 
     /// The monitor's size in pixels.
@@ -290,7 +225,7 @@ impl GnomeSession {
     /// Where each process of the session writes its output (`mutter.log`, …), for a test that
     /// fails to print.
     pub fn log_dir(&self) -> PathBuf {
-        self.base.join("logs")
+        self.processes.base.join("logs")
     }
 
     /// Covers the whole monitor with one colour (a fullscreen `foot` with that background and
@@ -302,7 +237,7 @@ impl GnomeSession {
         let child = self
             .command("foot")
             .arg("--config")
-            .arg(self.base.join("scripts/foot.ini"))
+            .arg(self.processes.base.join("scripts/foot.ini"))
             .args([
                 "--fullscreen",
                 "-o",
@@ -458,7 +393,7 @@ impl GnomeSession {
     fn start_pointer(&self, deadline: Instant) -> anyhow::Result<()> {
         let mut command = self.command(PYTHON);
         command
-            .arg(self.base.join("scripts/mutter_session.py"))
+            .arg(self.processes.base.join("scripts/mutter_session.py"))
             .arg("pointer");
         let mut server = LineProcess::spawn(command, &self.log_dir().join("pointer.log"))
             .context("cannot start the pointer's remote desktop session (python3-gi)")?;
@@ -494,8 +429,8 @@ impl GnomeSession {
                 .get_envs()
                 .map(|(key, value)| (key.to_owned(), value.map(ToOwned::to_owned)))
                 .collect(),
-            script: self.base.join("scripts/answer_share_dialog.py"),
-            group: self.group,
+            script: self.processes.base.join("scripts/answer_share_dialog.py"),
+            group: self.processes.group,
         };
         // The script keeps its own deadline; this one only catches a hung script.
         let deadline = Instant::now() + timeout + Duration::from_secs(15);
@@ -532,7 +467,7 @@ impl GnomeSession {
     /// ([`Self::answer_share_dialog`]), then [`PortalCast::wait_started`].
     pub fn portal_cast(&self, restore_token: Option<&str>) -> anyhow::Result<PortalCast> {
         let mut command = self.command(PYTHON);
-        command.arg(self.base.join("scripts/portal_screencast.py"));
+        command.arg(self.processes.base.join("scripts/portal_screencast.py"));
         if let Some(token) = restore_token {
             command.args(["--restore-token", token]);
         }
@@ -546,68 +481,39 @@ impl GnomeSession {
         })
     }
 
-    /// Starts `program` in the session's group, its output in `logs/<name>.log`.
-    fn launch(&mut self, name: &'static str, args: &[&str], install: &str) -> anyhow::Result<()> {
-        let log = self.log_file(name)?;
-        let mut command = self.command(name);
+    /// A command for one of the session's own processes (and, through the bus, the portals):
+    /// English labels for the dialog script, and GSettings defaults rather than the user's.
+    fn own_command(&self, program: &str) -> Command {
+        let mut command = self.command(program);
+        let base = &self.processes.base;
         command
-            .args(args)
-            // Only for the session's own processes (and, through the bus, the portals): English
-            // labels for the dialog script, and GSettings defaults rather than the user's.
             .env("LC_ALL", "C.UTF-8")
             .env("LANGUAGE", "")
             .env("GSETTINGS_BACKEND", "memory")
             .env("GTK_A11Y", "atspi")
-            .env("XDG_CONFIG_HOME", self.base.join("home/config"))
-            .env("XDG_DATA_HOME", self.base.join("home/data"))
-            .env("XDG_CACHE_HOME", self.base.join("home/cache"))
-            .env("XDG_STATE_HOME", self.base.join("home/state"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
-        let child = command
-            .spawn()
-            .with_context(|| format!("cannot start {install}"))?;
-        self.children.push((name, child));
-        Ok(())
+            .env("XDG_CONFIG_HOME", base.join("home/config"))
+            .env("XDG_DATA_HOME", base.join("home/data"))
+            .env("XDG_CACHE_HOME", base.join("home/cache"))
+            .env("XDG_STATE_HOME", base.join("home/state"));
+        command
+    }
+
+    /// Starts `program` in the session's group, its output in `logs/<name>.log`.
+    fn launch(&self, name: &'static str, args: &[&str], install: &str) -> anyhow::Result<()> {
+        let mut command = self.own_command(name);
+        command.args(args);
+        self.processes.launch(name, command, install)
     }
 
     /// Polls `ready` every 20 ms until it says yes; fails at `deadline`, or at once when a
     /// process of the session has died (with the end of its log).
     fn wait_until(
-        &mut self,
+        &self,
         deadline: Instant,
         what: &str,
         mut ready: impl FnMut(&Self) -> anyhow::Result<bool>,
     ) -> anyhow::Result<()> {
-        loop {
-            if ready(self)? {
-                return Ok(());
-            }
-            for (name, child) in &mut self.children {
-                if let Some(status) = child.try_wait()? {
-                    bail!(
-                        "{name} exited ({status}) while waiting for {what}; its log ends:\n{}",
-                        log_tail(&self.base.join("logs").join(format!("{name}.log")))
-                    );
-                }
-            }
-            if Instant::now() > deadline {
-                let logs: Vec<String> = self
-                    .children
-                    .iter()
-                    .map(|(name, _)| {
-                        let path = self.base.join("logs").join(format!("{name}.log"));
-                        format!("--- {name}:\n{}", log_tail(&path))
-                    })
-                    .collect();
-                bail!(
-                    "the GNOME session was not ready within {START_TIMEOUT:?}: no {what}\n{}",
-                    logs.join("\n")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.processes.wait_until(deadline, what, || ready(self))
     }
 
     /// Whether `name` has an owner on the session bus (asked with dbus-send, which
@@ -665,7 +571,7 @@ impl GnomeSession {
     ) -> anyhow::Result<ScriptOutput> {
         let mut command = self.command(PYTHON);
         command
-            .arg(self.base.join("scripts").join(script))
+            .arg(self.processes.base.join("scripts").join(script))
             .args(args);
         let log = self.log_dir().join(format!(
             "{script}-{}.log",
@@ -676,12 +582,11 @@ impl GnomeSession {
     }
 
     fn log_file(&self, name: &str) -> anyhow::Result<File> {
-        let path = self.log_dir().join(format!("{name}.log"));
-        File::create(&path).with_context(|| format!("cannot create {}", path.display()))
+        self.processes.log_file(name)
     }
 
     fn shot_path(&self) -> PathBuf {
-        self.base.join("shots").join(format!(
+        self.processes.base.join("shots").join(format!(
             "{}.png",
             self.counter.fetch_add(1, Ordering::Relaxed)
         ))
@@ -690,7 +595,8 @@ impl GnomeSession {
 
 impl Drop for GnomeSession {
     fn drop(&mut self) {
-        // Ending the pointer's session first lets mutter remove its virtual pointer cleanly.
+        // Ending the pointer's session first lets mutter remove its virtual pointer cleanly;
+        // then the process group stops everything else.
         if let Some(pointer) = self
             .pointer
             .get_mut()
@@ -699,15 +605,6 @@ impl Drop for GnomeSession {
         {
             drop(pointer);
         }
-        // The watchdog stops the whole group (see WATCHDOG), then our children are reaped.
-        drop(self.watchdog_stdin.take());
-        let _ = self.watchdog.wait();
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        // The watchdog removed the directory; this is for a watchdog that could not.
-        let _ = std::fs::remove_dir_all(&self.base);
     }
 }
 
@@ -1001,11 +898,4 @@ fn read_png(path: &Path) -> anyhow::Result<image::RgbImage> {
         .to_rgb8();
     let _ = std::fs::remove_file(path);
     Ok(picture)
-}
-
-/// The last lines of a log, for an error message.
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
 }

@@ -8,12 +8,15 @@ mod proxy;
 pub mod pushed;
 pub mod raw;
 mod served;
+mod session;
+pub mod sound;
 mod xvfb;
 
 pub use browser::Browser;
 pub use gnome::{CastStarted, DialogAnswer, GnomeSession, Painter, PortalCast, PortalStream};
 pub use proxy::Relay;
 pub use served::Served;
+pub use sound::SoundSession;
 pub use xvfb::{MotionPainter, Running, XObserver, Xvfb, photo_like, shared_display};
 
 use std::time::{Duration, Instant};

@@ -104,7 +104,7 @@ impl CaptureLoop {
             pacer: Pacer::new(),
             backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(5)),
             resizer: Resizer::new(),
-            publisher: Publisher::new(state.counters.clone()),
+            publisher: Publisher::on_clock(state.counters.clone(), state.epoch),
             scaled: None,
             recent_grabs: VecDeque::new(),
             last_interval: Duration::ZERO,

@@ -83,6 +83,15 @@ pub(crate) struct Publisher {
 }
 
 impl Publisher {
+    /// A publisher whose video runs are stamped with their time since `epoch` (the share's
+    /// clock, which the sound shares).
+    pub fn on_clock(counters: Arc<EncodeCounters>, epoch: std::time::Instant) -> Self {
+        Self {
+            video: VideoTrack::on_clock(epoch),
+            ..Self::new(counters)
+        }
+    }
+
     pub fn new(counters: Arc<EncodeCounters>) -> Self {
         Self {
             grid: None,

@@ -14,6 +14,11 @@
 //! pictures after it), and when the motion ends, the tiles that changed since its canvas was
 //! last drawn, lossless. Its `after` names that canvas: a page that reconnects mid-motion gets
 //! the run's start again and keeps its canvas.
+//!
+//! A page that plays the share's sound asks with `audio=1`: between the updates come sound
+//! records (`crate::audio::record`), the start and then each fragment as it is made, at most a
+//! few behind (a page plays sound at the live edge). A muted page does not ask, and costs no
+//! sound bytes.
 
 use std::time::Duration;
 
@@ -44,6 +49,16 @@ pub struct StreamQuery {
     fps: Option<String>,
     /// `1` when the page plays the share's H.264 video (adaptive mode only); `0` or absent: tiles.
     video: Option<String>,
+    /// `1` when the page plays the share's sound; `0` or absent: no sound.
+    audio: Option<String>,
+}
+
+/// What a stream sends next.
+enum Next {
+    /// A frame newer than the page's, or `None` after a long poll without one.
+    Frame(Option<Arc<Frame>>),
+    /// A sound record, framed.
+    Sound(Bytes),
 }
 
 /// A record's length prefix.
@@ -59,9 +74,11 @@ pub async fn stream(
     let after = parse_after(query.after.as_deref())?.unwrap_or(0);
     let mode = parse_mode(query.mode.as_deref())?;
     let cap = parse_fps(query.fps.as_deref())?;
-    let delivery = Delivery::of(mode, parse_video(query.video.as_deref())?);
+    let delivery = Delivery::of(mode, parse_switch("video", query.video.as_deref())?);
+    let sound = parse_switch("audio", query.audio.as_deref())?;
     // Counted as watching for as long as the stream is open.
     let visit = admit_viewer(&state, gate.as_deref(), peer, mode)?;
+    let listener = sound.then(|| state.share.audio.listen());
     let pusher = Pusher {
         state,
         machine: peer.0.map(crate::net::machine_of),
@@ -74,6 +91,8 @@ pub async fn stream(
         gap: cap.map(|fps| Duration::from_secs(1) / fps),
         next_at: None,
         pending: None,
+        sound: listener,
+        sound_records: std::collections::VecDeque::new(),
     };
     let records = futures_util::stream::unfold(pusher, |mut pusher| async move {
         let record = pusher.next_record().await;
@@ -92,11 +111,12 @@ fn parse_fps(fps: Option<&str>) -> Result<Option<u32>, ServerError> {
     .transpose()
 }
 
-fn parse_video(video: Option<&str>) -> Result<bool, ServerError> {
-    match video {
+/// A query switch: `1` on, `0` or absent off.
+fn parse_switch(name: &str, value: Option<&str>) -> Result<bool, ServerError> {
+    match value {
         None | Some("0") => Ok(false),
         Some("1") => Ok(true),
-        Some(_) => Err(ServerError::BadRequest("`video` must be 0 or 1".to_owned())),
+        Some(_) => Err(ServerError::BadRequest(format!("`{name}` must be 0 or 1"))),
     }
 }
 
@@ -120,6 +140,10 @@ struct Pusher {
     /// update was made for it alone (a catch-up from an old frame: up to a whole 4K screen).
     machine: Option<std::net::IpAddr>,
     holding: Option<super::in_flight::HeldBytes>,
+    /// Where the stream stands in the share's sound, when the page asked for it.
+    sound: Option<crate::audio::track::Listener>,
+    /// Sound records taken from the track and not sent yet (a few hundred bytes each).
+    sound_records: std::collections::VecDeque<Bytes>,
 }
 
 impl Pusher {
@@ -131,12 +155,10 @@ impl Pusher {
         }
         // Asked for the next record: the last update went out.
         self.holding = None;
-        if let Some(at) = self.next_at.take() {
-            tokio::time::sleep_until(at).await;
-        }
-        self.state.share.demand.note_delivery(self.delivery);
-        let Some(frame) = self.state.share.frame_for_viewer(Some(self.after)).await else {
-            return Ok(Bytes::from_static(&[0; PREFIX]));
+        let frame = match self.next_frame_or_sound().await {
+            Next::Frame(Some(frame)) => frame,
+            Next::Frame(None) => return Ok(Bytes::from_static(&[0; PREFIX])),
+            Next::Sound(record) => return Ok(record),
         };
         let update = self.update_for(&frame).await?;
         // Counted like any frame answer's bytes: a stream that stops reading would hold it
@@ -164,6 +186,50 @@ impl Pusher {
 }
 
 impl Pusher {
+    /// Waits for the next frame (`None` after a long poll without one), or sound that comes
+    /// meanwhile.
+    async fn next_frame_or_sound(&mut self) -> Next {
+        let next = loop {
+            if let Some(record) = self.next_sound_record() {
+                return Next::Sound(record);
+            }
+            let state = self.state.clone();
+            let (after, delivery, next_at) = (self.after, self.delivery, self.next_at);
+            let frame = async move {
+                if let Some(at) = next_at {
+                    tokio::time::sleep_until(at).await;
+                }
+                state.share.demand.note_delivery(delivery);
+                state.share.frame_for_viewer(Some(after)).await
+            };
+            let sound = async {
+                match self.sound.as_mut() {
+                    Some(listener) => crate::audio::track::AudioTrack::changed(listener).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                frame = frame => break Next::Frame(frame),
+                () = sound => {}
+            }
+        };
+        self.next_at = None;
+        next
+    }
+
+    /// A sound record waiting, framed by its length.
+    fn next_sound_record(&mut self) -> Option<Bytes> {
+        if self.sound_records.is_empty()
+            && let Some(listener) = self.sound.as_mut()
+        {
+            self.sound_records
+                .extend(self.state.share.audio.records_for(listener));
+        }
+        let sound = self.sound_records.pop_front()?;
+        self.visit.served(sound.len());
+        Some(record(&sound))
+    }
+
     /// What brings this page to `frame`: video, tiles, or the repaint from video back to tiles.
     async fn update_for(&mut self, frame: &Arc<Frame>) -> Result<Bytes, ServerError> {
         if self.delivery == Delivery::Video
@@ -226,11 +292,11 @@ mod tests {
     }
 
     #[test]
-    fn video_is_asked_for_with_one_or_left_out() {
-        assert_eq!(parse_video(None).ok(), Some(false));
-        assert_eq!(parse_video(Some("0")).ok(), Some(false));
-        assert_eq!(parse_video(Some("1")).ok(), Some(true));
-        assert!(parse_video(Some("yes")).is_err());
+    fn video_and_sound_are_asked_for_with_one_or_left_out() {
+        assert_eq!(parse_switch("video", None).ok(), Some(false));
+        assert_eq!(parse_switch("video", Some("0")).ok(), Some(false));
+        assert_eq!(parse_switch("audio", Some("1")).ok(), Some(true));
+        assert!(parse_switch("audio", Some("yes")).is_err());
     }
 
     #[test]

@@ -1,12 +1,11 @@
-//! Fragmented MP4 for Media Source Extensions: an init segment that describes the H.264 track,
-//! then one media segment (`moof` + `mdat`) per picture, so that a page appends each as it comes.
-//!
-//! The init segment carries no duration (zero in `mvhd`, `tkhd` and `mdhd`, and no `mehd`):
-//! Chromium then treats the stream as live and renders it with low delay. Samples are stored as
+//! The H.264 track in fragmented MP4 ([`crate::mp4`]): an init segment, then one media segment
+//! per picture, so that a page appends each as it comes. Samples are stored as
 //! AVCC (each NAL unit after its 4-byte length); the parameter sets travel in the `avcC` box, so
 //! a change of size starts a new init segment.
 
 use bytes::Bytes;
+
+use crate::mp4::{self, Handler, SampleInfo, put_box, u16_be, u32_be};
 
 /// Media time units per second: H.264's usual 90 kHz.
 pub const TIMESCALE: u32 = 90_000;
@@ -93,131 +92,15 @@ pub fn sample_of(annex_b: &[u8]) -> Sample {
     }
 }
 
-/// Writes a box of `kind` whose body `body` writes, its size filled in after.
-fn put_box(out: &mut Vec<u8>, kind: &[u8; 4], body: impl FnOnce(&mut Vec<u8>)) {
-    let start = out.len();
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(kind);
-    body(out);
-    let size = (out.len() - start) as u32;
-    out[start..start + 4].copy_from_slice(&size.to_be_bytes());
-}
-
-/// A "full box": a version and 24 bits of flags before the body.
-fn put_full_box(
-    out: &mut Vec<u8>,
-    kind: &[u8; 4],
-    version: u8,
-    flags: u32,
-    body: impl FnOnce(&mut Vec<u8>),
-) {
-    put_box(out, kind, |out| {
-        out.extend_from_slice(&(u32::from(version) << 24 | (flags & 0x00ff_ffff)).to_be_bytes());
-        body(out);
-    });
-}
-
-fn u16_be(out: &mut Vec<u8>, value: u16) {
-    out.extend_from_slice(&value.to_be_bytes());
-}
-
-fn u32_be(out: &mut Vec<u8>, value: u32) {
-    out.extend_from_slice(&value.to_be_bytes());
-}
-
-/// The identity transformation, as `mvhd` and `tkhd` spell it.
-fn unity_matrix(out: &mut Vec<u8>) {
-    for value in [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000] {
-        u32_be(out, value);
-    }
-}
-
-/// The one track's id.
-const TRACK: u32 = 1;
-
 /// The init segment of a `width` x `height` H.264 track decoded with `sets`.
 pub fn init_segment(sets: &ParameterSets, width: u32, height: u32) -> Bytes {
     let (width, height) = (width.min(0xffff) as u16, height.min(0xffff) as u16);
-    let mut out = Vec::with_capacity(1024);
-    put_box(&mut out, b"ftyp", |out| {
-        out.extend_from_slice(b"isom");
-        u32_be(out, 0x200);
-        for brand in [b"isom", b"iso6", b"avc1", b"mp41"] {
-            out.extend_from_slice(brand);
-        }
-    });
-    put_box(&mut out, b"moov", |out| {
-        put_full_box(out, b"mvhd", 0, 0, |out| {
-            // Created, modified, timescale, duration (none: live).
-            for value in [0, 0, 1000, 0] {
-                u32_be(out, value);
-            }
-            u32_be(out, 0x0001_0000); // rate 1.0
-            u16_be(out, 0x0100); // volume 1.0
-            out.extend_from_slice(&[0; 10]);
-            unity_matrix(out);
-            out.extend_from_slice(&[0; 24]);
-            u32_be(out, TRACK + 1); // next track id
-        });
-        put_box(out, b"trak", |out| {
-            // Enabled, in the movie.
-            put_full_box(out, b"tkhd", 0, 0x3, |out| {
-                for value in [0, 0, TRACK, 0, 0] {
-                    u32_be(out, value);
-                }
-                out.extend_from_slice(&[0; 8]);
-                out.extend_from_slice(&[0; 8]); // layer, group, volume, reserved
-                unity_matrix(out);
-                u32_be(out, u32::from(width) << 16);
-                u32_be(out, u32::from(height) << 16);
-            });
-            put_box(out, b"mdia", |out| {
-                put_full_box(out, b"mdhd", 0, 0, |out| {
-                    for value in [0, 0, TIMESCALE, 0] {
-                        u32_be(out, value);
-                    }
-                    u16_be(out, 0x55c4); // language "und"
-                    u16_be(out, 0);
-                });
-                put_full_box(out, b"hdlr", 0, 0, |out| {
-                    u32_be(out, 0);
-                    out.extend_from_slice(b"vide");
-                    out.extend_from_slice(&[0; 12]);
-                    out.extend_from_slice(b"screenshare\0");
-                });
-                put_box(out, b"minf", |out| {
-                    put_full_box(out, b"vmhd", 0, 1, |out| out.extend_from_slice(&[0; 8]));
-                    put_box(out, b"dinf", |out| {
-                        put_full_box(out, b"dref", 0, 0, |out| {
-                            u32_be(out, 1);
-                            // The data is in this file.
-                            put_full_box(out, b"url ", 0, 1, |_| {});
-                        });
-                    });
-                    put_box(out, b"stbl", |out| {
-                        put_full_box(out, b"stsd", 0, 0, |out| {
-                            u32_be(out, 1);
-                            avc1(out, sets, width, height);
-                        });
-                        // No samples here: they come in the fragments.
-                        put_full_box(out, b"stts", 0, 0, |out| u32_be(out, 0));
-                        put_full_box(out, b"stsc", 0, 0, |out| u32_be(out, 0));
-                        put_full_box(out, b"stsz", 0, 0, |out| out.extend_from_slice(&[0; 8]));
-                        put_full_box(out, b"stco", 0, 0, |out| u32_be(out, 0));
-                    });
-                });
-            });
-        });
-        put_box(out, b"mvex", |out| {
-            put_full_box(out, b"trex", 0, 0, |out| {
-                // Track, sample description 1, no defaults.
-                for value in [TRACK, 1, 0, 0, 0] {
-                    u32_be(out, value);
-                }
-            });
-        });
-    });
-    Bytes::from(out)
+    mp4::init_segment(
+        Handler::Video { width, height },
+        TIMESCALE,
+        &[b"isom", b"iso6", b"avc1", b"mp41"],
+        |out| avc1(out, sets, width, height),
+    )
 }
 
 /// The `avc1` sample entry with its `avcC` configuration.
@@ -262,39 +145,16 @@ pub fn media_segment(
     keyframe: bool,
     avcc: &[u8],
 ) -> Bytes {
-    let mut out = Vec::with_capacity(avcc.len() + 128);
-    let mut offset_at = 0;
-    put_box(&mut out, b"moof", |out| {
-        put_full_box(out, b"mfhd", 0, 0, |out| u32_be(out, sequence));
-        put_box(out, b"traf", |out| {
-            // Offsets count from this moof.
-            put_full_box(out, b"tfhd", 0, 0x02_0000, |out| u32_be(out, TRACK));
-            put_full_box(out, b"tfdt", 1, 0, |out| {
-                out.extend_from_slice(&decode_time.to_be_bytes());
-            });
-            // Data offset, and each sample's duration, size and flags.
-            put_full_box(out, b"trun", 0, 0x0701, |out| {
-                u32_be(out, 1);
-                offset_at = out.len();
-                u32_be(out, 0);
-                u32_be(out, duration);
-                u32_be(out, avcc.len() as u32);
-                u32_be(
-                    out,
-                    if keyframe {
-                        KEYFRAME_FLAGS
-                    } else {
-                        DELTA_FLAGS
-                    },
-                );
-            });
-        });
-    });
-    // The sample starts right after the moof and the mdat's 8-byte header.
-    let data_offset = (out.len() + 8) as u32;
-    out[offset_at..offset_at + 4].copy_from_slice(&data_offset.to_be_bytes());
-    put_box(&mut out, b"mdat", |out| out.extend_from_slice(avcc));
-    Bytes::from(out)
+    let sample = SampleInfo {
+        duration,
+        size: avcc.len() as u32,
+        flags: if keyframe {
+            KEYFRAME_FLAGS
+        } else {
+            DELTA_FLAGS
+        },
+    };
+    mp4::media_segment(sequence, decode_time, &[sample], avcc)
 }
 
 #[cfg(test)]

@@ -77,9 +77,20 @@ pub struct VideoTrack {
     refused: Option<((u32, u32), String)>,
     /// How large the picture is encoded, for the encoder to keep to its share of the CPU.
     budget: EncodeBudget,
+    /// The share's clock: a run of video starts at its time on it, so that a page plays the
+    /// sound (stamped on the same clock) in step.
+    epoch: Option<Instant>,
 }
 
 impl VideoTrack {
+    /// A track whose runs start at their time since `epoch`.
+    pub fn on_clock(epoch: Instant) -> Self {
+        Self {
+            epoch: Some(epoch),
+            ..Self::default()
+        }
+    }
+
     /// Encodes `picture` as frame `seq`, taken at `now`; `fresh` when it starts a run of video
     /// (a keyframe, so that every page can start from it). `Ok(false)` when the encoder skipped
     /// it.
@@ -169,6 +180,17 @@ impl VideoTrack {
                 }));
             }
             self.gop.clear();
+        }
+        if self.last_at.is_none()
+            && let Some(epoch) = self.epoch
+        {
+            // A run starts at its time on the share's clock (never earlier than the last run
+            // ended: times only go forward in a page's buffer). Within a run each picture
+            // follows the one before, or a page's browser would drop pictures until a keyframe.
+            let since = now.saturating_duration_since(epoch).as_secs_f64();
+            self.decode_time = self
+                .decode_time
+                .max((since * f64::from(TIMESCALE)).round() as u64);
         }
         // Each picture lasts as long as the gap before it: the best guess of the gap after it.
         let nominal = Duration::from_secs(1) / fps.max(1);
