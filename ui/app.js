@@ -264,6 +264,7 @@ function applySettings(s) {
   }
   if (typeof s.show_pointer === "boolean") ui.showPointer.checked = s.show_pointer;
   if (typeof s.motion === "string") ui.motion.value = s.motion;
+  if (typeof s.audio === "boolean") ui.audio.checked = s.audio;
   if (s.window !== undefined) {
     const id = typeof s.window === "number" ? s.window : null;
     if (id !== app.window) { app.window = id; markSelected(); }
@@ -312,7 +313,7 @@ async function startShare() {
   // nothing: the dialog decides.
   const [monitor, shared] = app.desktopPicks ? [null, null] : [app.selected, app.window];
   const settings = { monitor, window: shared, fps: +ui.fps.value, quality: +ui.quality.value, max_width: maxWidthValue(), paused: false, show_pointer: ui.showPointer.checked,
-    motion: ui.motion.value,
+    motion: ui.motion.value, audio: ui.audio.checked,
     pin: ui.pin.value.trim() || null, require_approval: ui.requireApproval.checked, max_viewers: +ui.maxViewers.value || 50 };
   try {
     const result = await invoke("start_share", { settings });
@@ -471,6 +472,8 @@ function showStats(s) {
   const shrunk = s.video_size && s.video_size[0] < s.width ? ` ${s.video_size[0]}×${s.video_size[1]}` : "";
   ui.showing.textContent = s.video_error ? "Tiles (no video)" : s.showing === "video" ? `Video${shrunk}` : s.showing === "tiles" ? "Tiles" : DASH;
   ui.showing.title = s.video_error || (shrunk ? "Encoded smaller than the screen to keep this computer's processor free; viewers see it scaled up" : "");
+  app.sound = s.audio || null;
+  showSound(app.sound, ui.audio.checked);
   const viewers = s.viewer_list || [];
   // Rebuilt only when someone arrives, leaves or is let in, so focus and selection stay put.
   const who = viewers.map((v) => `${v.id}:${v.access}`).join(" ");
@@ -485,6 +488,19 @@ function showStats(s) {
     const li = ui.viewerList.children[i];
     if (li) li.title = `${v.frames} frames, ${bytes(v.bytes)}`;
   });
+}
+
+// Sound: its level while it is live, and in words what it is doing (or why not).
+function showSound(sound, on) {
+  const live = Boolean(on && sound && sound.live);
+  ui.audioLevel.value = live ? Math.max(-60, sound.level_db) : -60;
+  ui.audioLevel.hidden = !on;
+  ui.audioState.textContent = !on ? "Off: what this computer plays stays private"
+    : !app.sharing ? "Viewers can turn sound on once you share"
+    : sound && sound.error ? `No sound: ${sound.error}`
+    : live ? "Viewers who turn sound on hear what this computer plays"
+    : "Starting…";
+  ui.audioState.classList.toggle("problem", Boolean(on && sound && sound.error));
 }
 
 // One viewer: who, since when, and what the presenter can do about it.
@@ -588,6 +604,7 @@ async function init() {
   wireSlider(ui.quality, "quality");
   ui.maxWidth.addEventListener("change", () => patch("max_width", maxWidthValue()));
   ui.showPointer.addEventListener("change", () => patch("show_pointer", ui.showPointer.checked));
+  ui.audio.addEventListener("change", () => { patch("audio", ui.audio.checked); showSound(app.sound, ui.audio.checked); });
   ui.motion.addEventListener("change", () => patch("motion", ui.motion.value));
   ui.pin.addEventListener("change", () => patch("pin", ui.pin.value.trim() || null));
   ui.newPin.addEventListener("click", () => patch("pin", randomPin()));

@@ -40,6 +40,8 @@ pub struct StatusEvent {
     pub video_error: Option<String>,
     /// The size the video is encoded at, while in video.
     pub video_size: Option<[u32; 2]>,
+    /// Sound: on, live, its level, and why not.
+    pub audio: Option<screenshare_core::audio::track::AudioStatus>,
 }
 
 pub async fn push_status(app: AppHandle) {
@@ -76,6 +78,7 @@ pub async fn push_status(app: AppHandle) {
                     showing: Some(status.showing),
                     video_error: status.video_error,
                     video_size: status.video_size,
+                    audio: Some(status.audio),
                 }
             }
             None => {

@@ -32,9 +32,12 @@ impl SettingsStore {
                 Ok(settings) => match settings.validate() {
                     Ok(()) => {
                         return Loaded {
-                            // A share always starts unpaused.
+                            // A share always starts unpaused, and silent: sound is turned on
+                            // for a share, never left on from an earlier one (a notification
+                            // or a call would go out unannounced).
                             settings: Settings {
                                 paused: false,
+                                audio: false,
                                 ..settings
                             },
                             notice: None,
@@ -239,12 +242,15 @@ mod tests {
     }
 
     #[test]
-    fn a_share_never_starts_paused() {
+    fn a_share_never_starts_paused_nor_with_sound() {
         let store = SettingsStore::new(temp_path("paused"));
         store.save(&Settings {
             paused: true,
+            audio: true,
             ..Settings::default()
         });
-        assert!(!store.load().settings.paused);
+        let loaded = store.load().settings;
+        assert!(!loaded.paused);
+        assert!(!loaded.audio);
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
-use screenshare_testkit::{GnomeSession, Xvfb, eventually, free_port};
+use screenshare_testkit::{GnomeSession, SoundSession, Xvfb, eventually, free_port};
 
 const APP: &str = env!("CARGO_BIN_EXE_screenshare-desktop");
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -156,6 +156,20 @@ async fn all_text(client: &Client, id: &str) -> String {
         .ok()
         .and_then(|value| value.as_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+/// For the docs: with `variable`=path set, keeps a picture of the window there (a relative path
+/// is from the repository root, where `cargo xtask screenshots` runs).
+async fn keep_screenshot(client: &Client, variable: &str) -> anyhow::Result<()> {
+    if let Some(path) = std::env::var_os(variable) {
+        // The stats and previews of a second or two.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(path);
+        std::fs::write(path, client.screenshot().await?)?;
+    }
+    Ok(())
 }
 
 /// Moves a slider the way a drag would: value, then the input and change events.
@@ -393,14 +407,7 @@ async fn presenter_shares_and_steers_a_live_share() -> anyhow::Result<()> {
     .await?;
     // For the docs: SCREENSHARE_E2E_SCREENSHOT=path keeps a picture of the sharing window, with a
     // viewer waiting to be let in.
-    if let Some(path) = std::env::var_os("SCREENSHARE_E2E_SCREENSHOT") {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        // A relative path is from the repository root, where the README's command runs.
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join(path);
-        std::fs::write(path, client.screenshot().await?)?;
-    }
+    keep_screenshot(&client, "SCREENSHARE_E2E_SCREENSHOT").await?;
     let id = admit
         .attr("data-viewer")
         .await?
@@ -904,5 +911,92 @@ async fn on_wayland_the_desktops_dialog_picks() -> anyhow::Result<()> {
     .await?;
     client.find(Locator::Id("stop")).await?.click().await?;
     let _ = client.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sound_switch_sends_what_the_computer_plays_and_its_meter_moves() -> anyhow::Result<()>
+{
+    let sound = SoundSession::start()?;
+    let _tone = sound.play_tone(440.0)?;
+    let xvfb = Xvfb::start_sized(1920, 1080)?;
+    xvfb.paint("#305070")?;
+    let mut command = xvfb.command(&tauri_driver());
+    sound.apply(&mut command);
+    let config = std::env::temp_dir().join(format!(
+        "screenshare-e2e-sound-config-{}",
+        std::process::id()
+    ));
+    let mut driver = Driver::start_in(command, "127.0.0.1:0", &config)?;
+    driver.remove_config = true;
+    let client = driver.connect().await?;
+    let card = eventually(STARTUP_PATIENCE, "the monitor card", || async {
+        client
+            .find(Locator::Css("#monitors .card[data-index='0']"))
+            .await
+            .ok()
+    })
+    .await?;
+    card.click().await?;
+    let switch = client.find(Locator::Id("audio")).await?;
+    assert!(!switch.is_selected().await?, "sound is off by default");
+    assert!(all_text(&client, "audio-state").await.starts_with("Off"));
+    client.find(Locator::Id("share")).await?.click().await?;
+    let url = eventually(PATIENCE, "the share URL in the window", || async {
+        let url = text(&client, "url").await;
+        url.starts_with("http://127.0.0.1:").then_some(url)
+    })
+    .await?;
+    let http = reqwest::Client::new();
+    let viewers_hear = || async {
+        let status: serde_json::Value = http
+            .get(format!("{url}status"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        status["audio"].as_bool()
+    };
+    assert_eq!(viewers_hear().await, Some(false));
+
+    switch.click().await?;
+    eventually(PATIENCE, "viewers to be offered sound", || async {
+        (viewers_hear().await? == true).then_some(())
+    })
+    .await?;
+    // The tone plays at -9 dBFS: the meter shows it, and the words say sound goes out.
+    let level = eventually(PATIENCE, "the meter to show the tone", || async {
+        let level = client
+            .execute(
+                "return document.getElementById('audio-level').value",
+                vec![],
+            )
+            .await
+            .ok()?
+            .as_f64()?;
+        (level > -20.0).then_some(level)
+    })
+    .await?;
+    assert!(level < -3.0, "{level} dBFS");
+    assert!(all_text(&client, "audio-state").await.contains("hear"));
+    // For the docs: SCREENSHARE_E2E_SOUND_SCREENSHOT=path keeps a picture of the window sending
+    // sound, its switch and meter in sight.
+    if std::env::var_os("SCREENSHARE_E2E_SOUND_SCREENSHOT").is_some() {
+        client
+            .execute(
+                "document.getElementById('audio').scrollIntoView({block: 'center'})",
+                vec![],
+            )
+            .await?;
+    }
+    keep_screenshot(&client, "SCREENSHARE_E2E_SOUND_SCREENSHOT").await?;
+
+    switch.click().await?;
+    eventually(PATIENCE, "sound to stop", || async {
+        (viewers_hear().await? == false).then_some(())
+    })
+    .await?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `cargo xtask screenshots`: retakes the pictures in docs/ from the repository root. The viewer
 //! page is headless Chromium on a live share of a virtual 1280x720 screen (a clock, a terminal
-//! running `top`, the pointer); the presenter window is the real Tauri window as its end-to-end
-//! tests drive it: on X11 with a viewer waiting to be let in, and on a GNOME (Wayland) session
+//! running `top`, the pointer) with sound on; the presenter window is the real Tauri window as its end-to-end
+//! tests drive it: on X11 with a viewer waiting to be let in, sending sound, and on a GNOME (Wayland) session
 //! sharing the desktop's pick.
 
 use std::io::{BufRead, BufReader};
@@ -26,9 +26,14 @@ pub fn screenshots() -> anyhow::Result<()> {
 fn viewer() -> anyhow::Result<()> {
     cargo(&["build", "--package", "screenshare-cli"])?;
     let screen = VirtualScreen::start_sized(1280, 720, "1")?;
+    // Sound on, from a private PipeWire playing a tone: the page offers its Sound button.
+    let sound = screenshare_testkit::SoundSession::start()?;
+    let _tone = sound.play_tone(440.0)?;
+    let mut command = Command::new(crate::target_dir()?.join("debug/screenshare"));
+    sound.apply(&mut command);
     let mut serve = Killed(
-        Command::new(crate::target_dir()?.join("debug/screenshare"))
-            .args(["serve", "--bind", "127.0.0.1", "--port", "0"])
+        command
+            .args(["serve", "--bind", "127.0.0.1", "--port", "0", "--audio"])
             .env("DISPLAY", screen.display())
             .env_remove("WAYLAND_DISPLAY")
             .stdout(Stdio::piped())
@@ -66,6 +71,16 @@ fn viewer() -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    while browser
+        .execute("return document.getElementById('sound-controls').hidden")?
+        .as_bool()
+        != Some(false)
+    {
+        if Instant::now() > deadline {
+            bail!("the page never offered sound");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // The toolbar shows while the pointer has just moved: a picture with it, as a viewer sees.
     std::thread::sleep(Duration::from_millis(1500));
     browser.execute("document.dispatchEvent(new MouseEvent('mousemove')); return 0")?;
@@ -87,6 +102,11 @@ fn presenter() -> anyhow::Result<()> {
             "presenter_shares_and_steers_a_live_share",
             "SCREENSHARE_E2E_SCREENSHOT",
             "docs/presenter.png",
+        ),
+        (
+            "the_sound_switch_sends_what_the_computer_plays_and_its_meter_moves",
+            "SCREENSHARE_E2E_SOUND_SCREENSHOT",
+            "docs/presenter-sound.png",
         ),
         (
             "on_wayland_the_desktops_dialog_picks",

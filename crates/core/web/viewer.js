@@ -256,7 +256,7 @@
     $("sound-controls").hidden = !sound.offered || soundBroken;
     const toggle = $("sound-toggle");
     toggle.setAttribute("aria-pressed", String(view.sound));
-    toggle.textContent = view.sound ? "Sound on" : "Sound off";
+    toggle.title = view.sound ? "Mute (M)" : "Hear the presenter's sound (M)";
     $("volume").value = String(view.volume);
     $("volume").disabled = !view.sound;
   }
