@@ -131,6 +131,12 @@ async fn text(client: &Client, id: &str) -> String {
     }
 }
 
+/// What a viewer of `url` reads in `status`, while the share answers.
+async fn viewer_status(http: &reqwest::Client, url: &str) -> Option<serde_json::Value> {
+    let response = http.get(format!("{url}status")).send().await.ok()?;
+    response.json().await.ok()
+}
+
 /// What a viewer of `url` gets from `screen.png`, if it gets a picture.
 async fn screen_png(http: &reqwest::Client, url: &str) -> Option<image::RgbImage> {
     let bytes = http
@@ -156,6 +162,26 @@ async fn all_text(client: &Client, id: &str) -> String {
         .ok()
         .and_then(|value| value.as_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+/// The first monitor's card, once the window lists the monitors.
+async fn first_monitor_card(client: &Client) -> anyhow::Result<fantoccini::elements::Element> {
+    eventually(STARTUP_PATIENCE, "the monitor card", || async {
+        client
+            .find(Locator::Css("#monitors .card[data-index='0']"))
+            .await
+            .ok()
+    })
+    .await
+}
+
+/// The viewer URL the window shows once it shares.
+async fn share_url(client: &Client) -> anyhow::Result<String> {
+    eventually(PATIENCE, "the share URL in the window", || async {
+        let url = text(client, "url").await;
+        url.starts_with("http://127.0.0.1:").then_some(url)
+    })
+    .await
 }
 
 /// For the docs: with `variable`=path set, keeps a picture of the window there (a relative path
@@ -209,13 +235,7 @@ async fn presenter_shares_and_steers_a_live_share() -> anyhow::Result<()> {
     assert_eq!(client.title().await?, "screenshare");
 
     // Pick the monitor (Xvfb has one), frame rate and quality.
-    let card = eventually(STARTUP_PATIENCE, "the monitor card", || async {
-        client
-            .find(Locator::Css("#monitors .card[data-index='0']"))
-            .await
-            .ok()
-    })
-    .await?;
+    let card = first_monitor_card(&client).await?;
     card.click().await?;
     assert_eq!(card.attr("role").await?.as_deref(), Some("radio"));
     assert_eq!(card.attr("aria-checked").await?.as_deref(), Some("true"));
@@ -224,11 +244,7 @@ async fn presenter_shares_and_steers_a_live_share() -> anyhow::Result<()> {
     assert_eq!(text(&client, "fps-value").await, "20 fps");
 
     client.find(Locator::Id("share")).await?.click().await?;
-    let url = eventually(PATIENCE, "the share URL in the window", || async {
-        let url = text(&client, "url").await;
-        url.starts_with("http://127.0.0.1:").then_some(url)
-    })
-    .await?;
+    let url = share_url(&client).await?;
     assert!(url.contains("/s/"), "{url}");
     let qr = client.find(Locator::Css("#qr svg")).await;
     assert!(qr.is_ok(), "a QR code is shown");
@@ -598,13 +614,6 @@ async fn keyboard_alone_shares_pauses_stops_and_the_settings_last() -> anyhow::R
     })
     .await?;
     let http = reqwest::Client::new();
-    let viewer_status = |url: String| {
-        let http = http.clone();
-        async move {
-            let response = http.get(format!("{url}status")).send().await.ok()?;
-            response.json::<serde_json::Value>().await.ok()
-        }
-    };
 
     // The frame rate from the keyboard: three steps up from 10.
     tab_to(&client, "fps").await?;
@@ -629,7 +638,7 @@ async fn keyboard_alone_shares_pauses_stops_and_the_settings_last() -> anyhow::R
         "the taken port made way for a free one: {url}"
     );
     eventually(PATIENCE, "the share at 13 fps", || async {
-        (viewer_status(url.clone()).await?["fps"] == 13).then_some(())
+        (viewer_status(&http, &url).await?["fps"] == 13).then_some(())
     })
     .await?;
 
@@ -637,7 +646,7 @@ async fn keyboard_alone_shares_pauses_stops_and_the_settings_last() -> anyhow::R
     tab_to(&client, "pause").await?;
     press(&client, ENTER).await?;
     eventually(PATIENCE, "the share to pause", || async {
-        (viewer_status(url.clone()).await?["paused"] == true).then_some(())
+        (viewer_status(&http, &url).await?["paused"] == true).then_some(())
     })
     .await?;
     eventually(PATIENCE, "the button to offer Resume", || async {
@@ -646,7 +655,7 @@ async fn keyboard_alone_shares_pauses_stops_and_the_settings_last() -> anyhow::R
     .await?;
     press(&client, ENTER).await?;
     eventually(PATIENCE, "the share to resume", || async {
-        (viewer_status(url.clone()).await?["paused"] == false).then_some(())
+        (viewer_status(&http, &url).await?["paused"] == false).then_some(())
     })
     .await?;
 
@@ -654,7 +663,7 @@ async fn keyboard_alone_shares_pauses_stops_and_the_settings_last() -> anyhow::R
     tab_to(&client, "stop").await?;
     press(&client, ENTER).await?;
     eventually(PATIENCE, "the old link to stop serving", || async {
-        viewer_status(url.clone()).await.is_none().then_some(())
+        viewer_status(&http, &url).await.is_none().then_some(())
     })
     .await?;
     tab_to(&client, "share").await?;
@@ -675,7 +684,7 @@ async fn keyboard_alone_shares_pauses_stops_and_the_settings_last() -> anyhow::R
     // Closing the window stops the share.
     client.close_window().await?;
     eventually(PATIENCE, "the share to stop with the window", || async {
-        viewer_status(again.clone()).await.is_none().then_some(())
+        viewer_status(&http, &again).await.is_none().then_some(())
     })
     .await?;
     drop(client);
@@ -821,11 +830,7 @@ async fn on_wayland_the_desktops_dialog_picks() -> anyhow::Result<()> {
     let answer = session.spawn_answer_share_dialog(PATIENCE)?;
     client.find(Locator::Id("share")).await?.click().await?;
     answer.wait_async().await?;
-    let url = eventually(PATIENCE, "the share URL in the window", || async {
-        let url = text(&client, "url").await;
-        url.starts_with("http://127.0.0.1:").then_some(url)
-    })
-    .await?;
+    let url = share_url(&client).await?;
     let http = reqwest::Client::new();
     let blue_corners = || async {
         let image = screen_png(&http, &url).await?;
@@ -930,40 +935,20 @@ async fn the_sound_switch_sends_what_the_computer_plays_and_its_meter_moves() ->
     let mut driver = Driver::start_in(command, "127.0.0.1:0", &config)?;
     driver.remove_config = true;
     let client = driver.connect().await?;
-    let card = eventually(STARTUP_PATIENCE, "the monitor card", || async {
-        client
-            .find(Locator::Css("#monitors .card[data-index='0']"))
-            .await
-            .ok()
-    })
-    .await?;
+    let card = first_monitor_card(&client).await?;
     card.click().await?;
     let switch = client.find(Locator::Id("audio")).await?;
     assert!(!switch.is_selected().await?, "sound is off by default");
     assert!(all_text(&client, "audio-state").await.starts_with("Off"));
     client.find(Locator::Id("share")).await?.click().await?;
-    let url = eventually(PATIENCE, "the share URL in the window", || async {
-        let url = text(&client, "url").await;
-        url.starts_with("http://127.0.0.1:").then_some(url)
-    })
-    .await?;
+    let url = share_url(&client).await?;
     let http = reqwest::Client::new();
-    let viewers_hear = || async {
-        let status: serde_json::Value = http
-            .get(format!("{url}status"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        status["audio"].as_bool()
-    };
+    let viewers_hear = || async { viewer_status(&http, &url).await?["audio"].as_bool() };
     assert_eq!(viewers_hear().await, Some(false));
 
     switch.click().await?;
     eventually(PATIENCE, "viewers to be offered sound", || async {
-        (viewers_hear().await? == true).then_some(())
+        viewers_hear().await?.then_some(())
     })
     .await?;
     // The tone plays at -9 dBFS: the meter shows it, and the words say sound goes out.
@@ -995,7 +980,7 @@ async fn the_sound_switch_sends_what_the_computer_plays_and_its_meter_moves() ->
 
     switch.click().await?;
     eventually(PATIENCE, "sound to stop", || async {
-        (viewers_hear().await? == false).then_some(())
+        (!viewers_hear().await?).then_some(())
     })
     .await?;
     Ok(())
