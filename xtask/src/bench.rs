@@ -29,7 +29,8 @@ const MEASURED: Duration = Duration::from_secs(8);
 pub(crate) const SHARE_FPS: u32 = 30;
 
 pub fn bench(args: &[String]) -> anyhow::Result<()> {
-    // `--only NAME[,NAME]` (pipeline, scenes or one scene by name, browsers, wrk, siege, wayland)
+    // `--only NAME[,NAME]` (pipeline, scenes or one scene by name, browsers, wrk, siege, sound,
+    // wayland)
     // measures part of it and prints the report without writing docs/BENCHMARKS.md.
     let only: Option<Vec<String>> = args
         .iter()
@@ -106,6 +107,11 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
         siege::hoard().map_err(|error| format!("{error:#}"))
     });
 
+    let sound = wanted("sound").then(|| {
+        eprintln!("xtask: measuring sound: bytes, CPU, and how late it plays…");
+        crate::sound_bench::sound().map_err(|error| format!("{error:#}"))
+    });
+
     let wayland = wanted("wayland")
         .then(|| crate::wayland_bench::scenes().map_err(|error| format!("{error:#}")));
 
@@ -118,6 +124,9 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
     }
     if let Some(hoard) = &hoard {
         report.push_str(&siege::hoard_section(hoard));
+    }
+    if let Some(sound) = &sound {
+        report.push_str(&crate::sound_bench::section(sound));
     }
     match &wayland {
         Some(Ok(scenes)) => report.push_str(&crate::wayland_bench::section(scenes)),
@@ -134,6 +143,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
             video.as_ref(),
             siege.as_ref(),
             hoard.as_ref(),
+            sound.as_ref(),
         ));
     }
     if only.is_some() {
@@ -868,6 +878,7 @@ fn targets(
     video: Option<&Result<peer::VideoPage, String>>,
     siege: Option<&Result<(siege::SiegeRun, siege::SiegeRun), String>>,
     hoard: Option<&Result<siege::Hoard, String>>,
+    sound: Option<&Result<crate::sound_bench::SoundBench, String>>,
 ) -> String {
     let step = |name: &str| {
         pipeline
@@ -1142,6 +1153,40 @@ fn targets(
             hoard.peak_memory_mb + hoard.peak_socket_mb,
             300.0,
             "MB",
+        );
+    }
+    if let Some(Ok(sound)) = sound {
+        for row in &sound.rows {
+            at_most(
+                &format!(
+                    "sound adds ≤ 0.13 Mbit/s per viewer ({} viewers)",
+                    row.viewers
+                ),
+                row.with_sound - row.without,
+                0.13,
+                "Mbit/s",
+            );
+            at_most(
+                &format!(
+                    "sound adds ≤ 3% of a core to the share ({} viewers)",
+                    row.viewers
+                ),
+                row.cpu_with - row.cpu_without,
+                3.0,
+                "%",
+            );
+        }
+        at_most(
+            "sound: presenter's output to the page's, p50 ≤ 300 ms (tiles)",
+            sound.tiles_latency.0,
+            300.0,
+            "ms",
+        );
+        at_most(
+            "sound and video within 60 ms of each other (video, p50)",
+            (sound.video_sound_ms - sound.video_picture_ms).abs(),
+            60.0,
+            "ms",
         );
     }
     let mut out = String::from("\n## Targets\n\n| target | measured | |\n|---|---:|---|\n");

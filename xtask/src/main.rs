@@ -18,6 +18,7 @@ mod packages;
 mod peer;
 mod screenshots;
 mod siege;
+mod sound_bench;
 mod viewers;
 mod virtual_screen;
 mod wayland_bench;

@@ -456,6 +456,8 @@ impl WebDriver {
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--disable-quic", "--window-size=1280,800",
+                // The sound bench's analyser runs in an AudioContext made by a script.
+                "--autoplay-policy=no-user-gesture-required",
                 format!("--user-data-dir={}", profile.display()),
             ]}
         }}});
@@ -680,7 +682,11 @@ fn wait_for_video(webdriver: &WebDriver, within: Duration) -> anyhow::Result<[u6
 
 /// The whole screen sliding 30 times a second (the full-motion wallpaper), with a 32-pixel
 /// marker at (1000, 600) in the colour `marker` holds; until `running` clears.
-fn paint_motion(display: &str, marker: &AtomicU64, running: &AtomicBool) -> anyhow::Result<()> {
+pub(crate) fn paint_motion(
+    display: &str,
+    marker: &AtomicU64,
+    running: &AtomicBool,
+) -> anyhow::Result<()> {
     let (conn, screen) = x11rb::connect(Some(display))?;
     let root = conn.setup().roots[screen].root;
     let frames: Vec<Vec<u8>> = (0..8).map(|k| crate::workload::wallpaper(k * 16)).collect();

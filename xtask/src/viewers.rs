@@ -18,6 +18,8 @@ pub enum Path {
     /// `stream?after=N&mode=adaptive&video=1`: the same, and H.264 while the screen is in
     /// motion (this version's page).
     Video,
+    /// `stream?…&video=1&audio=1`: the page with sound on (sound records between the updates).
+    Sound,
     /// `updates?after=N&mode=adaptive`: what changed, asked for one update at a time (a long
     /// poll: the page before the stream, and its fallback).
     Updates,
@@ -30,6 +32,7 @@ impl Path {
         match self {
             Path::Stream => "stream (changed regions, pushed)",
             Path::Video => "stream with video (the page)",
+            Path::Sound => "stream with video and sound",
             Path::Updates => "updates (changed regions, long poll)",
             Path::WholeFrames => "whole JPEG frames (before)",
         }
@@ -135,8 +138,8 @@ pub fn watch(
     from: Instant,
     end: Instant,
 ) -> Received {
-    if matches!(path, Path::Stream | Path::Video) {
-        return watch_stream(address, prefix, id, path == Path::Video, from, end);
+    if matches!(path, Path::Stream | Path::Video | Path::Sound) {
+        return watch_stream(address, prefix, id, path, from, end);
     }
     let mut received = Received::default();
     let mut connection: Option<Connection> = None;
@@ -145,7 +148,7 @@ pub fn watch(
     while Instant::now() < end {
         let started = Instant::now();
         let url = match path {
-            Path::Stream | Path::Video | Path::Updates => {
+            Path::Stream | Path::Video | Path::Sound | Path::Updates => {
                 format!("{prefix}updates?after={after}&mode=adaptive")
             }
             Path::WholeFrames => format!("{prefix}screen.jpg?after={after}&v={id}"),
@@ -161,7 +164,9 @@ pub fn watch(
         match answer {
             Ok(answer) if answer.status == 200 => {
                 let seq = match path {
-                    Path::Stream | Path::Video | Path::Updates => seq_of(&answer.body),
+                    Path::Stream | Path::Video | Path::Sound | Path::Updates => {
+                        seq_of(&answer.body)
+                    }
                     Path::WholeFrames => answer.seq_header,
                 };
                 after = seq.unwrap_or(after);
@@ -242,13 +247,17 @@ fn watch_stream(
     address: &str,
     prefix: &str,
     id: &str,
-    video: bool,
+    path: Path,
     from: Instant,
     end: Instant,
 ) -> Received {
     let mut received = Received::default();
     let mut after = 0u64;
-    let asks = if video { "&video=1" } else { "" };
+    let asks = match path {
+        Path::Video => "&video=1",
+        Path::Sound => "&video=1&audio=1",
+        _ => "",
+    };
     while Instant::now() < end {
         let url = format!("{prefix}stream?after={after}&mode=adaptive{asks}");
         let mut stream = match PushedStream::open(address, &url, &format!("x-viewer: {id}\r\n")) {
@@ -273,8 +282,9 @@ fn watch_stream(
             counted_bytes = stream.wire_bytes();
             match next {
                 Ok(Some(update)) => {
-                    // As the page does: `after` names the tiles drawn, not the video played.
-                    if !is_video(&update) {
+                    // As the page does: `after` names the tiles drawn, not the video played
+                    // (nor sound, whose records are not updates).
+                    if update.first() == Some(&1) && !is_video(&update) {
                         after = seq_of(&update).unwrap_or(after);
                     }
                     if Instant::now() >= from {

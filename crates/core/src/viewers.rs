@@ -180,6 +180,16 @@ pub struct Visit {
 
 impl Visit {
     /// The request handed out a frame of `bytes` bytes.
+    /// Bytes that are not a frame (sound): counted in the share's bytes and the viewer's.
+    pub fn served_bytes(&self, bytes: usize) {
+        self.viewers
+            .bytes_served
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        if let Some(entry) = self.viewers.lock().get_mut(&self.key) {
+            entry.bytes += bytes as u64;
+        }
+    }
+
     pub fn served(&self, bytes: usize) {
         self.viewers
             .bytes_served

@@ -180,15 +180,24 @@
   }
 
   // Plays the newest picture: jumps when more than a quarter second behind, plays a little
-  // faster when a little behind, and forgets what it played.
+  // faster when a little behind, and forgets what it played. While sound plays, the picture
+  // keeps to the sound's time instead (the sound needs more buffer to play without gaps, and
+  // lips must match the voice): a little faster or slower, a jump when far off.
   function chase() {
     const buffer = video.buffer;
     if (!buffer || buffer.buffered.length === 0) return;
-    const last = buffer.buffered.length - 1, end = Math.min(buffer.buffered.end(last), soundEdgeNear(buffer.buffered.end(last))), lag = end - motion$.currentTime;
-    if (lag > 0.25 || motion$.currentTime < buffer.buffered.start(last)) {
-      motion$.currentTime = Math.max(buffer.buffered.start(last), end - 0.03);
+    const last = buffer.buffered.length - 1, end = buffer.buffered.end(last), lag = end - motion$.currentTime;
+    const clock = soundClock();
+    if (clock !== null && !motion$.seeking) {
+      const target = Math.min(clock + videoOffset(), end - 0.03), ahead = motion$.currentTime - target;
+      if (Math.abs(ahead) > 0.25 && target >= buffer.buffered.start(last)) motion$.currentTime = target;
+      motion$.playbackRate = Math.min(1.1, Math.max(0.9, 1 - ahead));
+    } else {
+      if (lag > 0.25 || motion$.currentTime < buffer.buffered.start(last)) {
+        motion$.currentTime = Math.max(buffer.buffered.start(last), end - 0.03);
+      }
+      motion$.playbackRate = lag > 0.1 ? 1.1 : 1;
     }
-    motion$.playbackRate = lag > 0.1 ? 1.1 : 1;
     if (motion$.paused) motion$.play().catch(() => {});
     const start = buffer.buffered.start(0);
     if (!buffer.updating && motion$.currentTime - start > 10) buffer.remove(start, motion$.currentTime - 2);
@@ -240,8 +249,8 @@
 
   // Sound comes as Opus in MP4 records between the updates (the engine's audio/record.rs),
   // asked for only while this viewer has it on. Its times are on the share's clock, as the
-  // video's are: while the video plays, the sound follows the video's time (so lips and sound
-  // agree); on tiles it plays just behind its own live edge. The video's buffer places pictures
+  // video's are: the sound plays just behind its own live edge, and while the video plays, the
+  // video keeps to the sound's time (so lips and voice agree). The video's buffer places pictures
   // one after another ("sequence"), so its times are the share's plus the buffer's
   // timestampOffset, which the browser keeps up to date.
   const videoOffset = () => (video.buffer ? video.buffer.timestampOffset : 0);
@@ -329,32 +338,31 @@
     catch (err) { soundFailed(err); }
   }
 
-  // While the video plays, the sound keeps to the video's time; otherwise it plays a tenth of a
-  // second behind the newest sound, jumping there when it falls more than 0.3 s behind (or into
-  // a gap: a silence the engine did not send).
+  // The sound plays about a tenth of a second behind the newest sound (fragments come every
+  // 60 ms), and the video keeps to it (`chase`). It closes a gap by playing a little faster or
+  // slower, inaudibly: a jump (a seek) restarts the decoder and costs more than it saves, so it
+  // jumps only when far off, or into a gap (a silence the engine did not send).
   function soundChase() {
     const buffer = sound.buffer;
-    if (!buffer || buffer.buffered.length === 0) return;
+    if (!buffer || buffer.buffered.length === 0 || sound$.seeking) return;
     const last = buffer.buffered.length - 1, start = buffer.buffered.start(last), end = buffer.buffered.end(last);
-    const videoPlaying = video.source && !motion$.hidden && !motion$.paused;
-    if (videoPlaying) {
-      const target = motion$.currentTime - videoOffset();
-      if (target >= start && target <= end && Math.abs(sound$.currentTime - target) > 0.045) sound$.currentTime = target;
-    } else if (end - sound$.currentTime > 0.3 || sound$.currentTime < start) {
+    const ahead = sound$.currentTime - (end - 0.1);
+    if (sound$.currentTime < start || Math.abs(ahead) > 0.6) {
       sound$.currentTime = Math.max(start, end - 0.1);
+      sound$.playbackRate = 1;
+    } else {
+      sound$.playbackRate = Math.min(1.05, Math.max(0.95, 1 - ahead * 0.5));
     }
     if (sound$.paused) sound$.play().catch(() => {});
     const first = buffer.buffered.start(0);
     if (!buffer.updating && sound$.currentTime - first > 10) buffer.remove(first, sound$.currentTime - 2);
   }
 
-  // The sound's newest time when it is close behind the video's (then the video waits for it);
-  // the video's own otherwise (a silence, or no sound).
-  function soundEdgeNear(videoEnd) {
-    const buffer = sound.buffer;
-    if (!buffer || sound$.paused || buffer.buffered.length === 0) return videoEnd;
-    const end = buffer.buffered.end(buffer.buffered.length - 1) + videoOffset();
-    return end < videoEnd && videoEnd - end < 0.3 ? end : videoEnd;
+  // The time on the share's clock of the sound playing now; null while none plays (sound off,
+  // starting, a silence the engine did not send).
+  function soundClock() {
+    if (!sound.buffer || sound$.paused || sound$.seeking || sound$.readyState < 3) return null;
+    return sound$.currentTime;
   }
 
   // Decodes every piece first, then draws them all at once: the canvas never shows half an update.

@@ -120,12 +120,16 @@ impl SoundSession {
     /// Plays a sine of `frequency` Hz at -9 dBFS into the default output until the result drops
     /// (a minute at most).
     pub fn play_tone(&self, frequency: f32) -> anyhow::Result<Running> {
+        self.play(&tone_wav(frequency, 60))
+    }
+
+    /// Plays `wav` (a WAV file's bytes) into the default output until the result drops.
+    pub fn play(&self, wav: &[u8]) -> anyhow::Result<Running> {
         let path = self.processes.base.join("tones").join(format!(
-            "{frequency}-{}.wav",
+            "{}.wav",
             self.counter.fetch_add(1, Ordering::Relaxed)
         ));
-        std::fs::write(&path, tone_wav(frequency, 60))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(&path, wav).with_context(|| format!("cannot write {}", path.display()))?;
         let log = self.processes.log_file("pw-play")?;
         let child = self
             .command("pw-play")
@@ -135,6 +139,33 @@ impl SoundSession {
             .stderr(log)
             .spawn()
             .context("cannot run pw-play (apt-get install pipewire-bin)")?;
+        Ok(Running(child))
+    }
+
+    /// A recorder of what the default output plays (its monitor), independent of the code
+    /// under test: `pw-record` writing 48 kHz mono 32-bit float samples to its stdout, in
+    /// pieces of about 10 ms.
+    pub fn record_output(&self) -> anyhow::Result<Running> {
+        let child = self
+            .command("pw-record")
+            .args([
+                "-P",
+                "{ stream.capture.sink=true }",
+                "--format",
+                "f32",
+                "--rate",
+                "48000",
+                "--channels",
+                "1",
+                "--latency",
+                "10ms",
+                "-",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot run pw-record (apt-get install pipewire-bin)")?;
         Ok(Running(child))
     }
 
@@ -182,11 +213,12 @@ impl SoundSession {
     }
 }
 
-/// A WAV file: `seconds` of a sine of `frequency` Hz, 48 kHz, 16-bit stereo, at -9 dBFS.
-pub fn tone_wav(frequency: f32, seconds: u32) -> Vec<u8> {
-    const RATE: u32 = 48_000;
-    let frames = RATE * seconds;
-    let data_len = frames * 4;
+/// Samples a second in the WAV files made here.
+const RATE: u32 = 48_000;
+
+/// A WAV file, 48 kHz 16-bit stereo, of `samples` (from -1 to 1, the same on both sides).
+pub fn wav(samples: impl ExactSizeIterator<Item = f32>) -> Vec<u8> {
+    let data_len = (samples.len() * 4) as u32;
     let mut wav = Vec::with_capacity(44 + data_len as usize);
     wav.extend_from_slice(b"RIFF");
     wav.extend_from_slice(&(36 + data_len).to_le_bytes());
@@ -196,11 +228,54 @@ pub fn tone_wav(frequency: f32, seconds: u32) -> Vec<u8> {
     }
     wav.extend_from_slice(b"data");
     wav.extend_from_slice(&data_len.to_le_bytes());
-    for at in 0..frames {
-        let phase = at as f32 * frequency * std::f32::consts::TAU / RATE as f32;
-        let sample = (phase.sin() * 11_600.0) as i16;
+    for sample in samples {
+        let sample = (sample.clamp(-1.0, 1.0) * 32_767.0) as i16;
         wav.extend_from_slice(&sample.to_le_bytes());
         wav.extend_from_slice(&sample.to_le_bytes());
     }
     wav
+}
+
+/// `seconds` of a sine of `frequency` Hz at -9 dBFS.
+pub fn tone_wav(frequency: f32, seconds: u32) -> Vec<u8> {
+    wav((0..RATE * seconds)
+        .map(move |at| (at as f32 * frequency * std::f32::consts::TAU / RATE as f32).sin() * 0.355))
+}
+
+/// `seconds` of a sine that switches between `low` and `high` Hz every `every_ms`, at -9 dBFS:
+/// each switch is an event a listener can time.
+pub fn switching_wav(low: f32, high: f32, every_ms: u32, seconds: u32) -> Vec<u8> {
+    let every = RATE * every_ms / 1000;
+    let mut phase = 0.0f32;
+    wav((0..RATE * seconds).map(move |at| {
+        let frequency = if (at / every).is_multiple_of(2) {
+            low
+        } else {
+            high
+        };
+        phase = (phase + frequency * std::f32::consts::TAU / RATE as f32) % std::f32::consts::TAU;
+        phase.sin() * 0.355
+    }))
+}
+
+/// `seconds` of something as hard to encode as music: a chord whose notes swell and fade, over
+/// noise at -30 dBFS.
+pub fn music_wav(seconds: u32) -> Vec<u8> {
+    let mut noise = 0x2545_f491_u32;
+    wav((0..RATE * seconds).map(move |at| {
+        let time = at as f32 / RATE as f32;
+        let chord: f32 = [(220.0, 0.3), (277.2, 0.5), (329.6, 0.7), (440.0, 1.1)]
+            .iter()
+            .map(|&(frequency, swell): &(f32, f32)| {
+                (time * frequency * std::f32::consts::TAU).sin()
+                    * (0.5 + 0.5 * (time * swell * std::f32::consts::TAU).sin())
+            })
+            .sum::<f32>()
+            * 0.12;
+        // xorshift: white noise.
+        noise ^= noise << 13;
+        noise ^= noise >> 17;
+        noise ^= noise << 5;
+        chord + (noise as f32 / u32::MAX as f32 - 0.5) * 0.063
+    }))
 }

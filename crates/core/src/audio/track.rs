@@ -2,9 +2,12 @@
 //! streams, and what the presenter's window shows (on, live, level, why not).
 //!
 //! A fragment holds three packets (60 ms): each fragment costs about 120 bytes of framing, so
-//! fewer would cost more than the 96 kbit/s of sound, and more would add delay. While all is
-//! silent a fragment holds up to 25 (half a second), so a quiet share costs about 5 kbit/s; the
-//! first audible packet sends the silence before it at once.
+//! fewer would cost more than the 96 kbit/s of sound, and more would add delay. With more than
+//! [`MANY_LISTENERS`] streams listening it holds five (100 ms): each fragment is a wake-up and a
+//! write for every listener, and at 100 listeners that cost the presenter more CPU than the
+//! 40 ms it saves is worth (docs/BENCHMARKS.md). While all is silent a fragment holds up to 25
+//! (half a second), so a quiet share costs about 8 kbit/s; the first audible packet sends the
+//! silence before it at once.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
@@ -15,8 +18,12 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::{Packet, RATE, fmp4, record};
+use crate::server::push::record as framed;
 
 const PACKETS_PER_FRAGMENT: usize = 3;
+/// Above this many listening streams, fragments hold [`PACKETS_PER_FRAGMENT_FOR_MANY`].
+pub const MANY_LISTENERS: usize = 16;
+const PACKETS_PER_FRAGMENT_FOR_MANY: usize = 5;
 const QUIET_PACKETS_PER_FRAGMENT: usize = 25;
 /// Fragments kept for streams that are a little behind: about three seconds of sound.
 const KEPT: usize = 50;
@@ -99,7 +106,10 @@ impl AudioTrack {
     pub fn begin(&self, pre_skip: u16) {
         let mut kept = self.kept();
         kept.generation += 1;
-        kept.start = Some(record::start(fmp4::CODEC, &fmp4::init_segment(pre_skip)));
+        kept.start = Some(framed(&record::start(
+            fmp4::CODEC,
+            &fmp4::init_segment(pre_skip),
+        )));
         kept.fragments.clear();
         kept.gathering.clear();
         kept.decode_time = None;
@@ -139,6 +149,8 @@ impl AudioTrack {
             let quiet = kept.gathering.iter().all(Packet::silent);
             let full = if quiet {
                 QUIET_PACKETS_PER_FRAGMENT
+            } else if self.newest.receiver_count() > MANY_LISTENERS {
+                PACKETS_PER_FRAGMENT_FOR_MANY
             } else {
                 PACKETS_PER_FRAGMENT
             };
@@ -175,7 +187,7 @@ impl AudioTrack {
         kept.next_number += 1;
         let number = kept.next_number;
         kept.fragments
-            .push_back((number, record::fragment(&segment)));
+            .push_back((number, framed(&record::fragment(&segment))));
         while kept.fragments.len() > KEPT {
             kept.fragments.pop_front();
         }
@@ -195,8 +207,9 @@ impl AudioTrack {
         }
     }
 
-    /// The records `listener` has not had: the start when it has not seen this one, then the
-    /// fragments after the last it got (only the newest few when it is far behind).
+    /// The records `listener` has not had, framed as the push stream sends them (their length
+    /// first: made once, shared by every stream): the start when it has not seen this one, then
+    /// the fragments after the last it got (only the newest few when it is far behind).
     pub fn records_for(&self, listener: &mut Listener) -> Vec<Bytes> {
         listener.changes.borrow_and_update();
         let kept = self.kept();
@@ -276,7 +289,7 @@ mod tests {
     fn fragments(records: &[Bytes]) -> usize {
         records
             .iter()
-            .filter(|record| record[0] == record::FRAGMENT)
+            .filter(|record| record[4] == record::FRAGMENT)
             .count()
     }
 
@@ -289,7 +302,7 @@ mod tests {
         track.begin(312);
         track.add(packets(epoch, 0, 6, true));
         let first = track.records_for(&mut listener);
-        assert_eq!(first[0][0], record::START);
+        assert_eq!(first[0][4], record::START);
         assert_eq!(
             fragments(&first),
             1,
@@ -307,7 +320,7 @@ mod tests {
         track.begin(312);
         track.add(packets(epoch, 40, 3, true));
         let again = track.records_for(&mut listener);
-        assert_eq!(again[0][0], record::START);
+        assert_eq!(again[0][4], record::START);
     }
 
     #[test]
@@ -334,6 +347,28 @@ mod tests {
     }
 
     #[test]
+    fn many_listeners_get_longer_fragments() {
+        let epoch = Instant::now();
+        let track = AudioTrack::new(epoch);
+        track.begin(312);
+        let mut listeners: Vec<Listener> = (0..=MANY_LISTENERS).map(|_| track.listen()).collect();
+        for listener in &mut listeners {
+            track.records_for(listener);
+        }
+        track.add(packets(epoch, 0, 4, true));
+        assert!(
+            track.records_for(&mut listeners[0]).is_empty(),
+            "four packets are not a fragment yet"
+        );
+        track.add(packets(epoch, 4, 1, true));
+        assert_eq!(fragments(&track.records_for(&mut listeners[0])), 1);
+        // Most of them gone: three packets again.
+        listeners.truncate(2);
+        track.add(packets(epoch, 5, 3, true));
+        assert_eq!(fragments(&track.records_for(&mut listeners[0])), 1);
+    }
+
+    #[test]
     fn fragments_are_stamped_on_the_shares_clock_and_follow_on() {
         use mp4_atom::{Decode, Moof};
         let epoch = Instant::now();
@@ -351,7 +386,7 @@ mod tests {
             .concat()
             .iter()
             .map(|record| {
-                let moof = Moof::decode(&mut std::io::Cursor::new(&record[1..])).expect("moof");
+                let moof = Moof::decode(&mut std::io::Cursor::new(&record[5..])).expect("moof");
                 moof.traf[0]
                     .tfdt
                     .as_ref()

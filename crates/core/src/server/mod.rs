@@ -11,7 +11,7 @@ mod host;
 mod in_flight;
 mod limits;
 mod listen;
-mod push;
+pub(crate) mod push;
 mod quiet_log;
 mod stall;
 mod until_removed;

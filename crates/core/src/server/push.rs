@@ -93,6 +93,7 @@ pub async fn stream(
         pending: None,
         sound: listener,
         sound_records: std::collections::VecDeque::new(),
+        waiting: None,
     };
     let records = futures_util::stream::unfold(pusher, |mut pusher| async move {
         let record = pusher.next_record().await;
@@ -142,9 +143,16 @@ struct Pusher {
     holding: Option<super::in_flight::HeldBytes>,
     /// Where the stream stands in the share's sound, when the page asked for it.
     sound: Option<crate::audio::track::Listener>,
-    /// Sound records taken from the track and not sent yet (a few hundred bytes each).
+    /// Sound records taken from the track and not sent yet (a few hundred bytes each, framed).
     sound_records: std::collections::VecDeque<Bytes>,
+    /// The wait for the next frame, kept while sound comes meanwhile: starting it again for
+    /// every sound record would cost each stream its share of the capture's bookkeeping
+    /// 17 times a second.
+    waiting: Option<FrameWait>,
 }
+
+/// A stream's wait for its next frame (`None` after a long poll without one).
+type FrameWait = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Arc<Frame>>> + Send>>;
 
 impl Pusher {
     /// The next piece of the stream: an update's length, then the update (the bytes every
@@ -189,19 +197,22 @@ impl Pusher {
     /// Waits for the next frame (`None` after a long poll without one), or sound that comes
     /// meanwhile.
     async fn next_frame_or_sound(&mut self) -> Next {
-        let next = loop {
+        loop {
             if let Some(record) = self.next_sound_record() {
                 return Next::Sound(record);
             }
-            let state = self.state.clone();
-            let (after, delivery, next_at) = (self.after, self.delivery, self.next_at);
-            let frame = async move {
-                if let Some(at) = next_at {
-                    tokio::time::sleep_until(at).await;
-                }
-                state.share.demand.note_delivery(delivery);
-                state.share.frame_for_viewer(Some(after)).await
-            };
+            let (state, after, delivery, next_at) =
+                (&self.state, self.after, self.delivery, self.next_at);
+            let waiting = self.waiting.get_or_insert_with(|| {
+                let state = state.clone();
+                Box::pin(async move {
+                    if let Some(at) = next_at {
+                        tokio::time::sleep_until(at).await;
+                    }
+                    state.share.demand.note_delivery(delivery);
+                    state.share.frame_for_viewer(Some(after)).await
+                })
+            });
             let sound = async {
                 match self.sound.as_mut() {
                     Some(listener) => crate::audio::track::AudioTrack::changed(listener).await,
@@ -209,12 +220,14 @@ impl Pusher {
                 }
             };
             tokio::select! {
-                frame = frame => break Next::Frame(frame),
+                frame = waiting => {
+                    self.waiting = None;
+                    self.next_at = None;
+                    return Next::Frame(frame);
+                }
                 () = sound => {}
             }
-        };
-        self.next_at = None;
-        next
+        }
     }
 
     /// A sound record waiting, framed by its length.
@@ -226,8 +239,8 @@ impl Pusher {
                 .extend(self.state.share.audio.records_for(listener));
         }
         let sound = self.sound_records.pop_front()?;
-        self.visit.served(sound.len());
-        Some(record(&sound))
+        self.visit.served_bytes(sound.len());
+        Some(sound)
     }
 
     /// What brings this page to `frame`: video, tiles, or the repaint from video back to tiles.
@@ -263,8 +276,8 @@ impl Pusher {
 /// are sent as they are, shared with every viewer, never copied.
 const JOINED_UP_TO: usize = 4096;
 
-/// A small update with its length before it, in one piece.
-fn record(update: &[u8]) -> Bytes {
+/// A small update (or sound record) with its length before it, in one piece.
+pub(crate) fn record(update: &[u8]) -> Bytes {
     let mut joined = Vec::with_capacity(PREFIX + update.len());
     joined.extend_from_slice(&length_prefix(update.len()));
     joined.extend_from_slice(update);
