@@ -498,7 +498,7 @@ function showSound(sound, on) {
   ui.audioState.textContent = !on ? "Off: what this computer plays stays private"
     : !app.sharing ? "Viewers can turn sound on once you share"
     : sound && sound.error ? `No sound: ${sound.error}`
-    : live ? "Viewers who turn sound on hear what this computer plays"
+    : live ? `Viewers who turn sound on hear ${sound.source || "what this computer plays"}`
     : "Starting…";
   ui.audioState.classList.toggle("problem", Boolean(on && sound && sound.error));
 }

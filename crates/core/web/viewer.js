@@ -189,7 +189,8 @@
     const last = buffer.buffered.length - 1, end = buffer.buffered.end(last), lag = end - motion$.currentTime;
     const clock = soundClock();
     if (clock !== null && !motion$.seeking) {
-      const target = Math.min(clock + videoOffset(), end - 0.03), ahead = motion$.currentTime - target;
+      const heard = clock - (sound.outputDelay || 0);
+      const target = Math.min(heard + videoOffset(), end - 0.03), ahead = motion$.currentTime - target;
       if (Math.abs(ahead) > 0.25 && target >= buffer.buffered.start(last)) motion$.currentTime = target;
       motion$.playbackRate = Math.min(1.1, Math.max(0.9, 1 - ahead));
     } else {
@@ -255,6 +256,8 @@
   // timestampOffset, which the browser keeps up to date.
   const videoOffset = () => (video.buffer ? video.buffer.timestampOffset : 0);
   const SOUND_START = 0xa1, SOUND_FRAGMENT = 0xa2;
+  // How far behind the newest sound the page plays, in seconds: fragments come every 60 ms.
+  const SOUND_LAG = 0.08;
   const sound$ = $("sound");
   sound$.volume = view.volume;
   let soundBroken = !MediaSourceKind || !MediaSourceKind.isTypeSupported('audio/mp4; codecs="opus"');
@@ -281,9 +284,24 @@
   // A click is the gesture a browser wants before it plays sound: play() is called within it.
   function toggleSound() {
     view.sound = !view.sound;
-    if (view.sound) { soundOpen(); sound$.play().catch(() => {}); } else soundStop();
+    if (view.sound) { soundOpen(); sound$.play().catch(() => {}); measureSoundOutput(); } else soundStop();
     render();
     restart();
+  }
+
+  // What is heard lags what the sound element plays by the browser's audio output latency (its
+  // buffers and the device's): measured once, in the same gesture, with a short-lived
+  // AudioContext; the video then shows each picture that much later.
+  function measureSoundOutput() {
+    if (sound.outputDelay !== undefined || typeof AudioContext !== "function") return;
+    sound.outputDelay = 0;
+    try {
+      const probe = new AudioContext();
+      probe.resume()
+        .then(() => new Promise((resolve) => setTimeout(resolve, 250)))
+        .then(() => { sound.outputDelay = Math.min(0.25, (probe.baseLatency || 0) + (probe.outputLatency || 0)); })
+        .finally(() => probe.close().catch(() => {}));
+    } catch { /* no Web Audio: no correction */ }
   }
 
   function soundOpen() {
@@ -338,20 +356,20 @@
     catch (err) { soundFailed(err); }
   }
 
-  // The sound plays about a tenth of a second behind the newest sound (fragments come every
-  // 60 ms), and the video keeps to it (`chase`). It closes a gap by playing a little faster or
-  // slower, inaudibly: a jump (a seek) restarts the decoder and costs more than it saves, so it
-  // jumps only when far off, or into a gap (a silence the engine did not send).
+  // The sound plays just behind the newest sound (`SOUND_LAG`), and the video keeps to it
+  // (`chase`). It closes a gap by playing up to 10% faster or slower (the browser keeps the
+  // pitch): a jump (a seek) restarts the decoder and costs more than it saves, so it jumps only
+  // when far off, or into a gap (a silence the engine did not send).
   function soundChase() {
     const buffer = sound.buffer;
     if (!buffer || buffer.buffered.length === 0 || sound$.seeking) return;
     const last = buffer.buffered.length - 1, start = buffer.buffered.start(last), end = buffer.buffered.end(last);
-    const ahead = sound$.currentTime - (end - 0.1);
-    if (sound$.currentTime < start || Math.abs(ahead) > 0.6) {
-      sound$.currentTime = Math.max(start, end - 0.1);
+    const ahead = sound$.currentTime - (end - SOUND_LAG);
+    if (sound$.currentTime < start || Math.abs(ahead) > 0.4) {
+      sound$.currentTime = Math.max(start, end - SOUND_LAG);
       sound$.playbackRate = 1;
     } else {
-      sound$.playbackRate = Math.min(1.05, Math.max(0.95, 1 - ahead * 0.5));
+      sound$.playbackRate = Math.min(1.1, Math.max(0.9, 1 - ahead));
     }
     if (sound$.paused) sound$.play().catch(() => {});
     const first = buffer.buffered.start(0);

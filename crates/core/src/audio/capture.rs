@@ -23,7 +23,7 @@ use pipewire::stream::{StreamFlags, StreamRc, StreamState};
 
 use super::opus::OpusPackets;
 use super::track::AudioTrack;
-use super::{AudioError, CHANNELS, RATE};
+use super::{AudioError, CHANNELS, Ended, RATE};
 
 /// How long setting up the stream may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,20 +42,6 @@ impl std::fmt::Debug for Capture {
 impl Drop for Capture {
     fn drop(&mut self) {
         let _ = self.stop.send(());
-    }
-}
-
-/// Where a capture says why it stopped on its own (the device or the sound server went away),
-/// with the number its owner gave it: what an earlier capture says is old news.
-#[derive(Clone, Debug)]
-pub struct Ended {
-    pub capture: u64,
-    pub sender: tokio::sync::mpsc::UnboundedSender<(u64, AudioError)>,
-}
-
-impl Ended {
-    fn send(&self, error: AudioError) {
-        let _ = self.sender.send((self.capture, error));
     }
 }
 

@@ -28,6 +28,28 @@ pub const PACKET_SAMPLES: usize = 960;
 /// transparent.
 pub const BITRATE: i32 = 96_000;
 
+#[cfg(target_os = "linux")]
+use capture::Capture;
+/// No capture elsewhere: turning sound on says it is not available.
+#[cfg(not(target_os = "linux"))]
+type Capture = std::convert::Infallible;
+
+/// Where a capture says why it stopped on its own (the device or the sound server went away),
+/// with the number its owner gave it: what an earlier capture says is old news.
+#[derive(Clone, Debug)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) struct Ended {
+    pub capture: u64,
+    pub sender: tokio::sync::mpsc::UnboundedSender<(u64, AudioError)>,
+}
+
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+impl Ended {
+    pub(crate) fn send(&self, error: AudioError) {
+        let _ = self.sender.send((self.capture, error));
+    }
+}
+
 /// Why sound stopped, in words the presenter can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AudioError {

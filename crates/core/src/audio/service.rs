@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::AudioError;
+use super::{AudioError, Capture, Ended};
 use crate::state::ShareState;
 
 /// How long after a failure sound is tried again.
@@ -18,8 +18,7 @@ pub(crate) async fn run(state: Arc<ShareState>) {
     let (ended_sender, mut ended) = tokio::sync::mpsc::unbounded_channel::<(u64, AudioError)>();
     let mut captures = 0u64;
     let track = state.audio.clone();
-    #[cfg(target_os = "linux")]
-    let mut running: Option<super::capture::Capture> = None;
+    let mut running: Option<Capture> = None;
     let mut retry_at: Option<tokio::time::Instant> = None;
     loop {
         let (on, paused) = {
@@ -27,21 +26,17 @@ pub(crate) async fn run(state: Arc<ShareState>) {
             (settings.audio, settings.paused)
         };
         let want = on && !paused;
-        #[cfg(target_os = "linux")]
-        let is_running = running.is_some();
-        #[cfg(not(target_os = "linux"))]
-        let is_running = false;
-        if want && !is_running && retry_at.is_none_or(|at| at <= tokio::time::Instant::now()) {
+        if want && running.is_none() && retry_at.is_none_or(|at| at <= tokio::time::Instant::now())
+        {
             retry_at = None;
             captures += 1;
-            match start(&state, &ended_sender, captures).await {
+            let ended = Ended {
+                capture: captures,
+                sender: ended_sender.clone(),
+            };
+            match start(&state, ended).await {
                 Ok(capture) => {
-                    #[cfg(target_os = "linux")]
-                    {
-                        running = Some(capture);
-                    }
-                    #[cfg(not(target_os = "linux"))]
-                    let () = capture;
+                    running = Some(capture);
                     track.set_status(|status| {
                         status.live = true;
                         status.error = None;
@@ -58,7 +53,6 @@ pub(crate) async fn run(state: Arc<ShareState>) {
             }
         }
         if !want {
-            #[cfg(target_os = "linux")]
             if running.take().is_some() {
                 tracing::info!(paused, "sound off");
             }
@@ -77,11 +71,7 @@ pub(crate) async fn run(state: Arc<ShareState>) {
             changed = settings.changed() => if changed.is_err() { break },
             Some((capture, error)) = ended.recv() => {
                 // What a capture already stopped says is old news.
-                #[cfg(target_os = "linux")]
-                let was_running = capture == captures && running.take().is_some();
-                #[cfg(not(target_os = "linux"))]
-                let was_running = capture == captures && false;
-                if was_running {
+                if capture == captures && running.take().is_some() {
                     tracing::warn!(%error, "sound stopped");
                     track.end();
                     track.set_status(|status| status.error = Some(error.to_string()));
@@ -96,16 +86,8 @@ pub(crate) async fn run(state: Arc<ShareState>) {
 }
 
 #[cfg(target_os = "linux")]
-async fn start(
-    state: &Arc<ShareState>,
-    ended: &tokio::sync::mpsc::UnboundedSender<(u64, AudioError)>,
-    capture: u64,
-) -> Result<super::capture::Capture, AudioError> {
+async fn start(state: &Arc<ShareState>, ended: Ended) -> Result<Capture, AudioError> {
     let track = state.audio.clone();
-    let ended = super::capture::Ended {
-        capture,
-        sender: ended.clone(),
-    };
     // Connecting waits on PipeWire's thread: not on the server's.
     tokio::task::spawn_blocking(move || super::capture::start(track, ended))
         .await
@@ -113,10 +95,6 @@ async fn start(
 }
 
 #[cfg(not(target_os = "linux"))]
-async fn start(
-    _state: &Arc<ShareState>,
-    _ended: &tokio::sync::mpsc::UnboundedSender<(u64, AudioError)>,
-    _capture: u64,
-) -> Result<(), AudioError> {
+async fn start(_state: &Arc<ShareState>, _ended: Ended) -> Result<Capture, AudioError> {
     Err(AudioError::Unsupported)
 }
