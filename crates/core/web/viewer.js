@@ -310,9 +310,10 @@
     sound.source = source;
     sound.queue = [];
     sound$.disableRemotePlayback = true;
-    if (window.ManagedMediaSource && source instanceof window.ManagedMediaSource) sound$.srcObject = source;
-    else sound$.src = URL.createObjectURL(source);
+    const url = window.ManagedMediaSource && source instanceof window.ManagedMediaSource ? null : URL.createObjectURL(source);
+    if (url) sound$.src = url; else sound$.srcObject = source;
     source.addEventListener("sourceopen", () => {
+      if (url) URL.revokeObjectURL(url);
       if (sound.source !== source) return;
       try {
         const buffer = source.addSourceBuffer('audio/mp4; codecs="opus"');
