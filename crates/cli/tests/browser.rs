@@ -217,8 +217,8 @@ async fn each_viewer_picks_its_own_view() -> anyhow::Result<()> {
         .await?;
     assert_eq!(
         format,
-        json!({"fit": false, "format": "lossless", "cap": 0}),
-        "the view is remembered"
+        json!({"fit": false, "format": "lossless", "cap": 0, "volume": 1}),
+        "the view is remembered (sound on or off is not: every visit starts muted)"
     );
     browser.close().await
 }

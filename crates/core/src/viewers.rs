@@ -180,22 +180,21 @@ pub struct Visit {
 
 impl Visit {
     /// The request handed out a frame of `bytes` bytes.
-    /// Bytes that are not a frame (sound): counted in the share's bytes and the viewer's.
-    pub fn served_bytes(&self, bytes: usize) {
-        self.viewers
-            .bytes_served
-            .fetch_add(bytes as u64, Ordering::Relaxed);
-        if let Some(entry) = self.viewers.lock().get_mut(&self.key) {
-            entry.bytes += bytes as u64;
-        }
+    pub fn served(&self, bytes: usize) {
+        self.count(bytes, 1);
     }
 
-    pub fn served(&self, bytes: usize) {
+    /// Bytes that are not a frame (sound): counted in the share's bytes and the viewer's.
+    pub fn served_bytes(&self, bytes: usize) {
+        self.count(bytes, 0);
+    }
+
+    fn count(&self, bytes: usize, frames: u64) {
         self.viewers
             .bytes_served
             .fetch_add(bytes as u64, Ordering::Relaxed);
         if let Some(entry) = self.viewers.lock().get_mut(&self.key) {
-            entry.frames += 1;
+            entry.frames += frames;
             entry.bytes += bytes as u64;
         }
     }
