@@ -265,6 +265,7 @@ function applySettings(s) {
   if (typeof s.show_pointer === "boolean") ui.showPointer.checked = s.show_pointer;
   if (typeof s.motion === "string") ui.motion.value = s.motion;
   if (typeof s.audio === "boolean") ui.audio.checked = s.audio;
+  if (typeof s.history === "boolean") ui.history.checked = s.history;
   if (s.window !== undefined) {
     const id = typeof s.window === "number" ? s.window : null;
     if (id !== app.window) { app.window = id; markSelected(); }
@@ -313,7 +314,7 @@ async function startShare() {
   // nothing: the dialog decides.
   const [monitor, shared] = app.desktopPicks ? [null, null] : [app.selected, app.window];
   const settings = { monitor, window: shared, fps: +ui.fps.value, quality: +ui.quality.value, max_width: maxWidthValue(), paused: false, show_pointer: ui.showPointer.checked,
-    motion: ui.motion.value, audio: ui.audio.checked,
+    motion: ui.motion.value, audio: ui.audio.checked, history: ui.history.checked,
     pin: ui.pin.value.trim() || null, require_approval: ui.requireApproval.checked, max_viewers: +ui.maxViewers.value || 50 };
   try {
     const result = await invoke("start_share", { settings });
@@ -606,6 +607,7 @@ async function init() {
   ui.showPointer.addEventListener("change", () => patch("show_pointer", ui.showPointer.checked));
   ui.audio.addEventListener("change", () => { patch("audio", ui.audio.checked); showSound(app.sound, ui.audio.checked); });
   ui.motion.addEventListener("change", () => patch("motion", ui.motion.value));
+  ui.history.addEventListener("change", () => patch("history", ui.history.checked));
   ui.pin.addEventListener("change", () => patch("pin", ui.pin.value.trim() || null));
   ui.newPin.addEventListener("click", () => patch("pin", randomPin()));
   ui.requireApproval.addEventListener("change", () => patch("require_approval", ui.requireApproval.checked));

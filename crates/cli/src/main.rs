@@ -123,6 +123,10 @@ struct ServeArgs {
     /// `audio` turns it on and off. Off by default: notifications are private
     #[arg(long)]
     audio: bool,
+    /// Viewers' pages keep nothing: no looking back at earlier pictures, no snapshots (PATCH
+    /// `history` turns them back on). A courtesy the page honours, not a lock
+    #[arg(long)]
+    no_history: bool,
     /// A host name viewers may use to reach this machine, besides its addresses and own name
     /// (repeat for several); requests naming any other host get 421
     #[arg(long, value_name = "NAME")]
@@ -351,6 +355,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             require_approval: args.require_approval,
             motion: args.motion,
             audio: args.audio,
+            history: !args.no_history,
         },
         bind: SocketAddr::new(args.bind, args.port),
         open: args.open,

@@ -45,6 +45,10 @@ pub struct Settings {
     /// Send what the presenter's desktop plays to viewers who turn sound on. Off by default:
     /// notifications and calls are private.
     pub audio: bool,
+    /// Viewers' pages may keep the pictures they were shown (to look back at them) and save
+    /// snapshots. Off: a page keeps nothing and hides those tools. A courtesy the page honours,
+    /// not a lock: whoever sees a screen can photograph it.
+    pub history: bool,
 }
 
 /// When the share sends what moves as video (one H.264 stream for every viewer) instead of
@@ -103,6 +107,7 @@ impl Default for Settings {
             require_approval: false,
             motion: Motion::Auto,
             audio: false,
+            history: true,
         }
     }
 }
@@ -183,6 +188,9 @@ impl Settings {
         if let Some(audio) = patch.audio {
             next.audio = audio;
         }
+        if let Some(history) = patch.history {
+            next.history = history;
+        }
         next.validate()?;
         Ok(next)
     }
@@ -240,6 +248,8 @@ pub struct SettingsPatch {
     pub motion: Option<Motion>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<bool>,
 }
 
 impl SettingsPatch {

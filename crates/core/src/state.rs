@@ -131,6 +131,8 @@ pub struct ViewerStatus {
     pub fps: u32,
     /// The presenter's sound is on and being sent: a page offers its Sound button.
     pub audio: bool,
+    /// The page may keep what it was shown, to look back at, and save snapshots.
+    pub history: bool,
 }
 
 /// The share's shared state. Handlers and the `Share` handle hold it in an `Arc`.
@@ -364,6 +366,7 @@ impl ShareState {
             window_gone,
             fps: settings.fps,
             audio: settings.audio && self.audio.live(),
+            history: settings.history,
         }
     }
 

@@ -12,6 +12,7 @@
     format: saved.format === "lossless" || saved.format === "png" ? "lossless" : "adaptive",
     cap: Number(saved.cap) || 0,
     volume: Number.isFinite(saved.volume) ? Math.min(1, Math.max(0, saved.volume)) : 1,
+    snapshotPointer: saved.snapshotPointer === true,
     // Every visit starts muted (a browser plays sound only after a gesture): never saved.
     sound: false,
   };
@@ -27,7 +28,25 @@
   let windowGone = null;
   // Bumped by a change of picture mode: an update begun before it must not set `after`.
   let generation = 0;
-  const pointer = { shape: 0, x: 0, y: 0, hotX: 0, hotY: 0, scale: 1, image: null, imageFor: 0, loading: 0, drawn: null };
+  const pointer = { shape: 0, x: 0, y: 0, hotX: 0, hotY: 0, scale: 1, drawn: null };
+  // Pointer shapes by id, once loaded (a looked-back picture or a snapshot may need an old one).
+  const shapes = new Map(), loadingShapes = new Set();
+
+  // Short messages that come and go (a snapshot saved, a key that does nothing here).
+  let toastTimer = null;
+  function announce(text) {
+    const toast = $("toast");
+    toast.textContent = text;
+    toast.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { toast.hidden = true; }, 3500);
+  }
+
+  const lookback = window.screenshareLookback({
+    canvas, announce,
+    pointer: () => ({ shape: pointer.shape, x: pointer.x, y: pointer.y, hotX: pointer.hotX, hotY: pointer.hotY, scale: pointer.scale }),
+    onChange: () => { drawPointer(); renderTools(); },
+  });
 
   function render() {
     body.classList.toggle("actual", !view.fit);
@@ -35,6 +54,7 @@
     $("format").value = view.format;
     $("cap").value = String(view.cap);
     renderSound();
+    renderTools();
     if (!view.fit) { view$.style.width = canvas.width + "px"; view$.style.height = canvas.height + "px"; }
     else { view$.style.width = ""; view$.style.height = ""; }
     let state, text;
@@ -404,32 +424,102 @@
     drawPointer();
     shown = true;
     canvas.dataset.frame = String(update.seq);
+    lookback.seen(update);
     // The canvas is exact again: the video (if any) goes.
     if (video.source || !motion$.hidden) videoStop();
   }
 
-  // The pointer lives on its own layer: a move redraws a few pixels, never the screen.
+  // The pointer lives on its own layer: a move redraws a few pixels, never the screen. While
+  // looking back, the layer shows where the pointer was in that picture.
   function drawPointer() {
-    if (pointer.shape !== 0 && pointer.imageFor !== pointer.shape && pointer.loading !== pointer.shape) loadShape(pointer.shape);
+    const past = lookback.current, which = past ? past.pointer : pointer;
     if (pointer.drawn) { pointerCtx.clearRect(...pointer.drawn); pointer.drawn = null; }
-    if (pointer.shape === 0 || pointer.imageFor !== pointer.shape || !pointer.image) return;
-    const w = pointer.image.width * pointer.scale, h = pointer.image.height * pointer.scale;
-    const x = pointer.x - pointer.hotX * pointer.scale, y = pointer.y - pointer.hotY * pointer.scale;
-    pointerCtx.drawImage(pointer.image, x, y, w, h);
-    pointer.drawn = [Math.floor(x) - 1, Math.floor(y) - 1, Math.ceil(w) + 2, Math.ceil(h) + 2];
+    if (!past) followPointer();
+    if (!which) return;
+    const box = pointerBox(which);
+    if (!box) return;
+    pointerCtx.drawImage(box.image, box.x, box.y, box.w, box.h);
+    overlay.dataset.at = `${which.x},${which.y}`;
+    pointer.drawn = [Math.floor(box.x) - 1, Math.floor(box.y) - 1, Math.ceil(box.w) + 2, Math.ceil(box.h) + 2];
+  }
+
+  // Where pointer `p` is drawn on the shared screen, with its image; null when hidden or its
+  // shape is not loaded yet (then it is asked for).
+  function pointerBox(p) {
+    if (p.shape === 0) return null;
+    const image = shapes.get(p.shape);
+    if (!image) { loadShape(p.shape); return null; }
+    return { image, w: image.width * p.scale, h: image.height * p.scale, x: p.x - p.hotX * p.scale, y: p.y - p.hotY * p.scale };
   }
 
   async function loadShape(id) {
-    pointer.loading = id;
+    if (loadingShapes.has(id)) return;
+    loadingShapes.add(id);
     try {
       const res = await fetch(`pointer.png?shape=${id}`);
       if (!res.ok) return;
       const image = await createImageBitmap(await res.blob());
-      if (pointer.image) pointer.image.close();
-      pointer.image = image; pointer.imageFor = id;
+      // A presenter's pointer takes a handful of shapes; a long share may see many more.
+      if (shapes.size >= 64) { const [oldest, old] = shapes.entries().next().value; old.close(); shapes.delete(oldest); }
+      shapes.set(id, image);
       drawPointer();
     } catch { /* the next update names the shape again */ }
-    finally { if (pointer.loading === id) pointer.loading = 0; }
+    finally { loadingShapes.delete(id); }
+  }
+
+  // Saves the picture on screen (or the earlier one looked at) as a PNG at the shared size,
+  // with the pointer when this viewer asked for it.
+  async function snapshot() {
+    if (!lookback.allowed) { announce("The presenter turned off snapshots for this share"); return; }
+    if (!shown) { announce("Nothing to save yet"); return; }
+    const past = lookback.current;
+    const width = past ? past.width : canvas.width, height = past ? past.height : canvas.height;
+    const out = document.createElement("canvas");
+    out.width = width; out.height = height;
+    const c = out.getContext("2d", { alpha: false });
+    try {
+      if (past) {
+        const bitmap = await createImageBitmap(past.blob, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
+        c.drawImage(bitmap, 0, 0);
+        bitmap.close();
+      } else {
+        c.drawImage(canvas, 0, 0);
+        // In motion the video is what the viewer sees; it may be smaller than the screen.
+        if (body.dataset.picture === "video" && motion$.videoWidth > 0) c.drawImage(motion$, 0, 0, width, height);
+      }
+      const box = view.snapshotPointer ? pointerBox(past ? past.pointer : pointer) : null;
+      if (box) c.drawImage(box.image, box.x, box.y, box.w, box.h);
+      const blob = await new Promise((resolve) => out.toBlob(resolve, "image/png"));
+      if (!blob) throw new Error("the browser could not make a PNG");
+      const when = new Date(past ? past.at : Date.now()), two = (n) => String(n).padStart(2, "0");
+      const name = `screenshare-${when.getFullYear()}-${two(when.getMonth() + 1)}-${two(when.getDate())}-${two(when.getHours())}-${two(when.getMinutes())}-${two(when.getSeconds())}.png`;
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(blob);
+      link.download = name;
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(link.href), 60 * 1000);
+      announce(`Saved ${name}`);
+    } catch (err) {
+      announce("Could not save the snapshot");
+      console.warn("screenshare: snapshot failed:", err);
+    }
+  }
+
+  // The tools that depend on what the presenter allows and on this viewer's zoom.
+  function renderTools() {
+    const allowed = lookback.allowed;
+    $("snapshot").hidden = !allowed;
+    $("snapshot-pointer").hidden = !allowed;
+    $("snapshot-pointer").setAttribute("aria-pressed", String(view.snapshotPointer));
+    $("zoom-controls").hidden = !view.fit;
+    $("zoom-level").textContent = `${Math.round(zoom.scale * 100)}%`;
+    $("zoom-out").disabled = zoom.scale <= 1;
+    $("zoom-in").disabled = zoom.scale >= MAX_ZOOM;
+    $("follow").hidden = zoom.scale <= 1;
+    $("follow").setAttribute("aria-pressed", String(zoom.follow));
+    view$.dataset.follow = String(zoom.follow);
   }
 
   // Updates come pushed on one response (`stream`) as the share publishes them, so the frame
@@ -585,6 +675,8 @@
         shareState = s.paused ? "paused" : s.state;
         windowGone = s.window_gone || null;
         soundOffered(Boolean(s.audio));
+        // A server from before look-back does not say: it allows it.
+        lookback.allow(s.history !== false);
         statusOk = true;
       } catch { statusOk = false; }
       render();
@@ -599,17 +691,22 @@
   }
   function toggleFit() { view.fit = !view.fit; resetZoom(); save(); render(); }
 
-  // Phones and tablets: pinch to zoom into the shared screen, drag to pan, double-tap to fit
-  // again. The zoom is this page's own, a transform on the view; the pixels are untouched.
-  const zoom = { scale: 1, x: 0, y: 0 };
+  // Zoom into the shared screen: pinch on a phone, keys (+ − 0), the bar's buttons or Ctrl and
+  // the wheel; drag (or Shift and the arrows) to pan, double-tap to fit again. The zoom is this
+  // page's own, a transform on the view; the pixels are untouched. While zoomed, the view
+  // follows the presenter's pointer (the pointer is data here, not pixels) until the viewer
+  // moves the view by hand; P (or the Follow button) follows again.
+  const ZOOM_STEPS = [1, 1.5, 2, 3, 4, 6, 8], MAX_ZOOM = ZOOM_STEPS[ZOOM_STEPS.length - 1];
+  const zoom = { scale: 1, x: 0, y: 0, follow: true, target: null, frame: 0 };
   const touches = new Map();
   let gesture = null, lastTap = null;
   function applyZoom() {
     view$.style.transform = zoom.scale === 1 ? "" : `translate(${zoom.x}px, ${zoom.y}px) scale(${zoom.scale})`;
     view$.dataset.zoom = zoom.scale.toFixed(2);
     view$.dataset.pan = `${Math.round(zoom.x)},${Math.round(zoom.y)}`;
+    renderTools();
   }
-  function resetZoom() { zoom.scale = 1; zoom.x = 0; zoom.y = 0; applyZoom(); }
+  function resetZoom() { stopGlide(); zoom.scale = 1; zoom.x = 0; zoom.y = 0; zoom.follow = true; applyZoom(); }
   // Keeps the zoomed view covering the stage: no panning off into nothing.
   function clampPan() {
     const w = stage.clientWidth, h = stage.clientHeight;
@@ -617,34 +714,128 @@
     zoom.y = Math.min(0, Math.max(h - h * zoom.scale, zoom.y));
   }
   const stage = $("stage");
+  // Zooms to `scale` keeping the stage's point (cx, cy) where it is.
+  function zoomAt(scale, cx, cy) {
+    if (!view.fit) return;
+    scale = Math.min(MAX_ZOOM, Math.max(1, scale));
+    stopGlide();
+    zoom.x = cx - scale * (cx - zoom.x) / zoom.scale;
+    zoom.y = cy - scale * (cy - zoom.y) / zoom.scale;
+    zoom.scale = scale;
+    if (scale === 1) { zoom.x = 0; zoom.y = 0; zoom.follow = true; }
+    clampPan();
+    applyZoom();
+    followPointer();
+  }
+  // The keys and buttons step through the zooms (in: +1, out: -1), around the pointer while
+  // following it, else around the middle.
+  function zoomStep(direction) {
+    const next = direction > 0 ? ZOOM_STEPS.find((step) => step > zoom.scale + 0.01)
+      : [...ZOOM_STEPS].reverse().find((step) => step < zoom.scale - 0.01);
+    if (next === undefined) return;
+    const spot = zoom.follow && !lookback.current ? pointerOnStage() : null;
+    zoomAt(next, spot ? spot.x : stage.clientWidth / 2, spot ? spot.y : stage.clientHeight / 2);
+  }
+  // The viewer moved the view: it stays where they put it.
+  function panBy(dx, dy) {
+    if (zoom.scale <= 1) return;
+    stopGlide();
+    zoom.follow = false;
+    zoom.x += dx; zoom.y += dy;
+    clampPan();
+    applyZoom();
+  }
+  function followAgain() {
+    zoom.follow = !zoom.follow;
+    renderTools();
+    followPointer();
+  }
+
+  // Where the presenter's pointer is on the stage, at this zoom (the picture is fitted into
+  // the view: letterboxed, centred); null when it is not shown.
+  function pointerOnStage() {
+    if (pointer.shape === 0 || canvas.width < 2) return null;
+    const w = stage.clientWidth, h = stage.clientHeight, k = Math.min(w / canvas.width, h / canvas.height);
+    const vx = (w - canvas.width * k) / 2 + pointer.x * k, vy = (h - canvas.height * k) / 2 + pointer.y * k;
+    return { x: zoom.x + zoom.scale * vx, y: zoom.y + zoom.scale * vy, vx, vy };
+  }
+
+  // Keeps the pointer in the middle part of the view: at once back inside when it left the view
+  // (so it is never out of sight), then gliding the rest of the way.
+  function followPointer() {
+    if (!zoom.follow || zoom.scale <= 1 || !view.fit || lookback.current) return;
+    const spot = pointerOnStage();
+    if (!spot) return;
+    const w = stage.clientWidth, h = stage.clientHeight, mx = w * 0.25, my = h * 0.25;
+    const shift = (at, size, margin) => (at < margin ? margin - at : at > size - margin ? size - margin - at : 0);
+    const dx = shift(spot.x, w, mx), dy = shift(spot.y, h, my);
+    if (dx === 0 && dy === 0) return;
+    // Out of sight: just inside the edge now.
+    const edge = (at, size) => (at < 0 ? 8 - at : at > size ? size - 8 - at : 0);
+    const jx = edge(spot.x, w), jy = edge(spot.y, h);
+    if (jx || jy) { zoom.x += jx; zoom.y += jy; clampPan(); applyZoom(); }
+    zoom.target = { x: zoom.x + dx - jx, y: zoom.y + dy - jy };
+    if (!zoom.frame) { zoom.last = performance.now(); zoom.frame = requestAnimationFrame(glide); }
+  }
+  function glide(now) {
+    zoom.frame = 0;
+    if (!zoom.target || !zoom.follow) return;
+    const t = 1 - Math.exp(-(now - zoom.last) / 120);
+    zoom.last = now;
+    const before = { x: zoom.x, y: zoom.y };
+    zoom.x += (zoom.target.x - zoom.x) * t;
+    zoom.y += (zoom.target.y - zoom.y) * t;
+    clampPan();
+    applyZoom();
+    const moved = Math.abs(zoom.x - before.x) + Math.abs(zoom.y - before.y);
+    if (Math.abs(zoom.target.x - zoom.x) + Math.abs(zoom.target.y - zoom.y) < 0.5 || (moved < 0.01 && t > 0)) { zoom.target = null; return; }
+    zoom.frame = requestAnimationFrame(glide);
+  }
+  function stopGlide() { zoom.target = null; if (zoom.frame) { cancelAnimationFrame(zoom.frame); zoom.frame = 0; } }
+
   const centre = () => {
     const [a, b] = [...touches.values()];
     return { cx: (a.x + b.x) / 2, cy: (a.y + b.y) / 2, d: Math.hypot(a.x - b.x, a.y - b.y) || 1 };
   };
   stage.addEventListener("pointerdown", (e) => {
-    if (e.pointerType !== "touch" || !view.fit) return;
+    if (!view.fit) return;
+    if (e.pointerType !== "touch") {
+      // A mouse drags a zoomed view.
+      if (e.button === 0 && zoom.scale > 1) { gesture = { mouse: e.pointerId, panX: e.clientX, panY: e.clientY }; stage.setPointerCapture?.(e.pointerId); }
+      return;
+    }
     touches.set(e.pointerId, { x: e.clientX, y: e.clientY });
+    stopGlide();
     gesture = touches.size === 2 ? { ...centre(), scale: zoom.scale, x: zoom.x, y: zoom.y }
       : { panX: e.clientX, panY: e.clientY, x: zoom.x, y: zoom.y };
   });
   stage.addEventListener("pointermove", (e) => {
+    if (gesture && gesture.mouse === e.pointerId) {
+      panBy(e.clientX - gesture.panX, e.clientY - gesture.panY);
+      gesture.panX = e.clientX; gesture.panY = e.clientY;
+      return;
+    }
     if (!touches.has(e.pointerId) || !gesture) return;
     touches.set(e.pointerId, { x: e.clientX, y: e.clientY });
     if (touches.size === 2 && gesture.d) {
       const now = centre();
-      const scale = Math.min(8, Math.max(1, gesture.scale * now.d / gesture.d));
+      const scale = Math.min(MAX_ZOOM, Math.max(1, gesture.scale * now.d / gesture.d));
       // The point of the screen under the fingers at the start stays under them.
       zoom.x = now.cx - scale * (gesture.cx - gesture.x) / gesture.scale;
       zoom.y = now.cy - scale * (gesture.cy - gesture.y) / gesture.scale;
       zoom.scale = scale;
+      if (scale === 1) zoom.follow = true;
     } else if (touches.size === 1 && zoom.scale > 1 && gesture.panX !== undefined) {
       zoom.x = gesture.x + e.clientX - gesture.panX;
       zoom.y = gesture.y + e.clientY - gesture.panY;
+      // Moved by hand: the view stays where the viewer put it.
+      zoom.follow = false;
     } else return;
     clampPan();
     applyZoom();
   });
   const lift = (e) => {
+    if (gesture && gesture.mouse === e.pointerId) { gesture = null; return; }
     if (!touches.delete(e.pointerId)) return;
     gesture = touches.size === 1 ? (() => { const [t] = touches.values(); return { panX: t.x, panY: t.y, x: zoom.x, y: zoom.y }; })() : null;
     if (e.type !== "pointerup" || touches.size) return;
@@ -653,6 +844,12 @@
       resetZoom(); lastTap = null;
     } else lastTap = { at: now, x: e.clientX, y: e.clientY };
   };
+  // Ctrl and the wheel (a trackpad's pinch too) zoom around the mouse instead of the page.
+  stage.addEventListener("wheel", (e) => {
+    if (!e.ctrlKey || !view.fit) return;
+    e.preventDefault();
+    zoomAt(zoom.scale * Math.exp(-e.deltaY / 300), e.clientX, e.clientY);
+  }, { passive: false });
   stage.addEventListener("pointerup", lift);
   stage.addEventListener("pointercancel", lift);
 
@@ -668,12 +865,35 @@
   let lastPointer = "mouse";
   $("stage").addEventListener("pointerdown", (e) => { lastPointer = e.pointerType; });
   $("stage").addEventListener("dblclick", () => { if (lastPointer !== "touch") toggleFullscreen(); });
+  $("snapshot").addEventListener("click", snapshot);
+  $("snapshot-pointer").addEventListener("click", () => { view.snapshotPointer = !view.snapshotPointer; save(); renderTools(); });
+  $("zoom-in").addEventListener("click", () => zoomStep(1));
+  $("zoom-out").addEventListener("click", () => zoomStep(-1));
+  $("follow").addEventListener("click", followAgain);
   document.addEventListener("keydown", (e) => {
-    if (e.target.tagName === "SELECT" || e.ctrlKey || e.metaKey || e.altKey) return;
-    if (e.key === "f" || e.key === "F") toggleFullscreen();
-    else if (e.key === "z" || e.key === "Z") toggleFit();
-    else if ((e.key === "m" || e.key === "M") && sound.offered && !soundBroken) toggleSound();
+    const tag = e.target.tagName;
+    if (tag === "SELECT" || (tag === "INPUT" && e.target.type !== "checkbox") || e.ctrlKey || e.metaKey || e.altKey) return;
+    const key = e.key;
+    if (key === "ArrowLeft" && e.shiftKey) panBy(stage.clientWidth / 8, 0);
+    else if (key === "ArrowRight" && e.shiftKey) panBy(-stage.clientWidth / 8, 0);
+    else if (key === "ArrowUp" && e.shiftKey) panBy(0, stage.clientHeight / 8);
+    else if (key === "ArrowDown" && e.shiftKey) panBy(0, -stage.clientHeight / 8);
+    else if (key === "ArrowLeft") lookback.back();
+    else if (key === "ArrowRight") lookback.forward();
+    else if (key === "Escape" && lookback.current) lookback.toLive();
+    else if (key === "f" || key === "F") toggleFullscreen();
+    else if (key === "z" || key === "Z") toggleFit();
+    else if (key === "s" || key === "S") snapshot();
+    else if (key === "+" || key === "=") zoomStep(1);
+    else if (key === "-" || key === "_") zoomStep(-1);
+    else if (key === "0") resetZoom();
+    else if (key === "p" || key === "P") { if (zoom.scale > 1) followAgain(); }
+    else if ((key === "m" || key === "M") && sound.offered && !soundBroken) toggleSound();
+    else return;
+    // A key used here does not also scroll the page or press a focused button.
+    if (key.startsWith("Arrow") || key === " ") e.preventDefault();
   });
+  window.addEventListener("resize", () => { clampPan(); applyZoom(); });
   document.addEventListener("fullscreenchange", () => { $("fullscreen").textContent = document.fullscreenElement ? "Exit fullscreen" : "Fullscreen"; });
   window.addEventListener("online", interrupt);
 

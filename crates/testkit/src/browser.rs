@@ -34,6 +34,19 @@ impl Browser {
     /// Chromium as [`Browser::start`] gives it, with more command-line `flags` (for instance
     /// `--disable-blink-features=MediaSource`: a browser that cannot play the share's video).
     pub async fn start_with_flags(flags: &[&str]) -> anyhow::Result<Self> {
+        Self::start_chromium(flags, None).await
+    }
+
+    /// Chromium as [`Browser::start`] gives it, saving whatever a page downloads into `folder`
+    /// without asking.
+    pub async fn start_downloading_to(folder: &std::path::Path) -> anyhow::Result<Self> {
+        Self::start_chromium(&[], Some(folder)).await
+    }
+
+    async fn start_chromium(
+        flags: &[&str],
+        downloads: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
         let profile = new_profile("chromium");
         // The flags keep Chromium off the network (this machine has none) and quiet.
         let mut args: Vec<String> = [
@@ -57,13 +70,20 @@ impl Browser {
         .collect();
         args.push(format!("--user-data-dir={}", profile.display()));
         args.extend(flags.iter().map(|flag| flag.to_string()));
-        let capabilities = serde_json::json!({
+        let mut capabilities = serde_json::json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
                 "args": args,
             }
         });
+        if let Some(folder) = downloads {
+            capabilities["goog:chromeOptions"]["prefs"] = serde_json::json!({
+                "download.default_directory": folder,
+                "download.prompt_for_download": false,
+                "download.directory_upgrade": true,
+            });
+        }
         let mut driver = Command::new("chromedriver");
         driver.stdout(Stdio::null()).stderr(Stdio::null());
         Self::start_with(driver, capabilities, profile, "chromium-driver").await

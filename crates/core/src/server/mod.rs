@@ -107,6 +107,7 @@ pub fn router(state: AppState) -> Router {
     let page_routes = || {
         Router::new()
             .route("/viewer.js", get(viewer::script))
+            .route("/lookback.js", get(viewer::lookback_script))
             .route("/viewer.css", get(viewer::stylesheet))
             .route("/access", get(gate::access))
             .route("/join", axum::routing::post(gate::join))

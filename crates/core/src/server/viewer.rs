@@ -21,10 +21,11 @@ use crate::encode::Format;
 use crate::frame::{Delivery, Mode};
 use crate::state::Phase;
 
-/// The viewer page, its script and its style, embedded in the binary. They are three files so
+/// The viewer page, its scripts and its style, embedded in the binary. They are files of their own so
 /// the page's policy can forbid inline script and style outright.
 const VIEWER_PAGE: &str = include_str!("../../web/viewer.html");
 const VIEWER_SCRIPT: &str = include_str!("../../web/viewer.js");
+const LOOKBACK_SCRIPT: &str = include_str!("../../web/lookback.js");
 const VIEWER_STYLE: &str = include_str!("../../web/viewer.css");
 
 /// The screen is private to those let in: nothing that shows it is kept by a browser's disk cache
@@ -61,6 +62,11 @@ pub async fn page() -> Response {
 
 pub async fn script() -> Response {
     asset("text/javascript; charset=utf-8", VIEWER_SCRIPT)
+}
+
+/// The page's look-back: the pictures it keeps and its timeline.
+pub async fn lookback_script() -> Response {
+    asset("text/javascript; charset=utf-8", LOOKBACK_SCRIPT)
 }
 
 pub async fn stylesheet() -> Response {
