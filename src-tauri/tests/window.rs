@@ -266,17 +266,32 @@ async fn presenter_shares_and_steers_a_live_share() -> anyhow::Result<()> {
     );
     assert_eq!(image.get_pixel(1880, 1040).0, [0xc0, 0x40, 0x80]);
     // Viewers learn only the frame rate from the share; the rest shows in what they receive.
-    let viewer_status: serde_json::Value = http
+    let viewers_see: serde_json::Value = http
         .get(format!("{url}status"))
         .send()
         .await?
         .json()
         .await?;
-    assert_eq!(viewer_status["fps"], 20);
+    assert_eq!(viewers_see["fps"], 20);
     assert!(
-        viewer_status.get("quality").is_none(),
+        viewers_see.get("quality").is_none(),
         "settings stay behind control"
     );
+
+    // Looking back and snapshots: on by default, off for every viewer from the window.
+    let history = client.find(Locator::Id("history")).await?;
+    assert_eq!(history.prop("checked").await?.as_deref(), Some("true"));
+    for allowed in [false, true] {
+        history.click().await?;
+        eventually(
+            PATIENCE,
+            &format!("viewers' history to be {allowed}"),
+            || async {
+                (viewer_status(&http, &url).await?["history"].as_bool()? == allowed).then_some(())
+            },
+        )
+        .await?;
+    }
 
     // The pointer: shown by default (drawn into screen.png where it is), hidden live from the
     // window.

@@ -30,7 +30,7 @@ pub(crate) const SHARE_FPS: u32 = 30;
 
 pub fn bench(args: &[String]) -> anyhow::Result<()> {
     // `--only NAME[,NAME]` (pipeline, scenes or one scene by name, browsers, wrk, siege, sound,
-    // wayland)
+    // lookback, wayland)
     // measures part of it and prints the report without writing docs/BENCHMARKS.md.
     let only: Option<Vec<String>> = args
         .iter()
@@ -112,6 +112,11 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
         crate::sound_bench::sound().map_err(|error| format!("{error:#}"))
     });
 
+    let lookback = wanted("lookback").then(|| {
+        eprintln!("xtask: measuring what looking back costs a viewer's browser (10 minutes)…");
+        crate::lookback_bench::lookback().map_err(|error| format!("{error:#}"))
+    });
+
     let wayland = wanted("wayland")
         .then(|| crate::wayland_bench::scenes().map_err(|error| format!("{error:#}")));
 
@@ -127,6 +132,9 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
     }
     if let Some(sound) = &sound {
         report.push_str(&crate::sound_bench::section(sound));
+    }
+    if let Some(lookback) = &lookback {
+        report.push_str(&crate::lookback_bench::section(lookback));
     }
     match &wayland {
         Some(Ok(scenes)) => report.push_str(&crate::wayland_bench::section(scenes)),
@@ -144,6 +152,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
             siege.as_ref(),
             hoard.as_ref(),
             sound.as_ref(),
+            lookback.as_ref(),
         ));
     }
     if only.is_some() {
@@ -879,6 +888,7 @@ fn targets(
     siege: Option<&Result<(siege::SiegeRun, siege::SiegeRun), String>>,
     hoard: Option<&Result<siege::Hoard, String>>,
     sound: Option<&Result<crate::sound_bench::SoundBench, String>>,
+    lookback: Option<&Result<crate::lookback_bench::LookbackBench, String>>,
 ) -> String {
     let step = |name: &str| {
         pipeline
@@ -1187,6 +1197,25 @@ fn targets(
             (sound.video_sound_ms - sound.video_picture_ms).abs(),
             60.0,
             "ms",
+        );
+    }
+    if let Some(Ok(lookback)) = lookback {
+        let budget = crate::lookback_bench::BUDGET_MB;
+        at_most(
+            &format!(
+                "look-back: what a page keeps ≤ {budget:.0} MB over 10 minutes of slides (its own count)"
+            ),
+            lookback.kept_mb_max,
+            budget,
+            "MB",
+        );
+        at_most(
+            &format!(
+                "look-back: what it costs the viewer's browser ≤ {budget:.0} MB (PSS, against history off, at most)"
+            ),
+            lookback.cost_max(),
+            budget,
+            "MB",
         );
     }
     let mut out = String::from("\n## Targets\n\n| target | measured | |\n|---|---:|---|\n");

@@ -7,13 +7,14 @@
 //!   screenshare processes and headless Chromium).
 //! - `cargo xtask bench`: measures capture, encode and serving, and writes docs/BENCHMARKS.md.
 //! - `cargo xtask dist`: a Debian package of the desktop app and the CLI, in target/dist/.
-//! - `cargo xtask screenshots`: retakes docs/viewer.png, docs/presenter.png and
-//!   docs/presenter-wayland.png.
+//! - `cargo xtask screenshots [viewer|presenter]`: retakes the pictures in docs/ (the viewer
+//!   page, looking back, and the presenter window on X11, with sound, and on Wayland).
 //! - `cargo xtask icons`: remakes the app's icon set from icons/source.png.
 
 mod bench;
 mod dist;
 mod icons;
+mod lookback_bench;
 mod packages;
 mod peer;
 mod screenshots;
@@ -30,7 +31,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{Context, bail};
 
-const USAGE: &str = "usage: cargo xtask <run [--headless] [serve flags] | test [cargo test args] | bench | dist [--debug] | screenshots | icons>";
+const USAGE: &str = "usage: cargo xtask <run [--headless] [serve flags] | test [cargo test args] | bench | dist [--debug] | screenshots [viewer|presenter] | icons>";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -42,7 +43,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::bench(&rest),
         Some("dist") => dist::dist(rest.iter().any(|arg| arg == "--debug")),
         Some("icons") => icons::generate(&workspace_root().join("icons")),
-        Some("screenshots") => screenshots::screenshots(),
+        Some("screenshots") => screenshots::screenshots(rest.first().map(String::as_str)),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())

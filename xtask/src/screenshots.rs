@@ -15,12 +15,20 @@ use crate::peer::{Killed, browser_on};
 use crate::virtual_screen::VirtualScreen;
 use crate::{cargo, cargo_command, packages, workspace_root};
 
-pub fn screenshots() -> anyhow::Result<()> {
+/// `only`: `viewer` or `presenter` retakes just those pictures.
+pub fn screenshots(only: Option<&str>) -> anyhow::Result<()> {
     packages::ensure(packages::TEST)?;
     // The virtual screen's clock.
     packages::ensure(&[&["x11-apps"]])?;
-    viewer()?;
-    presenter()
+    match only {
+        None => {
+            viewer()?;
+            presenter()
+        }
+        Some("viewer") => viewer(),
+        Some("presenter") => presenter(),
+        Some(other) => bail!("screenshots takes `viewer` or `presenter`, not {other:?}"),
+    }
 }
 
 fn viewer() -> anyhow::Result<()> {
@@ -84,11 +92,71 @@ fn viewer() -> anyhow::Result<()> {
     // The toolbar shows while the pointer has just moved: a picture with it, as a viewer sees.
     std::thread::sleep(Duration::from_millis(1500));
     browser.execute("document.dispatchEvent(new MouseEvent('mousemove')); return 0")?;
+    save_screenshot(&browser, "docs/viewer.png")?;
+    look_back(&screen, &browser)
+}
+
+/// The same page looking back at a "slide" that came and went.
+fn look_back(screen: &VirtualScreen, browser: &crate::peer::WebDriver) -> anyhow::Result<()> {
+    let kept = || -> anyhow::Result<u64> {
+        Ok(browser
+            .execute("return Number(document.body.dataset.kept || 0)")?
+            .as_u64()
+            .unwrap_or(0))
+    };
+    let wait_kept = |pictures: u64| -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while kept()? < pictures {
+            if Instant::now() > deadline {
+                bail!("the page kept {} pictures, not {pictures}", kept()?);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(())
+    };
+    wait_kept(1)?;
+    let slide = Killed(
+        Command::new("xterm")
+            .args([
+                "-geometry", "46x9+90+110", "-fa", "DejaVu Sans Mono", "-fs", "20",
+                "-bg", "#fdf6e3", "-fg", "#1f2933", "-e", "sh", "-c",
+                "printf '\\n  Release 2.4 — what changed\\n\\n   * sound in the browser\\n   * look back at earlier slides\\n   * snapshots as PNG\\n'; sleep 600",
+            ])
+            .env("DISPLAY", screen.display())
+            .env_remove("WAYLAND_DISPLAY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start xterm")?,
+    );
+    wait_kept(2)?;
+    drop(slide);
+    wait_kept(3)?;
+    // ← until the slide shows again, while the live screen has none.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while browser
+        .execute("return document.getElementById('lookback-text').textContent")?
+        .as_str()
+        .is_none_or(|text| !text.contains("(2 of"))
+    {
+        if Instant::now() > deadline {
+            bail!("the page never looked back at the slide");
+        }
+        browser.execute(
+            "document.dispatchEvent(new KeyboardEvent('keydown', { key: 'ArrowLeft' })); return 0",
+        )?;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    save_screenshot(browser, "docs/viewer-lookback.png")
+}
+
+fn save_screenshot(browser: &crate::peer::WebDriver, path: &str) -> anyhow::Result<()> {
     let shot = browser.call("GET", "screenshot", serde_json::Value::Null)?;
     let png = base64::engine::general_purpose::STANDARD
         .decode(shot["value"].as_str().context("no screenshot")?)
         .context("the screenshot is not base64")?;
-    let path = workspace_root().join("docs/viewer.png");
+    let path = workspace_root().join(path);
     std::fs::write(&path, png)?;
     eprintln!("xtask: wrote {}", path.display());
     Ok(())

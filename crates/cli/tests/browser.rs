@@ -217,7 +217,7 @@ async fn each_viewer_picks_its_own_view() -> anyhow::Result<()> {
         .await?;
     assert_eq!(
         format,
-        json!({"fit": false, "format": "lossless", "cap": 0, "volume": 1}),
+        json!({"fit": false, "format": "lossless", "cap": 0, "volume": 1, "snapshotPointer": false}),
         "the view is remembered (sound on or off is not: every visit starts muted)"
     );
     browser.close().await

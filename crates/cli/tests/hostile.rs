@@ -301,6 +301,7 @@ fn cases(t: &Target) -> Vec<Case> {
         t.viewer("pointer.png"),
         t.viewer("status"),
         t.viewer("viewer.js"),
+        t.viewer("lookback.js"),
         t.control("settings"),
         t.control("status"),
         t.control("viewers"),

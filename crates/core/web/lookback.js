@@ -13,6 +13,9 @@ window.screenshareLookback = (options) => {
   const BUDGET_BYTES = 64 * 1024 * 1024, KEEP_MS = 30 * 60 * 1000;
   // Still this long after a change: a picture worth keeping.
   const STILL_MS = 1000;
+  // A screen that never settles (a terminal running top, a scrolling log) is looked at this
+  // often anyway: the viewer can still look back at it, a picture every so often.
+  const BUSY_MS = 10 * 1000;
   // An update touching less than this share of the screen does not break the stillness (a
   // blinking caret, a clock, a pointer's trail).
   const SMALL = 0.005;
@@ -25,9 +28,9 @@ window.screenshareLookback = (options) => {
   const pictures = [];
   // Whether the share lets pages keep pictures: null until its status says.
   let allowed = null, bytes = 0;
-  // Changes since the last look at the screen, when the screen last changed much, and the
-  // timer that looks once it has been still.
-  let changedArea = 0, quietSince = 0, timer = null;
+  // Changes since the last look at the screen, when the screen last changed much, since when it
+  // has kept changing, and the timer that looks once it has been still.
+  let changedArea = 0, quietSince = 0, busySince = 0, timer = null;
   // The pixels of the picture kept last (to tell a new picture from the same one) and how much
   // changed since (to tell whether the live screen is that picture).
   let reference = null, referenceBytes = 0, sinceKept = 0;
@@ -44,7 +47,11 @@ window.screenshareLookback = (options) => {
     changedArea += area;
     sinceKept += area;
     const now = performance.now();
-    if (area >= screen * SMALL) { quietSince = now; arm(STILL_MS); }
+    if (area >= screen * SMALL) {
+      quietSince = now;
+      busySince = busySince || now;
+      arm(now - busySince >= BUSY_MS ? 0 : STILL_MS);
+    }
     else if (changedArea >= screen * SMALL && timer === null) arm(STILL_MS);
   }
 
@@ -57,8 +64,9 @@ window.screenshareLookback = (options) => {
   // differs from the picture kept before.
   function look() {
     timer = null;
-    const wait = STILL_MS - (performance.now() - quietSince);
-    if (wait > 0) { arm(wait); return; }
+    const now = performance.now(), wait = STILL_MS - (now - quietSince);
+    if (wait > 0 && !(busySince && now - busySince >= BUSY_MS)) { arm(wait); return; }
+    busySince = 0;
     // Counted for whoever wants to know the page looked (tests, the benchmark).
     document.body.dataset.stills = String(Number(document.body.dataset.stills || 0) + 1);
     if (!allowed || canvas.width < 2 || changedArea === 0) return;
@@ -233,6 +241,10 @@ window.screenshareLookback = (options) => {
     });
   }
 
+  // The stage makes room for the timeline (the picture shows whole below it).
+  if (typeof ResizeObserver === "function") {
+    new ResizeObserver(() => document.body.style.setProperty("--lookback-height", `${panel.offsetHeight + 18}px`)).observe(panel);
+  }
   $("look-back").addEventListener("click", back);
   $("past-older").addEventListener("click", back);
   $("past-newer").addEventListener("click", forward);
