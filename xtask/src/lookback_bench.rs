@@ -17,8 +17,10 @@ use screenshare_testkit::Xvfb;
 use crate::bench::{Server, launch};
 use crate::peer::{Killed, WebDriver, browser_on};
 
-/// What a page may keep (`BUDGET_BYTES` in the engine's `web/lookback.js`).
-pub const BUDGET_MB: f64 = 64.0;
+/// What a page may keep by its own count (`BUDGET_BYTES` in the engine's `web/lookback.js`).
+pub const PAGE_BUDGET_MB: f64 = 40.0;
+/// What looking back may cost the viewer's browser in all.
+pub const BROWSER_BUDGET_MB: f64 = 64.0;
 const RUN: Duration = Duration::from_secs(10 * 60);
 const SLIDE_EVERY: Duration = Duration::from_secs(2);
 const SAMPLE_EVERY: Duration = Duration::from_secs(10);
@@ -34,8 +36,13 @@ pub struct LookbackBench {
     pub with_start: f64,
     pub with_max: f64,
     pub with_end: f64,
+    pub without_start: f64,
     pub without_max: f64,
     pub without_end: f64,
+    /// What history cost at the sample where it cost most (with minus without at one sample),
+    /// and on average once the budget had filled (after the first two minutes), MB.
+    pub cost_max: f64,
+    pub cost_mean: f64,
 }
 
 impl LookbackBench {
@@ -43,12 +50,10 @@ impl LookbackBench {
     pub fn cost_end(&self) -> f64 {
         self.with_end - self.without_end
     }
-
-    /// The most it cost at any sample, MB (the two samples are taken together).
-    pub fn cost_max(&self) -> f64 {
-        self.with_max - self.without_max
-    }
 }
+
+/// Samples before this are the budget filling up.
+const FILLED_AFTER: Duration = Duration::from_secs(120);
 
 pub fn lookback() -> anyhow::Result<LookbackBench> {
     lookback_for(RUN)
@@ -81,9 +86,13 @@ fn lookback_for(run: Duration) -> anyhow::Result<LookbackBench> {
         with_start: pss_mb(&keeping_driver)?,
         with_max: 0.0,
         with_end: 0.0,
+        without_start: pss_mb(&forgetting_driver)?,
         without_max: 0.0,
         without_end: 0.0,
+        cost_max: f64::MIN,
+        cost_mean: 0.0,
     };
+    let mut late_costs = Vec::new();
     let sampled = (|| -> anyhow::Result<()> {
         while started.elapsed() < run {
             std::thread::sleep(SAMPLE_EVERY);
@@ -105,6 +114,10 @@ fn lookback_for(run: Duration) -> anyhow::Result<LookbackBench> {
             bench.without_end = without;
             bench.with_max = bench.with_max.max(with);
             bench.without_max = bench.without_max.max(without);
+            bench.cost_max = bench.cost_max.max(with - without);
+            if started.elapsed() > FILLED_AFTER {
+                late_costs.push(with - without);
+            }
         }
         Ok(())
     })();
@@ -115,6 +128,7 @@ fn lookback_for(run: Duration) -> anyhow::Result<LookbackBench> {
     sampled?;
     painted?;
     bench.minutes = started.elapsed().as_secs_f64() / 60.0;
+    bench.cost_mean = late_costs.iter().sum::<f64>() / late_costs.len().max(1) as f64;
     bench.slides = slides.load(Ordering::SeqCst);
     Ok(bench)
 }
@@ -164,7 +178,7 @@ fn show_slides(screen: &Xvfb, running: &AtomicBool, slides: &AtomicU64) -> anyho
     let mut next = Instant::now();
     while running.load(Ordering::SeqCst) {
         let n = slides.fetch_add(1, Ordering::SeqCst);
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             screen.noise()?;
         } else {
             let shade = (n * 37 % 200) as u8;
@@ -250,15 +264,15 @@ pub fn section(bench: &Result<LookbackBench, String>) -> String {
         "\n## Looking back: a viewer's memory\n\n\
          Two shares of one 1280x720 screen, one with history and one without, each watched by a \
          headless Chromium, for {:.1} minutes while a new slide came every 2 s ({} slides; every \
-         other one a screen of noise, about 2.7 MB as PNG, so the {BUDGET_MB:.0} MB budget fills \
-         within a minute and is then held). Memory is the PSS of each browser's whole process \
+         other one a screen of noise, about 2.8 MB deflated, so the page's {PAGE_BUDGET_MB:.0} MB \
+         fill within a minute and are then held). Memory is the PSS of each browser's whole process \
          tree, sampled every 10 s.\n\n\
          | | figure |\n|---|---|\n\
          | pictures kept by the page at the end (most at once) | {} ({}) |\n\
-         | bytes the page held at most (its own count: PNGs, thumbnails, the last picture's pixels) | {:.1} MB |\n\
+         | bytes the page held at most (its own count: deflated pictures, thumbnails, the last picture's pixels) | {:.1} MB |\n\
          | Chromium with history: at the start, at most, at the end | {:.0} / {:.0} / {:.0} MB |\n\
-         | Chromium without history: at most, at the end | {:.0} / {:.0} MB |\n\
-         | what history costs the browser at the end (at most) | {:.0} MB ({:.0} MB) |\n",
+         | Chromium without history: at the start, at most, at the end | {:.0} / {:.0} / {:.0} MB |\n\
+         | what history costs the browser (with minus without, same sample): at the end, at most, on average after the first 2 minutes | {:.0} / {:.0} / {:.0} MB |\n",
         bench.minutes,
         bench.slides,
         bench.kept_end,
@@ -267,9 +281,11 @@ pub fn section(bench: &Result<LookbackBench, String>) -> String {
         bench.with_start,
         bench.with_max,
         bench.with_end,
+        bench.without_start,
         bench.without_max,
         bench.without_end,
         bench.cost_end(),
-        bench.cost_max(),
+        bench.cost_max,
+        bench.cost_mean,
     )
 }

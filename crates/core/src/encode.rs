@@ -52,9 +52,65 @@ pub fn png_of(picture: &Picture, rect: Rect) -> Result<Vec<u8>, EncodeError> {
         .ok_or_else(|| EncodeError::Png(format!("{rect:?} lies outside the picture")))?;
     let rgb = picture.rgb_of(rect);
     match palette_of(&rgb) {
-        Some(palette) => png_indexed(&rgb, &palette, rect.width, rect.height),
+        Some(palette) => png_indexed(
+            &indexed_of(&rgb, &palette, rect.width, rect.height),
+            rect.width,
+            rect.height,
+        ),
         None => png_rgb(&rgb, rect.width, rect.height),
     }
+}
+
+/// A rectangle of few colours as the page draws it without a decoder: each pixel's index in the
+/// palette, `bits` (1, 2 or 4) a pixel, each row starting on a byte.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Indexed {
+    pub bits: u8,
+    /// R, G, B for each colour, at most 16.
+    pub palette: Vec<u8>,
+    pub packed: Vec<u8>,
+}
+
+impl Indexed {
+    /// Its size in an update, after the piece's kind (see `frame::wire`).
+    pub fn wire_len(&self) -> usize {
+        4 + 2 + self.palette.len() + self.packed.len()
+    }
+}
+
+/// A rectangle of a frame, lossless, as whichever of the two is smaller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lossless {
+    Png(Vec<u8>),
+    /// A PNG carries some 60 bytes of its own (signature, header, palette and data chunks,
+    /// zlib's wrapping, the end): more than the pixels of a typed character. Small rectangles of
+    /// few colours go without it.
+    Indexed(Indexed),
+}
+
+/// `rect` of `picture`, lossless: raw palette indices where that is smaller than the PNG (a
+/// typed character, a caret, a clock's digit), the PNG otherwise.
+pub fn lossless_of(picture: &Picture, rect: Rect) -> Result<Lossless, EncodeError> {
+    let rect = rect
+        .intersect(&picture.bounds())
+        .ok_or_else(|| EncodeError::Png(format!("{rect:?} lies outside the picture")))?;
+    let rgb = picture.rgb_of(rect);
+    let Some(palette) = palette_of(&rgb) else {
+        return png_rgb(&rgb, rect.width, rect.height).map(Lossless::Png);
+    };
+    let indexed = indexed_of(&rgb, &palette, rect.width, rect.height);
+    // An indexed PNG is never under 80 bytes (its signature, header, palette, data and end
+    // chunks): no need to make one to know the indices win.
+    if indexed.wire_len() <= 80 {
+        return Ok(Lossless::Indexed(indexed));
+    }
+    let png = png_indexed(&indexed, rect.width, rect.height)?;
+    // A PNG piece costs its length's 4 bytes too.
+    Ok(if indexed.wire_len() < 4 + png.len() {
+        Lossless::Indexed(indexed)
+    } else {
+        Lossless::Png(png)
+    })
 }
 
 /// The distinct colours of packed RGB bytes, if there are at most 16.
@@ -72,12 +128,7 @@ fn palette_of(rgb: &[u8]) -> Option<Vec<[u8; 3]>> {
     Some(palette)
 }
 
-fn png_indexed(
-    rgb: &[u8],
-    palette: &[[u8; 3]],
-    width: u32,
-    height: u32,
-) -> Result<Vec<u8>, EncodeError> {
+fn indexed_of(rgb: &[u8], palette: &[[u8; 3]], width: u32, height: u32) -> Indexed {
     let bits: u32 = match palette.len() {
         0..=2 => 1,
         3..=4 => 2,
@@ -96,19 +147,29 @@ fn png_indexed(
         let shift = 8 - bits * (x % per_byte + 1);
         packed[byte] |= entry << shift;
     }
+    Indexed {
+        bits: bits as u8,
+        palette: palette.concat(),
+        packed,
+    }
+}
+
+fn png_indexed(indexed: &Indexed, width: u32, height: u32) -> Result<Vec<u8>, EncodeError> {
     let png_error = |error: png::EncodingError| EncodeError::Png(error.to_string());
-    let mut out = Vec::with_capacity(packed.len() / 2 + 128);
+    let mut out = Vec::with_capacity(indexed.packed.len() / 2 + 128);
     let mut encoder = png::Encoder::new(&mut out, width, height);
     encoder.set_color(png::ColorType::Indexed);
-    encoder.set_depth(match bits {
+    encoder.set_depth(match indexed.bits {
         1 => png::BitDepth::One,
         2 => png::BitDepth::Two,
         _ => png::BitDepth::Four,
     });
-    encoder.set_palette(palette.concat());
+    encoder.set_palette(indexed.palette.clone());
     encoder.set_compression(png::Compression::Balanced);
     let mut writer = encoder.write_header().map_err(png_error)?;
-    writer.write_image_data(&packed).map_err(png_error)?;
+    writer
+        .write_image_data(&indexed.packed)
+        .map_err(png_error)?;
     writer.finish().map_err(png_error)?;
     Ok(out)
 }

@@ -87,19 +87,9 @@ fn draw(canvas: &mut Picture, update: &Update) {
         );
     }
     for piece in &update.pieces {
-        let (x, y) = (piece.rect.x, piece.rect.y);
-        match &piece.body {
-            PieceBody::Solid(rgb) => canvas.paste(
-                &Picture::filled(piece.rect.width, piece.rect.height, *rgb),
-                x,
-                y,
-            ),
-            PieceBody::Png(bytes) | PieceBody::Jpeg(bytes) => {
-                let image = image::load_from_memory(bytes).expect("an image").to_rgba8();
-                canvas.paste(&Picture::from_rgba(image), x, y);
-            }
-            other => panic!("a tiles update carried {other:?}"),
-        }
+        piece
+            .paint_on(canvas)
+            .unwrap_or_else(|error| panic!("a tiles update carried {piece:?}: {error}"));
     }
 }
 

@@ -9,8 +9,12 @@ window.screenshareLookback = (options) => {
   const past$ = $("past"), panel = $("lookback"), strip = $("timeline"), label = $("lookback-text");
   const pastCtx = past$.getContext("2d", { alpha: false });
 
-  // What the page may hold: whichever limit comes first.
-  const BUDGET_BYTES = 64 * 1024 * 1024, KEEP_MS = 30 * 60 * 1000;
+  // What the page may hold: whichever limit comes first. 40 MB of pictures is what keeps the
+  // browser's whole cost of looking back (the pictures, the last one's pixels, the buffers on
+  // their way to the collector) within 64 MB: measured in `cargo xtask bench`.
+  const BUDGET_BYTES = 40 * 1024 * 1024, KEEP_MS = 30 * 60 * 1000;
+  // A browser without compression streams (before 2023) keeps nothing.
+  const CAN_KEEP = typeof CompressionStream === "function" && typeof DecompressionStream === "function";
   // Still this long after a change: a picture worth keeping.
   const STILL_MS = 1000;
   // A screen that never settles (a terminal running top, a scrolling log) is looked at this
@@ -23,8 +27,12 @@ window.screenshareLookback = (options) => {
   // before it (a caret that blinked is not a new slide).
   const DISTINCT = 0.01;
   const THUMB_WIDTH = 192;
+  // One canvas for every thumbnail (toBlob takes its pixels at once): a canvas per picture
+  // would leave its pixels to the garbage collector, which takes its time with canvases.
+  const thumb = document.createElement("canvas");
 
-  // Oldest first: { at, width, height, blob, thumbUrl, bytes, pointer }.
+  // Oldest first: { at, width, height, data, thumbUrl, bytes, pointer }; `data` is the picture's
+  // RGBA pixels, deflated, in the chunks the compressor gave.
   const pictures = [];
   // Whether the share lets pages keep pictures: null until its status says.
   let allowed = null, bytes = 0;
@@ -69,7 +77,7 @@ window.screenshareLookback = (options) => {
     busySince = 0;
     // Counted for whoever wants to know the page looked (tests, the benchmark).
     document.body.dataset.stills = String(Number(document.body.dataset.stills || 0) + 1);
-    if (!allowed || canvas.width < 2 || changedArea === 0) return;
+    if (!allowed || !CAN_KEEP || canvas.width < 2 || changedArea === 0) return;
     changedArea = 0;
     let pixels;
     try { pixels = new Uint32Array(canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data.buffer); }
@@ -92,29 +100,71 @@ window.screenshareLookback = (options) => {
     const at = Date.now() - (quietSince ? Math.max(0, performance.now() - quietSince) : 0);
     const width = canvas.width, height = canvas.height, pointer = options.pointer();
     reference = pixels; referenceBytes = pixels.byteLength; sinceKept = 0;
-    // The canvas as it is now: toBlob takes its pixels at once and encodes them later.
-    const thumb = document.createElement("canvas");
     thumb.width = THUMB_WIDTH; thumb.height = Math.max(1, Math.round(height * THUMB_WIDTH / width));
     thumb.getContext("2d").drawImage(canvas, 0, 0, thumb.width, thumb.height);
     Promise.all([
-      new Promise((resolve) => canvas.toBlob(resolve, "image/png")),
+      pack(new Uint8Array(pixels.buffer), width, height),
       new Promise((resolve) => thumb.toBlob(resolve, "image/jpeg", 0.7)),
-    ]).then(([blob, small]) => {
-      if (!blob || !small || !allowed) return;
-      const picture = { at, width, height, blob, thumbUrl: URL.createObjectURL(small), bytes: blob.size + small.size, pointer };
+    ]).then(([data, small]) => {
+      if (!small || !allowed) return;
+      const size = data.reduce((sum, chunk) => sum + chunk.byteLength, 0);
+      const picture = { at, width, height, data, thumbUrl: URL.createObjectURL(small), bytes: size + small.size, pointer };
       pictures.push(picture);
       bytes += picture.bytes;
       if (looking >= 0) keptWhileLooking++;
       trim();
       renderStrip();
       render();
-    });
+    }).catch((err) => console.warn("screenshare: could not keep a picture:", err));
+  }
+
+  // Pictures are kept deflated in ArrayBuffers, not as PNG Blobs: they come back exactly
+  // (putImageData, no decoder in between), and the page's garbage collector counts their
+  // memory, where a dropped Blob lingers in the browser until some later collection (measured:
+  // the browser's memory kept growing past the budget). The pixels go in as they are (RGBA
+  // rows, in bands of rows, each its own task so drawing the live screen never waits) and the
+  // deflated chunks are kept as they come: nothing is copied on the way, little is left for
+  // the collector.
+  const BAND_ROWS = 32;
+  async function pack(rgba, width, height) {
+    const stream = new CompressionStream("deflate"), writer = stream.writable.getWriter();
+    const collected = chunksOf(stream.readable), row = width * 4;
+    for (let top = 0; top < height; top += BAND_ROWS) {
+      await writer.write(rgba.subarray(top * row, Math.min(height, top + BAND_ROWS) * row));
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    await writer.close();
+    return collected;
+  }
+
+  // The picture's pixels again, as ImageData.
+  async function unpack(picture) {
+    const stream = new DecompressionStream("deflate"), writer = stream.writable.getWriter();
+    const collected = chunksOf(stream.readable);
+    (async () => { for (const chunk of picture.data) await writer.write(chunk); await writer.close(); })().catch(() => {});
+    const chunks = await collected, size = picture.width * picture.height * 4;
+    if (chunks.reduce((sum, chunk) => sum + chunk.length, 0) !== size) throw new Error("a kept picture came back the wrong size");
+    const pixels = new Uint8ClampedArray(size);
+    let at = 0;
+    for (const chunk of chunks) { pixels.set(chunk, at); at += chunk.length; }
+    return new ImageData(pixels, picture.width, picture.height);
+  }
+
+  async function chunksOf(readable) {
+    const reader = readable.getReader(), chunks = [];
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return chunks;
+      chunks.push(value);
+    }
   }
 
   // Lets go of the oldest pictures beyond the budget or older than half an hour.
   function trim() {
     const old = Date.now() - KEEP_MS;
+    let dropped = false;
     while (pictures.length > 0 && (bytes + referenceBytes > BUDGET_BYTES || pictures[0].at < old)) {
+      dropped = true;
       const gone = pictures.shift();
       bytes -= gone.bytes;
       URL.revokeObjectURL(gone.thumbUrl);
@@ -123,7 +173,7 @@ window.screenshareLookback = (options) => {
       strip.firstElementChild?.remove();
     }
     if (pictures.length === 0 && looking >= 0) toLive();
-    else if (looking >= 0) draw();
+    else if (dropped && looking >= 0) draw();
   }
   setInterval(() => { if (pictures.length) { trim(); render(); } }, 60 * 1000);
 
@@ -181,11 +231,10 @@ window.screenshareLookback = (options) => {
     if (!picture) return;
     const token = ++drawToken;
     try {
-      const bitmap = await createImageBitmap(picture.blob, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
-      if (token !== drawToken) { bitmap.close(); return; }
+      const image = await unpack(picture);
+      if (token !== drawToken) return;
       past$.width = picture.width; past$.height = picture.height;
-      pastCtx.drawImage(bitmap, 0, 0);
-      bitmap.close();
+      pastCtx.putImageData(image, 0, 0);
       past$.dataset.at = String(picture.at);
       past$.hidden = false;
       onChange();
@@ -227,7 +276,7 @@ window.screenshareLookback = (options) => {
     document.body.dataset.kept = String(pictures.length);
     document.body.dataset.keptBytes = String(bytes + referenceBytes);
     const backButton = $("look-back");
-    backButton.hidden = allowed !== true;
+    backButton.hidden = allowed !== true || !CAN_KEEP;
     backButton.disabled = pictures.length === 0;
     backButton.title = pictures.length ? `Look back at the ${pictures.length} picture${pictures.length === 1 ? "" : "s"} shown so far (←)` : "Look back: pictures shown will be kept here (←)";
     $("history-off").hidden = allowed !== false;
@@ -252,7 +301,7 @@ window.screenshareLookback = (options) => {
   render();
 
   return {
-    seen, allow, back, forward, toLive,
+    seen, allow, back, forward, toLive, unpack,
     get allowed() { return allowed === true; },
     // The picture looked at, or null while live.
     get current() { return looking >= 0 ? pictures[looking] : null; },

@@ -131,6 +131,15 @@
           piece.bytes = new Uint8Array(buffer, at, length);
         }
         at += length;
+      } else if (piece.kind === 5) {
+        const length = data.getUint32(at, true);
+        at += 4;
+        if (at + length > buffer.byteLength || length < 2) throw new Error("update cut short");
+        const bits = data.getUint8(at), colours = data.getUint8(at + 1);
+        const rowBytes = Math.ceil(piece.w * bits / 8);
+        if (![1, 2, 4].includes(bits) || colours < 1 || length !== 2 + colours * 3 + rowBytes * piece.h) throw new Error("a few-colour piece that does not add up");
+        piece.indexed = { bits, rowBytes, palette: new Uint8Array(buffer, at + 2, colours * 3), packed: new Uint8Array(buffer, at + 2 + colours * 3, rowBytes * piece.h) };
+        at += length;
       } else {
         const length = data.getUint32(at, true);
         at += 4;
@@ -418,6 +427,7 @@
     update.pieces.forEach((piece, index) => {
       const bitmap = bitmaps[index];
       if (bitmap) { ctx.drawImage(bitmap, piece.x, piece.y); bitmap.close(); }
+      else if (piece.indexed) ctx.putImageData(fewColours(piece), piece.x, piece.y);
       else { ctx.fillStyle = piece.fill; ctx.fillRect(piece.x, piece.y, piece.w, piece.h); }
     });
     Object.assign(pointer, update.pointer);
@@ -427,6 +437,20 @@
     lookback.seen(update);
     // The canvas is exact again: the video (if any) goes.
     if (video.source || !motion$.hidden) videoStop();
+  }
+
+  // A few-colour piece's pixels (a typed character, a caret): each pixel's index in the palette,
+  // `bits` a pixel, rows starting on a byte. Drawn as they are, with no decoder in between.
+  function fewColours(piece) {
+    const { bits, rowBytes, palette, packed } = piece.indexed, mask = (1 << bits) - 1;
+    const image = new ImageData(piece.w, piece.h), out = image.data;
+    for (let y = 0, o = 0; y < piece.h; y++) {
+      for (let x = 0; x < piece.w; x++, o += 4) {
+        const bit = x * bits, entry = ((packed[y * rowBytes + (bit >> 3)] >> (8 - bits - (bit & 7))) & mask) * 3;
+        out[o] = palette[entry]; out[o + 1] = palette[entry + 1]; out[o + 2] = palette[entry + 2]; out[o + 3] = 255;
+      }
+    }
+    return image;
   }
 
   // The pointer lives on its own layer: a move redraws a few pixels, never the screen. While
@@ -479,9 +503,7 @@
     const c = out.getContext("2d", { alpha: false });
     try {
       if (past) {
-        const bitmap = await createImageBitmap(past.blob, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
-        c.drawImage(bitmap, 0, 0);
-        bitmap.close();
+        c.putImageData(await lookback.unpack(past), 0, 0);
       } else {
         c.drawImage(canvas, 0, 0);
         // In motion the video is what the viewer sees; it may be smaller than the screen.
@@ -745,7 +767,7 @@
     clampPan();
     applyZoom();
   }
-  function followAgain() {
+  function toggleFollow() {
     zoom.follow = !zoom.follow;
     renderTools();
     followPointer();
@@ -869,7 +891,7 @@
   $("snapshot-pointer").addEventListener("click", () => { view.snapshotPointer = !view.snapshotPointer; save(); renderTools(); });
   $("zoom-in").addEventListener("click", () => zoomStep(1));
   $("zoom-out").addEventListener("click", () => zoomStep(-1));
-  $("follow").addEventListener("click", followAgain);
+  $("follow").addEventListener("click", toggleFollow);
   document.addEventListener("keydown", (e) => {
     const tag = e.target.tagName;
     if (tag === "SELECT" || (tag === "INPUT" && e.target.type !== "checkbox") || e.ctrlKey || e.metaKey || e.altKey) return;
@@ -887,7 +909,7 @@
     else if (key === "+" || key === "=") zoomStep(1);
     else if (key === "-" || key === "_") zoomStep(-1);
     else if (key === "0") resetZoom();
-    else if (key === "p" || key === "P") { if (zoom.scale > 1) followAgain(); }
+    else if (key === "p" || key === "P") { if (zoom.scale > 1) toggleFollow(); }
     else if ((key === "m" || key === "M") && sound.offered && !soundBroken) toggleSound();
     else return;
     // A key used here does not also scroll the page or press a focused button.

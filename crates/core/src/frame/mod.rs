@@ -664,18 +664,8 @@ mod tests {
         assert_eq!(update.pieces.len(), 3 * 2, "every tile");
         let mut drawn = Picture::new(130, 70);
         for piece in &update.pieces {
-            match &piece.body {
-                wire::PieceBody::Solid(rgb) => drawn.paste(
-                    &Picture::filled(piece.rect.width, piece.rect.height, *rgb),
-                    piece.rect.x,
-                    piece.rect.y,
-                ),
-                wire::PieceBody::Png(png) => {
-                    let image = image::load_from_memory(png).expect("png").to_rgba8();
-                    drawn.paste(&Picture::from_rgba(image), piece.rect.x, piece.rect.y);
-                }
-                other => panic!("lossless mode sent {other:?}"),
-            }
+            assert!(piece.body.is_lossless(), "lossless mode sent {piece:?}");
+            piece.paint_on(&mut drawn).expect("paints");
         }
         assert_eq!(drawn.to_rgba(), picture.to_rgba());
     }

@@ -495,7 +495,7 @@ impl PieceCache {
                 if jpeg {
                     PieceBody::Jpeg(Bytes::from(encode::jpeg_of(picture, rect, quality)?))
                 } else {
-                    PieceBody::Png(Bytes::from(encode::png_of(picture, rect)?))
+                    PieceBody::from(encode::lossless_of(picture, rect)?)
                 }
             }
         };
@@ -521,7 +521,7 @@ fn first_seq() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::wire::{self, PieceBody};
+    use crate::frame::wire;
 
     fn capture(picture: &Picture, modes: [bool; 2]) -> Capture<'_> {
         let deliveries = [modes[0], modes[1], false];
@@ -634,10 +634,7 @@ mod tests {
         .expect("parses");
         assert!(!adaptive.pieces.is_empty());
         assert!(
-            adaptive
-                .pieces
-                .iter()
-                .all(|piece| matches!(piece.body, PieceBody::Png(_))),
+            adaptive.pieces.iter().all(|piece| piece.body.is_lossless()),
             "repainted lossless"
         );
         let covered: u64 = adaptive.pieces.iter().map(|piece| piece.rect.area()).sum();
@@ -688,12 +685,7 @@ mod tests {
         )
         .expect("parses");
         assert_eq!(adaptive.pieces.len(), 9, "the nine tiles under the video");
-        assert!(
-            adaptive
-                .pieces
-                .iter()
-                .all(|p| matches!(p.body, PieceBody::Png(_)))
-        );
+        assert!(adaptive.pieces.iter().all(|p| p.body.is_lossless()));
         assert!(
             frame
                 .tiles()
@@ -893,18 +885,11 @@ mod tests {
         let update = wire::parse(bytes).expect("parses");
         assert!(!update.header.video);
         for piece in &update.pieces {
-            match &piece.body {
-                PieceBody::Png(png) => {
-                    let image = image::load_from_memory(png).expect("png").to_rgba8();
-                    canvas.paste(&Picture::from_rgba(image), piece.rect.x, piece.rect.y);
-                }
-                PieceBody::Solid(rgb) => canvas.paste(
-                    &Picture::filled(piece.rect.width, piece.rect.height, *rgb),
-                    piece.rect.x,
-                    piece.rect.y,
-                ),
-                other => panic!("a lossless repaint sent {other:?}"),
-            }
+            assert!(
+                piece.body.is_lossless(),
+                "a lossless repaint sent {piece:?}"
+            );
+            piece.paint_on(canvas).expect("paints");
         }
     }
 

@@ -32,7 +32,8 @@ pub struct Tile {
     hot: bool,
     pixels: Picture,
     solid: Option<[u8; 3]>,
-    png: OnceLock<Result<Bytes, EncodeError>>,
+    /// Lossless: a PNG, or raw palette indices where smaller.
+    exact: OnceLock<Result<PieceBody, EncodeError>>,
     jpeg: OnceLock<Result<Bytes, EncodeError>>,
     /// Shared by every version of the tile at this position: set when any of them goes out as
     /// JPEG (even an old version, encoded for a late viewer after it was replaced), so the
@@ -54,7 +55,7 @@ impl Tile {
             hot,
             pixels: picture.crop(rect),
             solid: picture.solid_colour(rect),
-            png: OnceLock::new(),
+            exact: OnceLock::new(),
             jpeg: OnceLock::new(),
             sent_lossy,
         }
@@ -68,7 +69,7 @@ impl Tile {
             hot: false,
             pixels: self.pixels.clone(),
             solid: self.solid,
-            png: OnceLock::new(),
+            exact: OnceLock::new(),
             jpeg: OnceLock::new(),
             sent_lossy: self.sent_lossy.clone(),
         }
@@ -96,7 +97,7 @@ impl Tile {
             || if self.lossy_in(mode) {
                 self.jpeg.get().is_some()
             } else {
-                self.png.get().is_some()
+                self.exact.get().is_some()
             }
     }
 
@@ -122,11 +123,11 @@ impl Tile {
             self.sent_lossy.store(true, Ordering::Release);
             PieceBody::Jpeg(bytes.clone()?)
         } else {
-            let bytes = self.png.get_or_init(|| {
+            let body = self.exact.get_or_init(|| {
                 counters.count_tile();
-                encode::png_of(&self.pixels, whole).map(Bytes::from)
+                encode::lossless_of(&self.pixels, whole).map(PieceBody::from)
             });
-            PieceBody::Png(bytes.clone()?)
+            body.clone()?
         };
         Ok(Piece {
             rect: self.rect,

@@ -16,6 +16,9 @@
 //!        kind 3 (video start): u32 length, then u8 codec length, the `codecs` string (ASCII)
 //!          and the fragmented MP4 init segment;
 //!        kind 4 (video picture): u32 length, one fragmented MP4 media segment (moof + mdat)
+//!        kind 5 (few colours): u32 length, then u8 bits a pixel (1, 2 or 4), u8 colours (1 to
+//!          16), R, G, B for each colour, and each row's palette indices packed high bits
+//!          first, each row starting on a byte
 //! ```
 //!
 //! Video pieces cover the whole frame and go only to pages that asked for video (`video=1`).
@@ -46,10 +49,30 @@ pub enum PieceBody {
     },
     /// One picture of video, a media segment to append.
     VideoPicture(Bytes),
+    /// Few colours, drawn without a decoder (see [`crate::encode::Indexed`]).
+    Indexed {
+        bits: u8,
+        palette: Bytes,
+        packed: Bytes,
+    },
+}
+
+impl From<crate::encode::Lossless> for PieceBody {
+    fn from(lossless: crate::encode::Lossless) -> Self {
+        match lossless {
+            crate::encode::Lossless::Png(png) => PieceBody::Png(Bytes::from(png)),
+            crate::encode::Lossless::Indexed(indexed) => PieceBody::Indexed {
+                bits: indexed.bits,
+                palette: Bytes::from(indexed.palette),
+                packed: Bytes::from(indexed.packed),
+            },
+        }
+    }
 }
 
 impl PieceBody {
-    /// The piece's kind on the wire (0 solid, 1 PNG, 2 JPEG, 3 video start, 4 video picture).
+    /// The piece's kind on the wire (0 solid, 1 PNG, 2 JPEG, 3 video start, 4 video picture,
+    /// 5 few colours).
     pub fn kind(&self) -> u8 {
         match self {
             PieceBody::Solid(_) => 0,
@@ -57,6 +80,7 @@ impl PieceBody {
             PieceBody::Jpeg(_) => 2,
             PieceBody::VideoStart { .. } => 3,
             PieceBody::VideoPicture(_) => 4,
+            PieceBody::Indexed { .. } => 5,
         }
     }
 
@@ -67,6 +91,9 @@ impl PieceBody {
                 4 + bytes.len()
             }
             PieceBody::VideoStart { codec, init } => 4 + 1 + codec_bytes(codec).len() + init.len(),
+            PieceBody::Indexed {
+                palette, packed, ..
+            } => 4 + 2 + palette.len() + packed.len(),
         }
     }
 }
@@ -156,6 +183,18 @@ pub fn write(header: &UpdateHeader, pieces: &[&Piece]) -> Bytes {
                 out.put_slice(codec);
                 out.put_slice(init);
             }
+            PieceBody::Indexed {
+                bits,
+                palette,
+                packed,
+            } => {
+                let len = 2 + palette.len() + packed.len();
+                out.put_u32_le(u32::try_from(len).unwrap_or(u32::MAX));
+                out.put_u8(*bits);
+                out.put_u8((palette.len() / 3) as u8);
+                out.put_slice(palette);
+                out.put_slice(packed);
+            }
         }
     }
     out.freeze()
@@ -179,6 +218,93 @@ pub enum WireError {
     Kind(u8),
     #[error("a video start's codec string is not printable ASCII")]
     Codec,
+    #[error("a few-colour piece's sizes do not add up")]
+    Indexed,
+    #[error("a piece's image does not decode: {0}")]
+    Image(String),
+    #[error("a video piece is not pixels to paint")]
+    Video,
+}
+
+impl Piece {
+    /// Paints the piece's pixels on `canvas` at its place, as the page draws it (tests, tools).
+    pub fn paint_on(&self, canvas: &mut crate::pixels::Picture) -> Result<(), WireError> {
+        use crate::pixels::Picture;
+        let (x, y, width, height) = (self.rect.x, self.rect.y, self.rect.width, self.rect.height);
+        let part = match &self.body {
+            PieceBody::Solid(rgb) => Picture::filled(width, height, *rgb),
+            PieceBody::Png(bytes) | PieceBody::Jpeg(bytes) => Picture::from_rgba(
+                image::load_from_memory(bytes)
+                    .map_err(|error| WireError::Image(error.to_string()))?
+                    .to_rgba8(),
+            ),
+            body @ PieceBody::Indexed { .. } => {
+                let rgb = body.indexed_rgb(width, height).ok_or(WireError::Indexed)?;
+                let image =
+                    image::RgbImage::from_raw(width, height, rgb).ok_or(WireError::Indexed)?;
+                Picture::from_rgba(image::DynamicImage::ImageRgb8(image).to_rgba8())
+            }
+            PieceBody::VideoStart { .. } | PieceBody::VideoPicture(_) => {
+                return Err(WireError::Video);
+            }
+        };
+        canvas.paste(&part, x, y);
+        Ok(())
+    }
+}
+
+/// A few-colour piece's body, checked against its rectangle.
+fn indexed_body(body: &[u8], rect: Rect) -> Option<PieceBody> {
+    let (&bits, rest) = body.split_first()?;
+    let (&colours, rest) = rest.split_first()?;
+    if !matches!(bits, 1 | 2 | 4) || !(1..=16).contains(&colours) {
+        return None;
+    }
+    let palette_len = usize::from(colours) * 3;
+    let row_bytes = (rect.width * u32::from(bits)).div_ceil(8) as usize;
+    if rest.len() != palette_len + row_bytes * rect.height as usize {
+        return None;
+    }
+    Some(PieceBody::Indexed {
+        bits,
+        palette: Bytes::copy_from_slice(&rest[..palette_len]),
+        packed: Bytes::copy_from_slice(&rest[palette_len..]),
+    })
+}
+
+impl PieceBody {
+    /// Whether the piece is exact (a solid colour, a PNG, few colours), not JPEG or video.
+    pub fn is_lossless(&self) -> bool {
+        matches!(
+            self,
+            PieceBody::Solid(_) | PieceBody::Png(_) | PieceBody::Indexed { .. }
+        )
+    }
+
+    /// The pixels of a few-colour piece of `width` x `height`, as packed R, G, B (tests, tools).
+    pub fn indexed_rgb(&self, width: u32, height: u32) -> Option<Vec<u8>> {
+        let PieceBody::Indexed {
+            bits,
+            palette,
+            packed,
+        } = self
+        else {
+            return None;
+        };
+        let bits = u32::from(*bits);
+        let row_bytes = (width * bits).div_ceil(8) as usize;
+        let mut rgb = Vec::with_capacity((width * height * 3) as usize);
+        for y in 0..height as usize {
+            for x in 0..width {
+                let bit = x * bits;
+                let byte = *packed.get(y * row_bytes + (bit / 8) as usize)?;
+                let index = (byte >> (8 - bits - bit % 8)) & ((1 << bits) - 1);
+                let at = usize::from(index) * 3;
+                rgb.extend_from_slice(palette.get(at..at + 3)?);
+            }
+        }
+        Some(rgb)
+    }
 }
 
 /// Parses an update.
@@ -233,6 +359,11 @@ pub fn parse(bytes: &[u8]) -> Result<Update, WireError> {
                     codec: String::from_utf8_lossy(&rest[..codec_len]).into_owned(),
                     init: Bytes::copy_from_slice(&rest[codec_len..]),
                 }
+            }
+            5 => {
+                let len = reader.u32()? as usize;
+                let body = reader.take(len)?;
+                indexed_body(body, rect).ok_or(WireError::Indexed)?
             }
             other => return Err(WireError::Kind(other)),
         };
@@ -345,6 +476,106 @@ mod tests {
         let update = parse(&bytes).expect("parses");
         assert_eq!(update.header, header);
         assert_eq!(update.pieces, vec![start, picture]);
+    }
+
+    /// A typed character's cell in two colours, drawn through the encoder's choice.
+    fn glyph() -> crate::pixels::Picture {
+        let mut cell = crate::pixels::Picture::filled(6, 13, [255, 255, 255]);
+        for (x, y) in [
+            (1, 3),
+            (2, 4),
+            (3, 5),
+            (4, 6),
+            (1, 7),
+            (4, 3),
+            (2, 6),
+            (3, 4),
+        ] {
+            cell.paste(&crate::pixels::Picture::filled(1, 1, [20, 20, 20]), x, y);
+        }
+        cell
+    }
+
+    #[test]
+    fn a_typed_character_goes_as_few_colours_and_comes_back_exact() {
+        let cell = glyph();
+        let body =
+            PieceBody::from(crate::encode::lossless_of(&cell, cell.bounds()).expect("encodes"));
+        let png = crate::encode::png_of(&cell, cell.bounds()).expect("png");
+        assert!(
+            matches!(body, PieceBody::Indexed { bits: 1, .. }),
+            "{body:?}"
+        );
+        assert!(
+            body.wire_len() * 3 < 4 + png.len(),
+            "{} bytes against a PNG's {}",
+            body.wire_len(),
+            png.len()
+        );
+        let piece = Piece {
+            rect: Rect::new(30, 40, 6, 13),
+            body,
+        };
+        let header = UpdateHeader {
+            full: false,
+            video: false,
+            width: 64,
+            height: 64,
+            seq: 2,
+            pointer: PointerHeader::default(),
+        };
+        let bytes = write(&header, &[&piece]);
+        let update = parse(&bytes).expect("parses");
+        assert_eq!(update.pieces, vec![piece.clone()]);
+        let mut canvas = crate::pixels::Picture::filled(64, 64, [0, 0, 0]);
+        update.pieces[0].paint_on(&mut canvas).expect("paints");
+        assert_eq!(
+            canvas.crop(Rect::new(30, 40, 6, 13)).to_rgba(),
+            cell.to_rgba()
+        );
+    }
+
+    #[test]
+    fn many_colours_or_a_large_area_stay_png() {
+        let mut gradient = crate::pixels::Picture::new(40, 40);
+        for y in 0..40 {
+            gradient.paste(
+                &crate::pixels::Picture::filled(40, 1, [y as u8 * 6, 9, 9]),
+                0,
+                y,
+            );
+        }
+        let body = PieceBody::from(
+            crate::encode::lossless_of(&gradient, gradient.bounds()).expect("encodes"),
+        );
+        assert!(matches!(body, PieceBody::Png(_)), "40 colours");
+        let stripes = crate::pixels::Picture::filled(512, 512, [1, 2, 3]);
+        let body = PieceBody::from(
+            crate::encode::lossless_of(&stripes, stripes.bounds()).expect("encodes"),
+        );
+        assert!(
+            matches!(body, PieceBody::Png(_)),
+            "deflate wins on a large flat area"
+        );
+    }
+
+    #[test]
+    fn few_colour_pieces_that_do_not_add_up_are_refused() {
+        let piece = |bits: u8, colours: u8, packed: usize| {
+            let mut body = vec![bits, colours];
+            body.extend(std::iter::repeat_n(7, usize::from(colours) * 3 + packed));
+            indexed_body(&body, Rect::new(0, 0, 6, 13))
+        };
+        assert!(
+            piece(1, 2, 13).is_some(),
+            "6 pixels a row at 1 bit: a byte a row"
+        );
+        assert!(piece(1, 2, 12).is_none(), "a row short");
+        assert!(piece(4, 16, 39).is_some());
+        assert!(piece(3, 2, 13).is_none(), "3 bits a pixel");
+        assert!(piece(1, 0, 13).is_none(), "no colours");
+        assert!(piece(4, 17, 39).is_none(), "17 colours");
+        assert!(indexed_body(&[1], Rect::new(0, 0, 1, 1)).is_none());
     }
 
     #[test]
