@@ -1,8 +1,9 @@
-//! `cargo xtask screenshots`: retakes the pictures in docs/ from the repository root. The viewer
-//! page is headless Chromium on a live share of a virtual 1280x720 screen (a clock, a terminal
-//! running `top`, the pointer) with sound on; the presenter window is the real Tauri window as its end-to-end
-//! tests drive it: on X11 with a viewer waiting to be let in, sending sound, and on a GNOME (Wayland) session
-//! sharing the desktop's pick.
+//! `cargo xtask screenshots [viewer|presenter]`: retakes the pictures in docs/ from the
+//! repository root. The viewer page is headless Chromium on a live share of a virtual 1280x720
+//! screen (a clock, a terminal running `top`, the pointer) with sound on, then looking back at a
+//! "slide" that came and went; the presenter window is the real Tauri window as its end-to-end
+//! tests drive it: on X11 with a viewer waiting to be let in, sending sound, and on a GNOME
+//! (Wayland) session sharing the desktop's pick.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -21,8 +21,8 @@ use crate::encode::Format;
 use crate::frame::{Delivery, Mode};
 use crate::state::Phase;
 
-/// The viewer page, its scripts and its style, embedded in the binary. They are files of their own so
-/// the page's policy can forbid inline script and style outright.
+/// The viewer page, its scripts and its style, embedded in the binary. They are files of their
+/// own so the page's policy can forbid inline script and style outright.
 const VIEWER_PAGE: &str = include_str!("../../web/viewer.html");
 const VIEWER_SCRIPT: &str = include_str!("../../web/viewer.js");
 const LOOKBACK_SCRIPT: &str = include_str!("../../web/lookback.js");
