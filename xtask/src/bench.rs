@@ -335,6 +335,20 @@ pub(crate) struct Server {
 }
 
 impl Server {
+    /// Changes some of the share's settings (`body`: JSON, as PATCH takes it).
+    pub fn patch_settings(&self, body: &str) -> anyhow::Result<()> {
+        let settings = self.status.replace("/status", "/settings");
+        let patched = Command::new("curl")
+            .args(["-sf", "-X", "PATCH", "-H", "Content-Type: application/json"])
+            .args(["-d", body, &settings])
+            .output()
+            .context("cannot run curl")?;
+        if !patched.status.success() {
+            bail!("the share refused {body}: {patched:?}");
+        }
+        Ok(())
+    }
+
     /// `host:port` of the viewer URL.
     pub fn authority(&self) -> anyhow::Result<String> {
         self.viewer

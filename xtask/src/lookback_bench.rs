@@ -141,15 +141,7 @@ fn serve(xvfb: &Xvfb, history: bool) -> anyhow::Result<Server> {
         .env_remove("WAYLAND_DISPLAY");
     let server = launch(command)?;
     if !history {
-        let settings = server.status.replace("/status", "/settings");
-        let patched = Command::new("curl")
-            .args(["-sf", "-X", "PATCH", "-H", "Content-Type: application/json"])
-            .args(["-d", r#"{"history":false}"#, &settings])
-            .output()
-            .context("cannot run curl")?;
-        if !patched.status.success() {
-            bail!("the share refused history off: {patched:?}");
-        }
+        server.patch_settings(r#"{"history":false}"#)?;
     }
     Ok(server)
 }

@@ -141,15 +141,7 @@ fn serve(stage: &Stage, session: &SoundSession, sound: bool) -> anyhow::Result<S
     session.apply(&mut command);
     let server = launch(command)?;
     if sound {
-        let settings = server.status.replace("/status", "/settings");
-        let patched = Command::new("curl")
-            .args(["-sf", "-X", "PATCH", "-H", "Content-Type: application/json"])
-            .args(["-d", r#"{"audio":true}"#, &settings])
-            .output()
-            .context("cannot run curl")?;
-        if !patched.status.success() {
-            bail!("the share refused sound: {patched:?}");
-        }
+        server.patch_settings(r#"{"audio":true}"#)?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while crate::bench::get_json(&server.status)?["audio"]["live"] != true {
             if Instant::now() > deadline {

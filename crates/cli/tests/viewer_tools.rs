@@ -99,6 +99,27 @@ async fn text_of(browser: &Browser, id: &str) -> String {
         .await
 }
 
+async fn click(browser: &Browser, id: &str) -> anyhow::Result<()> {
+    browser
+        .client()
+        .find(Locator::Id(id))
+        .await?
+        .click()
+        .await?;
+    Ok(())
+}
+
+/// Waits until the page says which picture it shows: `place` is "(2 of 3)".
+async fn looking_at(browser: &Browser, place: &str, what: &str) -> anyhow::Result<()> {
+    eventually(PATIENCE, what, || async {
+        text_of(browser, "lookback-text")
+            .await
+            .ends_with(place)
+            .then_some(())
+    })
+    .await
+}
+
 /// Waits until canvas `id` of the page equals `wanted`, pixel for pixel.
 async fn canvas_is(
     browser: &Browser,
@@ -184,21 +205,9 @@ async fn a_viewer_looks_back_at_an_earlier_slide_while_the_share_goes_on() -> an
 
     // ← twice: the live screen is the third slide, so the first step shows the second.
     press(&browser, &key(Key::Left)).await?;
-    eventually(PATIENCE, "looking at the second slide", || async {
-        text_of(&browser, "lookback-text")
-            .await
-            .ends_with("(2 of 3)")
-            .then_some(())
-    })
-    .await?;
+    looking_at(&browser, "(2 of 3)", "looking at the second slide").await?;
     press(&browser, &key(Key::Left)).await?;
-    eventually(PATIENCE, "looking at the first slide", || async {
-        text_of(&browser, "lookback-text")
-            .await
-            .ends_with("(1 of 3)")
-            .then_some(())
-    })
-    .await?;
+    looking_at(&browser, "(1 of 3)", "looking at the first slide").await?;
     let said = text_of(&browser, "lookback-text").await;
     assert!(said.starts_with("You are looking at "), "{said}");
     canvas_is(&browser, "past", &first, "the first slide, pixel for pixel").await?;
@@ -224,19 +233,8 @@ async fn a_viewer_looks_back_at_an_earlier_slide_while_the_share_goes_on() -> an
 
     // → steps forward; Back to live returns in one click.
     press(&browser, &key(Key::Right)).await?;
-    eventually(PATIENCE, "looking at the second slide again", || async {
-        text_of(&browser, "lookback-text")
-            .await
-            .ends_with("(2 of 4)")
-            .then_some(())
-    })
-    .await?;
-    browser
-        .client()
-        .find(Locator::Id("to-live"))
-        .await?
-        .click()
-        .await?;
+    looking_at(&browser, "(2 of 4)", "looking at the second slide again").await?;
+    click(&browser, "to-live").await?;
     eventually(PATIENCE, "live again", || async {
         (!visible(&browser, "lookback").await && !visible(&browser, "past").await).then_some(())
     })
@@ -323,20 +321,8 @@ async fn a_snapshot_saves_the_picture_as_png_at_the_shared_size() -> anyhow::Res
     );
 
     // With the pointer: the same picture, with the pointer drawn where it is.
-    eventually(PATIENCE, "the page to draw the pointer", || async {
-        (browser
-            .text("return document.getElementById('pointer').dataset.at || ''")
-            .await
-            == "200,150")
-            .then_some(())
-    })
-    .await?;
-    browser
-        .client()
-        .find(Locator::Id("snapshot-pointer"))
-        .await?
-        .click()
-        .await?;
+    pointer_arrives(&browser, 200, 150).await?;
+    click(&browser, "snapshot-pointer").await?;
     press(&browser, "s").await?;
     let (_, with_pointer) = snapshot_number(&folder, 2).await?;
     let differing: Vec<(u32, u32)> = with_pointer
@@ -357,12 +343,7 @@ async fn a_snapshot_saves_the_picture_as_png_at_the_shared_size() -> anyhow::Res
     show_slide(&xvfb, 1)?;
     live_is_the_screen(&browser, &xvfb, "the second slide").await?;
     wait_kept(&browser, 2).await?;
-    browser
-        .client()
-        .find(Locator::Id("snapshot-pointer"))
-        .await?
-        .click()
-        .await?;
+    click(&browser, "snapshot-pointer").await?;
     press(&browser, &key(Key::Left)).await?;
     canvas_is(&browser, "past", &first, "looking at the first slide").await?;
     press(&browser, "s").await?;
