@@ -380,6 +380,27 @@ async fn pointer_in_window(browser: &Browser, x: i32, y: i32) -> (f64, f64, bool
     )
 }
 
+/// What the page's view says of itself (`zoom`, `pan`, `follow`).
+async fn view_says(browser: &Browser, name: &str) -> String {
+    browser
+        .text(&format!(
+            "return document.getElementById('view').dataset.{name}"
+        ))
+        .await
+}
+
+async fn view_becomes(
+    browser: &Browser,
+    name: &str,
+    value: &str,
+    what: &str,
+) -> anyhow::Result<()> {
+    eventually(PATIENCE, what, || async {
+        (view_says(browser, name).await == value).then_some(())
+    })
+    .await
+}
+
 async fn pointer_arrives(browser: &Browser, x: i32, y: i32) -> anyhow::Result<()> {
     let wanted = format!("{x},{y}");
     eventually(
@@ -409,14 +430,7 @@ async fn zoomed_in_the_view_follows_the_pointer_until_moved_by_hand() -> anyhow:
 
     // + three times: 1.5, 2, 3.
     press(&browser, "+++").await?;
-    eventually(PATIENCE, "a zoom of 3", || async {
-        (browser
-            .text("return document.getElementById('view').dataset.zoom")
-            .await
-            == "3.00")
-            .then_some(())
-    })
-    .await?;
+    view_becomes(&browser, "zoom", "3.00", "a zoom of 3").await?;
     assert_eq!(text_of(&browser, "zoom-level").await, "300%");
     assert!(
         visible(&browser, "follow").await,
@@ -456,23 +470,12 @@ async fn zoomed_in_the_view_follows_the_pointer_until_moved_by_hand() -> anyhow:
         .client()
         .perform_actions(Actions::from(drag))
         .await?;
-    eventually(PATIENCE, "following to stop", || async {
-        (browser
-            .text("return document.getElementById('view').dataset.follow")
-            .await
-            == "false")
-            .then_some(())
-    })
-    .await?;
-    let pan = browser
-        .text("return document.getElementById('view').dataset.pan")
-        .await;
+    view_becomes(&browser, "follow", "false", "following to stop").await?;
+    let pan = view_says(&browser, "pan").await;
     xvfb.move_pointer(600, 440)?;
     pointer_arrives(&browser, 600, 440).await?;
     assert_eq!(
-        browser
-            .text("return document.getElementById('view').dataset.pan")
-            .await,
+        view_says(&browser, "pan").await,
         pan,
         "the view stays where the viewer put it"
     );
@@ -488,14 +491,7 @@ async fn zoomed_in_the_view_follows_the_pointer_until_moved_by_hand() -> anyhow:
     .await?;
     // 0 fits the whole screen again.
     press(&browser, "0").await?;
-    eventually(PATIENCE, "fitted again", || async {
-        (browser
-            .text("return document.getElementById('view').dataset.zoom")
-            .await
-            == "1.00")
-            .then_some(())
-    })
-    .await?;
+    view_becomes(&browser, "zoom", "1.00", "fitted again").await?;
     browser.close().await
 }
 
