@@ -17,14 +17,19 @@ use x11rb::protocol::xproto::{ConnectionExt, CreateGCAux, Rectangle};
 use crate::workload::Stage;
 
 /// What one browser received, and what serving it cost.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct BrowserRun {
     pub megabits_per_second: f64,
     /// The server itself (screenshare, or x11vnc).
     pub cpu_percent: f64,
     /// A proxy the peer needs in front (websockify); zero for screenshare.
     pub proxy_cpu_percent: f64,
+    /// Bytes a second by the path of the request they answered (query left out), most first.
+    pub by_path: Vec<(String, f64)>,
 }
+
+/// Bytes sent back to the browser, by the path of the request each answered.
+type BytesByPath = Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>;
 
 const WARM_UP: Duration = Duration::from_secs(6);
 const MEASURED: Duration = Duration::from_secs(12);
@@ -34,6 +39,7 @@ const MEASURED: Duration = Duration::from_secs(12);
 struct CountingRelay {
     port: u16,
     down: Arc<AtomicU64>,
+    by_path: BytesByPath,
     running: Arc<AtomicBool>,
 }
 
@@ -48,8 +54,9 @@ impl CountingRelay {
         listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
         let down = Arc::new(AtomicU64::new(0));
+        let by_path = BytesByPath::default();
         let running = Arc::new(AtomicBool::new(true));
-        let (count, keep) = (down.clone(), running.clone());
+        let (count, keep, paths) = (down.clone(), running.clone(), by_path.clone());
         std::thread::spawn(move || {
             while keep.load(Ordering::SeqCst) {
                 match listener.accept() {
@@ -66,9 +73,18 @@ impl CountingRelay {
                         let Ok((client_copy, server_copy)) = pipes else {
                             continue;
                         };
-                        let count = count.clone();
-                        std::thread::spawn(move || pipe(server, client_copy, Some(count), one_way));
-                        std::thread::spawn(move || pipe(client, server_copy, None, one_way));
+                        // HTTP/1.1 answers in order: what comes back belongs to the request
+                        // the browser sent last on this connection.
+                        let asked = Arc::new(std::sync::Mutex::new(String::from("(none)")));
+                        let down = Counted {
+                            total: count.clone(),
+                            by_path: paths.clone(),
+                            asked: asked.clone(),
+                        };
+                        std::thread::spawn(move || pipe(server, client_copy, Some(down), one_way));
+                        std::thread::spawn(move || {
+                            pipe_noting_requests(client, server_copy, asked, one_way)
+                        });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(20)),
                 }
@@ -77,6 +93,7 @@ impl CountingRelay {
         Ok(Self {
             port,
             down,
+            by_path,
             running,
         })
     }
@@ -84,6 +101,64 @@ impl CountingRelay {
     fn bytes_down(&self) -> u64 {
         self.down.load(Ordering::SeqCst)
     }
+
+    fn bytes_by_path(&self) -> std::collections::BTreeMap<String, u64> {
+        self.by_path
+            .lock()
+            .map(|counts| counts.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Where the bytes sent back to the browser are counted.
+struct Counted {
+    total: Arc<AtomicU64>,
+    by_path: BytesByPath,
+    /// The path of the request this connection answers now.
+    asked: Arc<std::sync::Mutex<String>>,
+}
+
+impl Counted {
+    fn add(&self, bytes: u64) {
+        self.total.fetch_add(bytes, Ordering::SeqCst);
+        let path = self
+            .asked
+            .lock()
+            .map(|path| path.clone())
+            .unwrap_or_default();
+        if let Ok(mut counts) = self.by_path.lock() {
+            *counts.entry(path).or_default() += bytes;
+        }
+    }
+}
+
+/// The path (without its query) of each HTTP request that starts in `piece`.
+fn request_path(piece: &[u8]) -> Option<String> {
+    let line = piece.split(|byte| *byte == b'\r').next()?;
+    let line = std::str::from_utf8(line).ok()?;
+    let mut words = line.split(' ');
+    let method = words.next()?;
+    if !matches!(method, "GET" | "POST" | "PATCH" | "PUT" | "DELETE" | "HEAD") {
+        return None;
+    }
+    let target = words.next()?;
+    Some(target.split('?').next().unwrap_or(target).to_owned())
+}
+
+/// Like [`pipe`] from the browser, noting the path of each request as it passes.
+fn pipe_noting_requests(
+    from: TcpStream,
+    to: TcpStream,
+    asked: Arc<std::sync::Mutex<String>>,
+    delay: Duration,
+) {
+    pipe_with(from, to, None, delay, move |piece| {
+        if let Some(path) = request_path(piece)
+            && let Ok(mut asked) = asked.lock()
+        {
+            *asked = path;
+        }
+    });
 }
 
 impl Drop for CountingRelay {
@@ -94,7 +169,17 @@ impl Drop for CountingRelay {
 
 /// Copies `from` to `to`, each piece `delay` after it was read (a second thread writes, so that
 /// reading goes on meanwhile: the delay adds latency, not a limit on throughput).
-fn pipe(mut from: TcpStream, to: TcpStream, count: Option<Arc<AtomicU64>>, delay: Duration) {
+fn pipe(from: TcpStream, to: TcpStream, count: Option<Counted>, delay: Duration) {
+    pipe_with(from, to, count, delay, |_| {});
+}
+
+fn pipe_with(
+    mut from: TcpStream,
+    to: TcpStream,
+    count: Option<Counted>,
+    delay: Duration,
+    mut note: impl FnMut(&[u8]),
+) {
     let (send, receive) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
     let writer = std::thread::spawn(move || {
         let mut to = to;
@@ -105,13 +190,14 @@ fn pipe(mut from: TcpStream, to: TcpStream, count: Option<Arc<AtomicU64>>, delay
                 break;
             }
             if let Some(count) = &count {
-                count.fetch_add(piece.len() as u64, Ordering::SeqCst);
+                count.add(piece.len() as u64);
             }
         }
         let _ = to.shutdown(Shutdown::Both);
     });
     let mut buffer = [0u8; 64 * 1024];
     while let Ok(read @ 1..) = from.read(&mut buffer) {
+        note(&buffer[..read]);
         if send
             .send((Instant::now(), buffer[..read].to_vec()))
             .is_err()
@@ -182,11 +268,22 @@ fn measure(
         }
     }
     let (bytes_before, cpu_before) = (relay.bytes_down(), crate::bench::cpu_seconds(server)?);
+    let paths_before = relay.bytes_by_path();
     let proxy_before = proxy.map(crate::bench::cpu_seconds).transpose()?;
     let started = Instant::now();
     std::thread::sleep(MEASURED);
     let elapsed = started.elapsed().as_secs_f64();
     let bytes = relay.bytes_down() - bytes_before;
+    let mut by_path: Vec<(String, f64)> = relay
+        .bytes_by_path()
+        .into_iter()
+        .map(|(path, after)| {
+            let before = paths_before.get(&path).copied().unwrap_or(0);
+            (path, (after - before) as f64 / MEASURED.as_secs_f64())
+        })
+        .filter(|(_, rate)| *rate > 0.0)
+        .collect();
+    by_path.sort_by(|a, b| b.1.total_cmp(&a.1));
     let cpu = crate::bench::cpu_seconds(server)? - cpu_before;
     let proxy_cpu = match (proxy, proxy_before) {
         (Some(pid), Some(before)) => crate::bench::cpu_seconds(pid)? - before,
@@ -201,6 +298,7 @@ fn measure(
         megabits_per_second: bytes as f64 * 8.0 / 1e6 / elapsed,
         cpu_percent: cpu / elapsed * 100.0,
         proxy_cpu_percent: proxy_cpu / elapsed * 100.0,
+        by_path,
     })
 }
 

@@ -308,10 +308,17 @@ fn watch_stream(
     received
 }
 
-/// Where an update puts the pointer, across.
+/// Where an update puts the pointer, across (`None` when it leaves the pointer as it was).
 fn pointer_x(update: &[u8]) -> Option<u16> {
+    // The 12-byte header, the size when flag bit 3 says so, the pointer when bit 2 does (its
+    // shape id, then x); see `crates/core/src/frame/wire.rs`.
+    let flags = *update.get(1)?;
+    if flags & 4 == 0 {
+        return None;
+    }
+    let at = 12 + if flags & 8 != 0 { 4 } else { 0 } + 4;
     let mut word = [0u8; 2];
-    word.copy_from_slice(update.get(20..22)?);
+    word.copy_from_slice(update.get(at..at + 2)?);
     Some(u16::from_le_bytes(word))
 }
 
@@ -322,6 +329,6 @@ fn is_video(update: &[u8]) -> bool {
 
 fn seq_of(body: &[u8]) -> Option<u64> {
     let mut word = [0u8; 8];
-    word.copy_from_slice(body.get(8..16)?);
+    word.copy_from_slice(body.get(4..12)?);
     Some(u64::from_le_bytes(word))
 }

@@ -124,8 +124,10 @@ async fn viewer_sees_the_screen_live_and_follows_changes() -> anyhow::Result<()>
 
     xvfb.paint("#2080f0")?;
     shows(&browser, "#2080f0").await?;
+    let asked_for_status = status_requests(&browser).await?;
 
-    // The presenter pauses: the page says so and keeps the last frame.
+    // The presenter pauses: the page says so and keeps the last frame. Its stream told it: the
+    // page does not poll `status` while it reads the stream.
     let paused = reqwest::Client::new()
         .patch(&served.control_url)
         .json(&json!({"paused": true}))
@@ -133,6 +135,13 @@ async fn viewer_sees_the_screen_live_and_follows_changes() -> anyhow::Result<()>
         .await?;
     assert_eq!(paused.status(), 200);
     says(&browser, "Paused by the presenter").await?;
+    assert_eq!(
+        browser
+            .client()
+            .execute("return document.body.dataset.statusFrom;", vec![])
+            .await?,
+        json!("stream")
+    );
     let frame_when_paused = canvas_frame(&browser).await?;
     xvfb.paint("#000000")?;
     // Ask the engine directly for the frame after the paused one: paused, none comes.
@@ -151,7 +160,28 @@ async fn viewer_sees_the_screen_live_and_follows_changes() -> anyhow::Result<()>
         .send()
         .await?;
     shows(&browser, "#000000").await?;
+    says(&browser, "Live").await?;
+    assert_eq!(
+        status_requests(&browser).await?,
+        asked_for_status,
+        "the page polled `status` while its stream was open"
+    );
     browser.close().await
+}
+
+/// How many `status` requests the page has made (the browser's resource timing).
+async fn status_requests(browser: &Browser) -> anyhow::Result<u64> {
+    let count = browser
+        .client()
+        .execute(
+            "return performance.getEntriesByType('resource')\
+               .filter((entry) => new URL(entry.name).pathname.endsWith('/status')).length;",
+            vec![],
+        )
+        .await?;
+    count
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("not a count: {count}"))
 }
 
 #[tokio::test]

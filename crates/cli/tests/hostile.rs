@@ -605,10 +605,7 @@ fn a_viewer_removed_mid_frame_gets_no_more_of_it() {
 #[test]
 fn an_open_stream_ends_when_its_viewer_is_removed() {
     use std::io::{Read, Write};
-    let xvfb = Xvfb::start().expect("Xvfb");
-    xvfb.paint("#304050").expect("paint");
-    let served = Served::start(BIN, &xvfb, &["--fps", "30"]).expect("serve");
-    let target = Target::of(&served);
+    let (xvfb, served, target) = shared_at_30_fps("#304050");
     // A screen that keeps changing: an open stream never ends by itself.
     let _flicker = Running(
         xvfb.command("sh")
@@ -660,16 +657,76 @@ fn an_open_stream_ends_when_its_viewer_is_removed() {
     );
 }
 
+/// The stream tells the page where the share stands as it opens and whenever that changes (a
+/// pause, another frame rate), so the page need not ask for `status` while it reads it.
+#[test]
+fn an_open_stream_tells_the_page_when_the_share_changes() {
+    let (xvfb, served, target) = shared_at_30_fps("#304050");
+    let mut stream = PushedStream::open(&target.host, &target.viewer("stream?after=0"), "")
+        .expect("the stream opens");
+    let patience = || Instant::now() + Duration::from_secs(20);
+    let first = stream
+        .next_status(patience())
+        .expect("the stream")
+        .expect("a status record first");
+    assert_eq!(first["fps"], 30, "{first}");
+    assert_eq!(first["paused"], false, "{first}");
+    assert_eq!(first["history"], true, "{first}");
+    // Exactly what `status` answers, no more (no control secrets on the viewer's side).
+    let polled: serde_json::Value =
+        serde_json::from_slice(&reqwest::blocking_get(&served.viewer("status")))
+            .expect("status JSON");
+    let keys = |value: &serde_json::Value| -> Vec<String> {
+        value
+            .as_object()
+            .map(|object| object.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(keys(&first), keys(&polled));
+
+    for (change, key, expected) in [
+        (
+            &br#"{"paused":true}"#[..],
+            "paused",
+            serde_json::json!(true),
+        ),
+        (&br#"{"fps":12}"#[..], "fps", serde_json::json!(12)),
+        (
+            &br#"{"paused":false}"#[..],
+            "paused",
+            serde_json::json!(false),
+        ),
+    ] {
+        let (status, _, body) = answer_of(target.server, &target.patch(JSON, change), "");
+        assert_eq!(status, 200, "{body}");
+        // The next status record says so (one may say an earlier state of the capture first).
+        let deadline = patience();
+        loop {
+            let told = stream
+                .next_status(deadline)
+                .expect("the stream")
+                .unwrap_or_else(|| panic!("no status record said {key} = {expected}"));
+            if told[key] == expected {
+                break;
+            }
+        }
+    }
+    // Updates still come between them.
+    xvfb.paint("#a0b0c0").expect("paint");
+    let update = stream
+        .next_update(patience())
+        .expect("the stream")
+        .expect("an update after the changes");
+    wire::parse(&update).expect("an update");
+}
+
 /// A viewer whose network pauses: while it reads nothing for ten seconds of a screen that
 /// changes all the time, the server lines nothing up for it (its memory stays flat), and once it
 /// reads again it gets one catch-up to the newest picture, not the backlog.
 #[test]
 fn a_stream_reader_that_pauses_is_not_queued_for_and_catches_up() {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let xvfb = Xvfb::start().expect("Xvfb");
-    xvfb.paint("#000000").expect("paint");
-    let served = Served::start(BIN, &xvfb, &["--fps", "30"]).expect("serve");
-    let target = Target::of(&served);
+    let (xvfb, served, target) = shared_at_30_fps("#000000");
     let status_url = served.control_url.replace("/settings", "/status");
     let published = || -> u64 {
         let status: serde_json::Value =
@@ -761,6 +818,15 @@ fn a_stream_reader_that_pauses_is_not_queued_for_and_catches_up() {
 }
 
 /// The presenter removes the share's one viewer (this test's address).
+/// A screen of `colour` shared at 30 fps, and how to reach it.
+fn shared_at_30_fps(colour: &str) -> (Xvfb, Served, Target) {
+    let xvfb = Xvfb::start().expect("Xvfb");
+    xvfb.paint(colour).expect("paint");
+    let served = Served::start(BIN, &xvfb, &["--fps", "30"]).expect("serve");
+    let target = Target::of(&served);
+    (xvfb, served, target)
+}
+
 fn remove_the_viewer(served: &Served, target: &Target) {
     let viewers_url = served.control_url.replace("/settings", "/viewers");
     let viewers: serde_json::Value =

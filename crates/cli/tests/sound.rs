@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
 use screenshare_core::audio::record::{self, SoundRecord};
+use screenshare_core::frame::wire;
 use screenshare_testkit::pushed::PushedStream;
 use screenshare_testkit::{Browser, Served, SoundSession, Xvfb, eventually};
 use serde_json::{Value, json};
@@ -84,10 +85,12 @@ fn sound_on_stream(
     let mut stream = PushedStream::open(&address, &url, "").expect("stream");
     let deadline = Instant::now() + window;
     let (mut sound, mut updates) = (Vec::new(), 0);
-    while let Some(bytes) = stream.next_update(deadline).expect("records") {
+    while let Some(bytes) = stream.next_record(deadline).expect("records") {
         match record::parse(&bytes) {
             Some(record) => sound.push(record),
-            None => updates += 1,
+            None if wire::parse(&bytes).is_ok() => updates += 1,
+            // Status records.
+            None => {}
         }
         let fragments = sound
             .iter()

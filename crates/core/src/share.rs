@@ -168,6 +168,7 @@ impl Share {
         })
         .map_err(|error| Error::Internal(format!("cannot start the capture thread: {error}")))?;
         tokio::spawn(crate::audio::service::run(state.clone()));
+        tokio::spawn(state.clone().keep_viewers_told());
         tokio::spawn(log_stats(state));
         Ok(Self {
             app,

@@ -120,7 +120,7 @@ pub struct Status {
 
 /// What a viewer's page needs to know, and nothing more: monitor names, capture errors and
 /// figures stay behind the control secret.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ViewerStatus {
     pub state: Phase,
     pub paused: bool,
@@ -135,9 +135,25 @@ pub struct ViewerStatus {
     pub history: bool,
 }
 
+impl ViewerStatus {
+    fn of(settings: &Settings, capture: &CaptureStatus, audio_live: bool) -> Self {
+        ViewerStatus {
+            state: capture.phase,
+            paused: settings.paused,
+            source_lost: capture.phase == Phase::SourceLost,
+            window_gone: capture.window_gone,
+            fps: settings.fps,
+            audio: settings.audio && audio_live,
+            history: settings.history,
+        }
+    }
+}
+
 /// The share's shared state. Handlers and the `Share` handle hold it in an `Arc`.
 pub struct ShareState {
     pub(crate) settings: watch::Sender<Settings>,
+    /// What viewers are told, changed only when it changes (pushed on each viewer's stream).
+    pub(crate) told_viewers: watch::Sender<ViewerStatus>,
     pub(crate) frames: watch::Sender<Option<Arc<Frame>>>,
     pub(crate) capture: watch::Sender<CaptureStatus>,
     pub(crate) demand: Arc<Demand>,
@@ -172,8 +188,14 @@ impl std::fmt::Debug for ShareState {
 impl ShareState {
     pub(crate) fn new(settings: Settings, screens: Arc<dyn Screens>, long_poll: Duration) -> Self {
         let epoch = std::time::Instant::now();
+        let told_viewers = watch::Sender::new(ViewerStatus::of(
+            &settings,
+            &CaptureStatus::default(),
+            false,
+        ));
         Self {
             settings: watch::Sender::new(settings),
+            told_viewers,
             frames: watch::Sender::new(None),
             capture: watch::Sender::new(CaptureStatus::default()),
             demand: Arc::new(Demand::default()),
@@ -354,19 +376,35 @@ impl ShareState {
     }
 
     pub fn viewer_status(&self) -> ViewerStatus {
-        let (phase, window_gone) = {
-            let capture = self.capture.borrow();
-            (capture.phase, capture.window_gone)
-        };
-        let settings = self.settings.borrow();
-        ViewerStatus {
-            state: phase,
-            paused: settings.paused,
-            source_lost: phase == Phase::SourceLost,
-            window_gone,
-            fps: settings.fps,
-            audio: settings.audio && self.audio.live(),
-            history: settings.history,
+        let audio_live = self.audio.live();
+        ViewerStatus::of(&self.settings.borrow(), &self.capture.borrow(), audio_live)
+    }
+
+    /// Tells viewers' streams when what they are told changed.
+    fn refresh_viewer_status(&self) {
+        let now = self.viewer_status();
+        self.told_viewers.send_if_modified(|told| {
+            let changed = *told != now;
+            *told = now;
+            changed
+        });
+    }
+
+    /// Keeps [`ShareState::told_viewers`] current for the share's life: one task for every
+    /// viewer (the capture's status changes at every grab; streams wake only when what they
+    /// show changes).
+    pub(crate) async fn keep_viewers_told(self: Arc<Self>) {
+        let mut settings = self.settings.subscribe();
+        let mut capture = self.capture.subscribe();
+        let mut audio = self.audio.watch_live();
+        loop {
+            self.refresh_viewer_status();
+            tokio::select! {
+                changed = settings.changed() => if changed.is_err() { return },
+                changed = capture.changed() => if changed.is_err() { return },
+                changed = audio.changed() => if changed.is_err() { return },
+                () = self.cancel.cancelled() => return,
+            }
         }
     }
 

@@ -671,7 +671,7 @@ async fn a_newcomer_gets_the_whole_screen_then_only_what_changed() {
     assert_eq!(reply.header("cache-control"), "no-store");
     let first = first.expect("update");
     assert!(first.header.full);
-    assert_eq!((first.header.width, first.header.height), (320, 200));
+    assert_eq!(first.header.size, Some((320, 200)));
     assert_eq!(first.pieces.len(), 5 * 4, "every tile of a 320x200 screen");
     assert!(
         first
@@ -747,7 +747,10 @@ async fn updates_carry_the_pointer_and_its_shape() {
     fx.screens.set_pointer(0, Some((30, 40)));
     let (_, first) = update(&fx, "").await;
     let first = first.expect("update");
-    let pointer = first.header.pointer;
+    let pointer = first
+        .header
+        .pointer
+        .expect("a whole-screen update carries the pointer");
     assert_ne!(pointer.shape, 0, "a pointer is shown");
     assert_eq!((pointer.x, pointer.y), (30, 40));
     let shape = get(
@@ -777,7 +780,11 @@ async fn updates_carry_the_pointer_and_its_shape() {
     assert_eq!(reply.status, StatusCode::OK);
     let (_, hidden) = update(&fx, &format!("after={}", first.header.seq)).await;
     let hidden = hidden.expect("the pointer went away");
-    assert_eq!(hidden.header.pointer.shape, 0);
+    assert_eq!(
+        hidden.header.pointer.map(|pointer| pointer.shape),
+        Some(0),
+        "the pointer went away"
+    );
     assert!(hidden.pieces.is_empty(), "no pixels changed");
     let png = get(&fx.router, &format!("{}screen.png", fx.viewer)).await;
     let picture = image::load_from_memory(&png.body).expect("PNG").to_rgb8();
@@ -817,7 +824,7 @@ async fn a_scaled_share_sends_scaled_updates() {
     .await;
     let (_, whole) = update(&fx, "mode=lossless").await;
     let whole = whole.expect("update");
-    assert_eq!((whole.header.width, whole.header.height), (160, 100));
+    assert_eq!(whole.header.size, Some((160, 100)));
     assert!(whole.header.full);
     // A change while scaled still arrives, as a change of the scaled picture.
     fx.screens

@@ -18,6 +18,7 @@ use mp4_atom::{Decode, Ftyp, Mdat, Moof, Moov};
 use screenshare_core::capture::synthetic::SyntheticScreens;
 use screenshare_core::frame::wire::{self, PieceBody, Update};
 use screenshare_core::pixels::Picture;
+use screenshare_core::server::STATUS_RECORD;
 use screenshare_core::{Settings, Share, ShareOptions};
 use tower::ServiceExt;
 
@@ -63,7 +64,8 @@ impl Records {
                         as usize;
                 if self.held.len() >= 4 + length {
                     let record: Vec<u8> = self.held.drain(..4 + length).skip(4).collect();
-                    if length == 0 {
+                    // Heartbeats and status records.
+                    if length == 0 || record[0] == STATUS_RECORD {
                         continue;
                     }
                     return Some(wire::parse(&record).expect("an update"));
@@ -81,10 +83,8 @@ impl Records {
 /// Draws a tiles update on `canvas`, as the page does.
 fn draw(canvas: &mut Picture, update: &Update) {
     if update.header.full {
-        *canvas = Picture::new(
-            u32::from(update.header.width),
-            u32::from(update.header.height),
-        );
+        let (width, height) = update.header.size.expect("a full update says its size");
+        *canvas = Picture::new(u32::from(width), u32::from(height));
     }
     for piece in &update.pieces {
         piece

@@ -101,18 +101,32 @@
   // Reads one update (the format is documented in the engine's frame/wire.rs).
   function parse(buffer) {
     const data = new DataView(buffer);
-    if (buffer.byteLength < 32 || data.getUint8(0) !== 1) throw new Error("not an update this page can read");
+    if (buffer.byteLength < 12 || data.getUint8(0) !== 2) throw new Error("not an update this page can read");
+    const flags = data.getUint8(1);
     const update = {
-      full: (data.getUint8(1) & 1) === 1,
-      video: (data.getUint8(1) & 2) === 2,
-      width: data.getUint16(2, true), height: data.getUint16(4, true),
-      seq: data.getUint32(8, true) + data.getUint32(12, true) * 4294967296,
-      pointer: { shape: data.getUint32(16, true), x: data.getInt16(20, true), y: data.getInt16(22, true),
-        hotX: data.getUint16(24, true), hotY: data.getUint16(26, true), scale: data.getUint16(28, true) / 1000 },
+      full: (flags & 1) === 1,
+      video: (flags & 2) === 2,
+      // Absent: the size of this page's canvas (a new size always comes whole).
+      width: canvas.width, height: canvas.height,
+      seq: data.getUint32(4, true) + data.getUint32(8, true) * 4294967296,
+      // Absent: the pointer is as the frame before (the one this page has) showed it.
+      pointer: undefined,
       pieces: [],
     };
-    let at = 32;
-    for (let n = data.getUint16(6, true); n > 0; n--) {
+    let at = 12;
+    if (flags & 8) {
+      if (buffer.byteLength < at + 4) throw new Error("update cut short");
+      update.width = data.getUint16(at, true);
+      update.height = data.getUint16(at + 2, true);
+      at += 4;
+    }
+    if (flags & 4) {
+      if (buffer.byteLength < at + 16) throw new Error("update cut short");
+      update.pointer = { shape: data.getUint32(at, true), x: data.getInt16(at + 4, true), y: data.getInt16(at + 6, true),
+        hotX: data.getUint16(at + 8, true), hotY: data.getUint16(at + 10, true), scale: data.getUint16(at + 12, true) / 1000 };
+      at += 16;
+    }
+    for (let n = data.getUint16(2, true); n > 0; n--) {
       const piece = { x: data.getUint16(at, true), y: data.getUint16(at + 2, true),
         w: data.getUint16(at + 4, true), h: data.getUint16(at + 6, true), kind: data.getUint8(at + 8) };
       at += 9;
@@ -132,12 +146,11 @@
         }
         at += length;
       } else if (piece.kind === 5) {
-        const length = data.getUint32(at, true);
-        at += 4;
-        if (at + length > buffer.byteLength || length < 2) throw new Error("update cut short");
+        if (at + 2 > buffer.byteLength) throw new Error("update cut short");
         const bits = data.getUint8(at), colours = data.getUint8(at + 1);
-        const rowBytes = Math.ceil(piece.w * bits / 8);
-        if (![1, 2, 4].includes(bits) || colours < 1 || length !== 2 + colours * 3 + rowBytes * piece.h) throw new Error("a few-colour piece that does not add up");
+        if (![1, 2, 4].includes(bits) || colours < 1 || colours > 16) throw new Error("a few-colour piece that does not add up");
+        const rowBytes = Math.ceil(piece.w * bits / 8), length = 2 + colours * 3 + rowBytes * piece.h;
+        if (at + length > buffer.byteLength) throw new Error("update cut short");
         piece.indexed = { bits, rowBytes, palette: new Uint8Array(buffer, at + 2, colours * 3), packed: new Uint8Array(buffer, at + 2 + colours * 3, rowBytes * piece.h) };
         at += length;
       } else {
@@ -614,6 +627,7 @@
         if (length === 0) { render(); continue; }
         const record = take(length);
         if (record[0] === SOUND_START || record[0] === SOUND_FRAGMENT) { soundRecord(record); continue; }
+        if (record[0] === STATUS_RECORD) { statusOnStream(record); continue; }
         const drawn = await show(record.buffer, begun, mode);
         render();
         if (!drawn || begun !== generation) { reader.cancel().catch(() => {}); return records; }
@@ -656,7 +670,8 @@
         if (access === "full") access = "admitted";
         if (!res.ok) throw new Error(`HTTP ${res.status}`);
         if (push && res.body) {
-          const records = await readPushed(res.body.getReader(), begun, mode, alive);
+          let records;
+          try { records = await readPushed(res.body.getReader(), begun, mode, alive); } finally { statusOffStream(); }
           clearTimeout(deadline);
           // Ended without a record: something on the way holds streams back; poll instead.
           if (records === 0) pushing = false;
@@ -682,8 +697,34 @@
     }
   }
 
+  // The stream says where the share stands when it opens and whenever that changes: while it
+  // does, the page does not ask (`status` polls were half of what a typing presenter cost).
+  const STATUS_RECORD = 0xa3;
+  let statusPushed = false, statusWake = null;
+  function statusOnStream(record) {
+    try { applyStatus(JSON.parse(new TextDecoder().decode(record.subarray(1))), "stream"); } catch { return; }
+    statusPushed = true;
+    render();
+  }
+  function statusOffStream() {
+    statusPushed = false;
+    if (statusWake) { const wake = statusWake; statusWake = null; wake(); }
+  }
+  // `from`: "stream" or "poll", which tests read off the page.
+  function applyStatus(s, from) {
+    body.dataset.statusFrom = from;
+    shareFps = s.fps || shareFps;
+    shareState = s.paused ? "paused" : s.state;
+    windowGone = s.window_gone || null;
+    soundOffered(Boolean(s.audio));
+    // A server from before look-back does not say: it allows it.
+    lookback.allow(s.history !== false);
+    statusOk = true;
+  }
+
   async function statusLoop() {
     while (!ended && !stopLoops) {
+      if (statusPushed) { await new Promise((r) => { statusWake = r; }); continue; }
       try {
         const ctl = new AbortController();
         const timer = setTimeout(() => ctl.abort(), 5000);
@@ -692,14 +733,7 @@
         if (res.status === 404) { endShare(); return; }
         if (res.status === 401 || res.status === 403) { await refused(res); return; }
         if (!res.ok) throw new Error(`HTTP ${res.status}`);
-        const s = await res.json();
-        shareFps = s.fps || shareFps;
-        shareState = s.paused ? "paused" : s.state;
-        windowGone = s.window_gone || null;
-        soundOffered(Boolean(s.audio));
-        // A server from before look-back does not say: it allows it.
-        lookback.allow(s.history !== false);
-        statusOk = true;
+        applyStatus(await res.json(), "poll");
       } catch { statusOk = false; }
       render();
       await new Promise((r) => setTimeout(r, statusOk ? 2000 : 1000));

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+/// The first byte of a status record (`crates/core/src/server/push.rs`).
+const STATUS: u8 = 0xA3;
+
 /// An open `stream` response: records read off its chunked body as they come.
 #[derive(Debug)]
 pub struct PushedStream {
@@ -125,8 +128,33 @@ impl PushedStream {
         }
     }
 
-    /// The next update (heartbeats skipped), or None when none came before `deadline`.
+    /// The next update (heartbeats, status and sound records skipped), or None when none came
+    /// before `deadline`.
     pub fn next_update(&mut self, deadline: Instant) -> anyhow::Result<Option<Vec<u8>>> {
+        loop {
+            match self.next_record(deadline)? {
+                Some(record) if matches!(record.first(), Some(&(STATUS | 0xA1 | 0xA2))) => {}
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// What the stream next says the page is told (the status JSON), skipping updates and
+    /// sound; None when it said nothing before `deadline`.
+    pub fn next_status(&mut self, deadline: Instant) -> anyhow::Result<Option<serde_json::Value>> {
+        while let Some(record) = self.next_record(deadline)? {
+            if let Some((&STATUS, json)) = record.split_first() {
+                return Ok(Some(
+                    serde_json::from_slice(json).context("a status record")?,
+                ));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The next record of any kind (heartbeats skipped), or None when none came before
+    /// `deadline`.
+    pub fn next_record(&mut self, deadline: Instant) -> anyhow::Result<Option<Vec<u8>>> {
         loop {
             self.decode_chunks()?;
             if let Some(prefix) = self.body.first_chunk::<4>() {

@@ -59,6 +59,9 @@ pub struct AudioTrack {
     kept: Mutex<Kept>,
     /// The newest fragment's number, for streams to wait on.
     newest: watch::Sender<u64>,
+    /// Whether sound is being sent, for what viewers are told (changes with starts and ends
+    /// only, where `newest` changes with every fragment).
+    live: watch::Sender<bool>,
     status: Mutex<AudioStatus>,
 }
 
@@ -90,6 +93,7 @@ impl AudioTrack {
             epoch,
             kept: Mutex::new(Kept::default()),
             newest: watch::Sender::new(0),
+            live: watch::Sender::new(false),
             status: Mutex::new(AudioStatus {
                 level_db: -90.0,
                 source: "the default output".to_owned(),
@@ -115,6 +119,8 @@ impl AudioTrack {
         kept.decode_time = None;
         drop(kept);
         self.newest.send_modify(|_| {});
+        self.live
+            .send_if_modified(|live| !std::mem::replace(live, true));
     }
 
     /// The capture ended: nothing more to send until the next start.
@@ -125,6 +131,8 @@ impl AudioTrack {
         kept.gathering.clear();
         kept.level = 0.0;
         drop(kept);
+        self.live
+            .send_if_modified(|live| std::mem::replace(live, false));
         self.set_status(|status| {
             status.live = false;
             status.level_db = -90.0;
@@ -265,6 +273,11 @@ impl AudioTrack {
     /// Whether sound is being sent now.
     pub fn live(&self) -> bool {
         self.kept().start.is_some()
+    }
+
+    /// Changes when sound starts or ends being sent.
+    pub fn watch_live(&self) -> watch::Receiver<bool> {
+        self.live.subscribe()
     }
 }
 

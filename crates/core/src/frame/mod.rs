@@ -137,6 +137,23 @@ pub struct FramePointer {
     pub scale_per_mille: u16,
 }
 
+impl PointerHeader {
+    /// The pointer of a frame as the wire carries it (shape 0: none shown).
+    pub fn of(pointer: Option<&FramePointer>) -> Self {
+        pointer.map_or(PointerHeader::default(), |pointer| {
+            let clamp = |value: i32| value.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+            PointerHeader {
+                shape: pointer.shape.id,
+                x: clamp(pointer.x),
+                y: clamp(pointer.y),
+                hot_x: u16::try_from(pointer.shape.shape.hot_x).unwrap_or(0),
+                hot_y: u16::try_from(pointer.shape.shape.hot_y).unwrap_or(0),
+                scale_per_mille: pointer.scale_per_mille,
+            }
+        })
+    }
+}
+
 /// One published frame. Shared as `Arc<Frame>`: every viewer of it gets the same bytes.
 #[derive(Debug)]
 pub struct Frame {
@@ -152,6 +169,8 @@ pub struct Frame {
     /// hundred viewers joining share one copy of it).
     everything: [OnceLock<Result<Bytes, EncodeError>>; 2],
     pointer: Option<FramePointer>,
+    /// The pointer is as frame `seq - 1` showed it: an update from that frame leaves it out.
+    pointer_as_before: bool,
     /// The last few pointer shapes, so that a page asking for one that just changed (an animated
     /// cursor) still gets it.
     shapes: Arc<[Arc<SharedShape>]>,
@@ -189,6 +208,7 @@ impl Frame {
             deltas: [OnceLock::new(), OnceLock::new()],
             everything: [OnceLock::new(), OnceLock::new()],
             pointer,
+            pointer_as_before: false,
             shapes: Arc::new([]),
             png: OnceLock::new(),
             jpeg: OnceLock::new(),
@@ -199,6 +219,11 @@ impl Frame {
             after_run: None,
             repaint: OnceLock::new(),
         }
+    }
+
+    /// Says whether the pointer is as the frame before showed it (the publisher knows).
+    pub(crate) fn set_pointer_as_before(&mut self, as_before: bool) {
+        self.pointer_as_before = as_before;
     }
 
     pub(crate) fn set_video(&mut self, video: FrameVideo) {
@@ -275,33 +300,23 @@ impl Frame {
         let _ = self.deltas[mode.index()].set(bytes);
     }
 
-    fn header(&self, full: bool) -> UpdateHeader {
-        self.header_as(full, false)
-    }
-
-    fn header_as(&self, full: bool, video: bool) -> UpdateHeader {
-        let pointer = self
-            .pointer
-            .as_ref()
-            .map_or(PointerHeader::default(), |pointer| {
-                let clamp =
-                    |value: i32| value.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
-                PointerHeader {
-                    shape: pointer.shape.id,
-                    x: clamp(pointer.x),
-                    y: clamp(pointer.y),
-                    hot_x: u16::try_from(pointer.shape.shape.hot_x).unwrap_or(0),
-                    hot_y: u16::try_from(pointer.shape.shape.hot_y).unwrap_or(0),
-                    scale_per_mille: pointer.scale_per_mille,
-                }
-            });
+    /// The header of an update to this frame; `from_frame_before` when it goes to pages that
+    /// have exactly the frame before, which know the pointer this one may repeat.
+    fn header(&self, full: bool, video: bool, from_frame_before: bool) -> UpdateHeader {
+        let leave_out = self.pointer_as_before && from_frame_before && !full;
         UpdateHeader {
             full,
             video,
-            width: u16::try_from(self.width).unwrap_or(u16::MAX),
-            height: u16::try_from(self.height).unwrap_or(u16::MAX),
+            // The page's canvas has the size unless this update redraws it or is video (which
+            // a page may join mid-motion with no canvas yet).
+            size: (full || video).then(|| {
+                (
+                    u16::try_from(self.width).unwrap_or(u16::MAX),
+                    u16::try_from(self.height).unwrap_or(u16::MAX),
+                )
+            }),
             seq: self.seq,
-            pointer,
+            pointer: (!leave_out).then(|| PointerHeader::of(self.pointer.as_ref())),
         }
     }
 
@@ -367,10 +382,9 @@ impl Frame {
             .map(|tile| tile.piece(mode, self.jpeg_quality, &self.counters))
             .collect::<Result<_, _>>()?;
         let pieces: Vec<&Piece> = pieces.iter().collect();
-        Ok(wire::write(
-            &self.header(self.needs_everything(after)),
-            &pieces,
-        ))
+        let from_frame_before = after.checked_add(1) == Some(self.seq);
+        let header = self.header(self.needs_everything(after), false, from_frame_before);
+        Ok(wire::write(&header, &pieces))
     }
 
     /// The video update for a page that plays video, when this frame is video: the pictures
@@ -403,6 +417,11 @@ impl Frame {
         start: bool,
         after: u64,
     ) -> Bytes {
+        let header = self.header(
+            false,
+            true,
+            !start && after.checked_add(1) == Some(self.seq),
+        );
         let mut pieces = Vec::with_capacity(video.pictures.len() + 1);
         if start {
             pieces.push(Piece {
@@ -426,7 +445,7 @@ impl Frame {
             });
         }
         let refs: Vec<&Piece> = pieces.iter().collect();
-        wire::write(&self.header_as(false, true), &refs)
+        wire::write(&header, &refs)
     }
 
     fn rect_of_video(&self, video: &FrameVideo) -> crate::pixels::Rect {
@@ -484,9 +503,10 @@ impl Frame {
             || same(self.video_from_keyframe.get())
     }
 
-    /// The update header of this frame followed by `pieces` (for the capture thread's deltas).
+    /// The update from the frame before: this frame's header followed by `pieces` (for the
+    /// capture thread's deltas).
     pub(crate) fn delta_bytes(&self, pieces: &[&Piece]) -> Bytes {
-        wire::write(&self.header(false), pieces)
+        wire::write(&self.header(false, false, true), pieces)
     }
 
     /// The whole frame in `format`, pointer drawn in, encoding it if nobody has yet. Blocks while
@@ -660,7 +680,7 @@ mod tests {
         let bytes = frame.update_since(0, Mode::Lossless).expect("update");
         let update = wire::parse(&bytes).expect("parses");
         assert!(update.header.full);
-        assert_eq!((update.header.width, update.header.height), (130, 70));
+        assert_eq!(update.header.size, Some((130, 70)));
         assert_eq!(update.pieces.len(), 3 * 2, "every tile");
         let mut drawn = Picture::new(130, 70);
         for piece in &update.pieces {

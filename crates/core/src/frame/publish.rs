@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::glimpse::Glimpse;
 use super::tiles::{TileGrid, merge};
 use super::video::{FrameVideo, VideoRun};
-use super::wire::{Piece, PieceBody};
+use super::wire::{Piece, PieceBody, PointerHeader};
 use super::{Delivery, EncodeCounters, Frame, FramePointer, Mode, SharedShape};
 use crate::capture::{Damage, PointerState};
 use crate::encode::{self, EncodeError};
@@ -283,6 +283,8 @@ impl Publisher {
         };
         self.seq = next;
         self.pointer = key;
+        let pointer_as_before =
+            PointerHeader::of(pointer.as_ref()) == PointerHeader::of(self.last_pointer.as_ref());
         self.last_pointer = pointer.clone();
         self.run_just_ended = false;
         let changed = merge(&boxes);
@@ -296,6 +298,7 @@ impl Publisher {
             self.counters.clone(),
         );
         frame.set_shapes(self.shapes.clone());
+        frame.set_pointer_as_before(pointer_as_before);
         let in_video = video.is_some();
         if let Some(video) = video {
             frame.set_video(video);
@@ -404,6 +407,7 @@ impl Publisher {
         let pointer = self.last_pointer.clone();
         let mut frame = Frame::new(next, grid, size, pointer, self.counters.clone());
         frame.set_shapes(self.shapes.clone());
+        frame.set_pointer_as_before(true);
         if let Some(run) = self.last_run {
             frame.set_after_run(run);
         }
@@ -732,10 +736,30 @@ mod tests {
         )
         .expect("parses");
         assert!(update.pieces.is_empty());
-        assert_eq!(update.header.pointer.x, 2);
+        let pointer = update.header.pointer.expect("a move carries the pointer");
+        assert_eq!(pointer.x, 2);
         let shape = first.pointer().expect("shown").shape.id;
-        assert_eq!(update.header.pointer.shape, shape, "same shape, same id");
+        assert_eq!(pointer.shape, shape, "same shape, same id");
         assert!(moved.shape(shape).is_some(), "the page can fetch it");
+
+        // Pixels change under a pointer that stays: pages with the frame before get no pointer
+        // bytes; a page further behind gets the pointer whole.
+        let grey = Picture::filled(100, 100, [9, 9, 9]);
+        let mut typed = capture(&grey, [true, false]);
+        typed.pointer = Some(at(2));
+        let typed = publisher.publish(typed, now).expect("ok").expect("frame");
+        let delta = typed
+            .update_ready(moved.seq(), Mode::Lossless)
+            .expect("ready");
+        let update = wire::parse(&delta).expect("parses");
+        assert_eq!(update.header.pointer, None, "as the frame before");
+        assert!(!update.pieces.is_empty());
+        let behind = typed
+            .update_since(first.seq(), Mode::Lossless)
+            .expect("made");
+        let behind = wire::parse(&behind).expect("parses");
+        assert_eq!(behind.header.pointer.map(|pointer| pointer.x), Some(2));
+
         let mut hidden = capture(&picture, [true, false]);
         hidden.pointer = Some(at(2));
         hidden.show_pointer = false;

@@ -1,25 +1,35 @@
 //! The bytes of one screen update, as `updates?after=N` sends them and the viewer page reads them.
 //!
-//! Little-endian throughout. A 32-byte header, then one piece per changed rectangle:
+//! Little-endian throughout. A 12-byte header, the frame's size and the pointer when they are
+//! needed, then one piece per changed rectangle:
 //!
 //! ```text
-//!  0 u8  version (1)            1 u8  flags (bit 0: full, the canvas is redrawn at this size;
-//!                                           bit 1: video, the screen shows as video on this frame)
-//!  2 u16 width                  4 u16 height             6 u16 number of pieces
-//!  8 u32 frame number, low     12 u32 frame number, high
-//! 16 u32 pointer shape id (0: no pointer shown)
-//! 20 i16 pointer x             22 i16 pointer y         (hotspot, in frame pixels)
-//! 24 u16 hotspot x             26 u16 hotspot y         (in the shape's own pixels)
-//! 28 u16 pointer scale, per mille (frame width / monitor width)      30 u16 reserved (0)
+//!  0 u8  version (2)            1 u8  flags (bit 0: full, the canvas is redrawn at this size;
+//!                                           bit 1: video, the screen shows as video on this frame;
+//!                                           bit 2: the pointer follows; bit 3: the size follows)
+//!  2 u16 number of pieces       4 u32 frame number, low      8 u32 frame number, high
+//! size, when flag bit 3 is set (always with bit 0 or 1):
+//!    u16 width, u16 height
+//! pointer, when flag bit 2 is set:
+//!    u32 pointer shape id (0: no pointer shown)
+//!    i16 pointer x, i16 pointer y     (hotspot, in frame pixels)
+//!    u16 hotspot x, u16 hotspot y     (in the shape's own pixels)
+//!    u16 pointer scale, per mille (frame width / monitor width), u16 reserved (0)
 //! piece: u16 x, u16 y, u16 width, u16 height, u8 kind, then
 //!        kind 0 (solid): 3 bytes R, G, B;  kind 1 (PNG) or 2 (JPEG): u32 length, the image;
 //!        kind 3 (video start): u32 length, then u8 codec length, the `codecs` string (ASCII)
 //!          and the fragmented MP4 init segment;
 //!        kind 4 (video picture): u32 length, one fragmented MP4 media segment (moof + mdat)
-//!        kind 5 (few colours): u32 length, then u8 bits a pixel (1, 2 or 4), u8 colours (1 to
-//!          16), R, G, B for each colour, and each row's palette indices packed high bits
-//!          first, each row starting on a byte
+//!        kind 5 (few colours): u8 bits a pixel (1, 2 or 4), u8 colours (1 to 16), R, G, B for
+//!          each colour, and each row's palette indices packed high bits first, each row
+//!          starting on a byte (no length: the rectangle, the bits and the colours give it)
 //! ```
+//!
+//! Without the pointer, the update leaves it as the frame before showed it: only an update
+//! from exactly the frame before (`after` = frame number − 1) may leave it out, so a page always
+//! knows the pointer of the frame it has. Without the size, the screen keeps the size of the
+//! page's canvas (a new size is always a full update). A typed character costs 12 bytes of
+//! header, where the first format repeated 32.
 //!
 //! Video pieces cover the whole frame and go only to pages that asked for video (`video=1`).
 //!
@@ -30,10 +40,17 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::pixels::Rect;
 
-pub const VERSION: u8 = 1;
-pub const HEADER_LEN: usize = 32;
+pub const VERSION: u8 = 2;
+/// The header without the size and the pointer.
+pub const HEADER_LEN: usize = 12;
+/// The size, when the update carries it.
+pub const SIZE_LEN: usize = 4;
+/// The pointer, when the update carries it.
+pub const POINTER_LEN: usize = 16;
 const FLAG_FULL: u8 = 1;
 const FLAG_VIDEO: u8 = 2;
+const FLAG_POINTER: u8 = 4;
+const FLAG_SIZE: u8 = 8;
 
 /// How one rectangle is sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,7 +110,7 @@ impl PieceBody {
             PieceBody::VideoStart { codec, init } => 4 + 1 + codec_bytes(codec).len() + init.len(),
             PieceBody::Indexed {
                 palette, packed, ..
-            } => 4 + 2 + palette.len() + packed.len(),
+            } => 2 + palette.len() + packed.len(),
         }
     }
 }
@@ -122,10 +139,11 @@ pub struct PointerHeader {
 pub struct UpdateHeader {
     /// The pieces cover the whole screen: the page resizes its canvas and redraws.
     pub full: bool,
-    pub width: u16,
-    pub height: u16,
+    /// Width and height; `None`: the size of the page's canvas (never with `full` or `video`).
+    pub size: Option<(u16, u16)>,
     pub seq: u64,
-    pub pointer: PointerHeader,
+    /// `None`: as the frame before showed it (see the module's notes).
+    pub pointer: Option<PointerHeader>,
     /// The screen shows as video on this frame (a page hides its video when this is off).
     pub video: bool,
 }
@@ -143,26 +161,37 @@ fn codec_bytes(codec: &str) -> &[u8] {
 /// Serialises an update.
 pub fn write(header: &UpdateHeader, pieces: &[&Piece]) -> Bytes {
     let len = HEADER_LEN
+        + header.size.map_or(0, |_| SIZE_LEN)
+        + header.pointer.map_or(0, |_| POINTER_LEN)
         + pieces
             .iter()
             .map(|piece| 9 + piece.body.wire_len())
             .sum::<usize>();
     let mut out = BytesMut::with_capacity(len);
+    let flag = |on: bool, bit: u8| if on { bit } else { 0 };
     out.put_u8(VERSION);
-    out.put_u8(if header.full { FLAG_FULL } else { 0 } | if header.video { FLAG_VIDEO } else { 0 });
-    out.put_u16_le(header.width);
-    out.put_u16_le(header.height);
+    out.put_u8(
+        flag(header.full, FLAG_FULL)
+            | flag(header.video, FLAG_VIDEO)
+            | flag(header.pointer.is_some(), FLAG_POINTER)
+            | flag(header.size.is_some(), FLAG_SIZE),
+    );
     out.put_u16_le(u16::try_from(pieces.len()).unwrap_or(u16::MAX));
     out.put_u32_le(header.seq as u32);
     out.put_u32_le((header.seq >> 32) as u32);
-    let pointer = header.pointer;
-    out.put_u32_le(pointer.shape);
-    out.put_i16_le(pointer.x);
-    out.put_i16_le(pointer.y);
-    out.put_u16_le(pointer.hot_x);
-    out.put_u16_le(pointer.hot_y);
-    out.put_u16_le(pointer.scale_per_mille);
-    out.put_u16_le(0);
+    if let Some((width, height)) = header.size {
+        out.put_u16_le(width);
+        out.put_u16_le(height);
+    }
+    if let Some(pointer) = header.pointer {
+        out.put_u32_le(pointer.shape);
+        out.put_i16_le(pointer.x);
+        out.put_i16_le(pointer.y);
+        out.put_u16_le(pointer.hot_x);
+        out.put_u16_le(pointer.hot_y);
+        out.put_u16_le(pointer.scale_per_mille);
+        out.put_u16_le(0);
+    }
     for piece in pieces.iter().take(usize::from(u16::MAX)) {
         let rect = piece.rect;
         for side in [rect.x, rect.y, rect.width, rect.height] {
@@ -188,8 +217,6 @@ pub fn write(header: &UpdateHeader, pieces: &[&Piece]) -> Bytes {
                 palette,
                 packed,
             } => {
-                let len = 2 + palette.len() + packed.len();
-                out.put_u32_le(u32::try_from(len).unwrap_or(u32::MAX));
                 out.put_u8(*bits);
                 out.put_u8((palette.len() / 3) as u8);
                 out.put_slice(palette);
@@ -212,6 +239,8 @@ pub struct Update {
 pub enum WireError {
     #[error("the update ends early, at byte {0}")]
     Truncated(usize),
+    #[error("{0} bytes follow the last piece")]
+    Trailing(usize),
     #[error("update version {0} is not one this reader knows")]
     Version(u8),
     #[error("piece kind {0} is unknown")]
@@ -253,23 +282,14 @@ impl Piece {
     }
 }
 
-/// A few-colour piece's body, checked against its rectangle.
-fn indexed_body(body: &[u8], rect: Rect) -> Option<PieceBody> {
-    let (&bits, rest) = body.split_first()?;
-    let (&colours, rest) = rest.split_first()?;
-    if !matches!(bits, 1 | 2 | 4) || !(1..=16).contains(&colours) {
-        return None;
-    }
+/// A few-colour piece's body: `rest` is its palette and packed rows, as long as they must be.
+fn indexed_body(bits: u8, colours: u8, rest: &[u8]) -> PieceBody {
     let palette_len = usize::from(colours) * 3;
-    let row_bytes = (rect.width * u32::from(bits)).div_ceil(8) as usize;
-    if rest.len() != palette_len + row_bytes * rect.height as usize {
-        return None;
-    }
-    Some(PieceBody::Indexed {
+    PieceBody::Indexed {
         bits,
         palette: Bytes::copy_from_slice(&rest[..palette_len]),
         packed: Bytes::copy_from_slice(&rest[palette_len..]),
-    })
+    }
 }
 
 impl PieceBody {
@@ -315,19 +335,27 @@ pub fn parse(bytes: &[u8]) -> Result<Update, WireError> {
         return Err(WireError::Version(version));
     }
     let flags = reader.u8()?;
-    let width = reader.u16()?;
-    let height = reader.u16()?;
     let count = reader.u16()?;
     let seq = u64::from(reader.u32()?) | (u64::from(reader.u32()?) << 32);
-    let pointer = PointerHeader {
-        shape: reader.u32()?,
-        x: reader.u16()? as i16,
-        y: reader.u16()? as i16,
-        hot_x: reader.u16()?,
-        hot_y: reader.u16()?,
-        scale_per_mille: reader.u16()?,
+    let size = if flags & FLAG_SIZE != 0 {
+        Some((reader.u16()?, reader.u16()?))
+    } else {
+        None
     };
-    reader.u16()?;
+    let pointer = if flags & FLAG_POINTER != 0 {
+        let pointer = PointerHeader {
+            shape: reader.u32()?,
+            x: reader.u16()? as i16,
+            y: reader.u16()? as i16,
+            hot_x: reader.u16()?,
+            hot_y: reader.u16()?,
+            scale_per_mille: reader.u16()?,
+        };
+        reader.u16()?;
+        Some(pointer)
+    } else {
+        None
+    };
     let mut pieces = Vec::with_capacity(usize::from(count));
     for _ in 0..count {
         let rect = Rect::new(
@@ -361,20 +389,28 @@ pub fn parse(bytes: &[u8]) -> Result<Update, WireError> {
                 }
             }
             5 => {
-                let len = reader.u32()? as usize;
-                let body = reader.take(len)?;
-                indexed_body(body, rect).ok_or(WireError::Indexed)?
+                let bits = reader.u8()?;
+                let colours = reader.u8()?;
+                if !matches!(bits, 1 | 2 | 4) || !(1..=16).contains(&colours) {
+                    return Err(WireError::Indexed);
+                }
+                let row_bytes = (u64::from(rect.width) * u64::from(bits)).div_ceil(8);
+                let len = usize::from(colours) * 3 + (row_bytes * u64::from(rect.height)) as usize;
+                let rest = reader.take(len)?;
+                indexed_body(bits, colours, rest)
             }
             other => return Err(WireError::Kind(other)),
         };
         pieces.push(Piece { rect, body });
     }
+    if reader.at != bytes.len() {
+        return Err(WireError::Trailing(bytes.len() - reader.at));
+    }
     Ok(Update {
         header: UpdateHeader {
             full: flags & FLAG_FULL != 0,
             video: flags & FLAG_VIDEO != 0,
-            width,
-            height,
+            size,
             seq,
             pointer,
         },
@@ -423,17 +459,16 @@ mod tests {
         let header = UpdateHeader {
             full: true,
             video: false,
-            width: 1920,
-            height: 1080,
+            size: Some((1920, 1080)),
             seq: (7 << 32) | 9,
-            pointer: PointerHeader {
+            pointer: Some(PointerHeader {
                 shape: 3,
                 x: -4,
                 y: 100,
                 hot_x: 1,
                 hot_y: 2,
                 scale_per_mille: 1000,
-            },
+            }),
         };
         let solid = Piece {
             rect: Rect::new(0, 0, 64, 64),
@@ -444,10 +479,34 @@ mod tests {
             body: PieceBody::Png(Bytes::from_static(b"not really a png")),
         };
         let bytes = write(&header, &[&solid, &png]);
-        assert_eq!(bytes.len(), HEADER_LEN + 12 + 9 + 4 + 16);
+        assert_eq!(
+            bytes.len(),
+            HEADER_LEN + SIZE_LEN + POINTER_LEN + 12 + 9 + 4 + 16
+        );
         let update = parse(&bytes).expect("parses");
         assert_eq!(update.header, header);
         assert_eq!(update.pieces, vec![solid, png]);
+    }
+
+    #[test]
+    fn an_update_that_leaves_size_and_pointer_as_they_were_has_no_bytes_for_them() {
+        let header = UpdateHeader {
+            full: false,
+            video: false,
+            size: None,
+            seq: 5,
+            pointer: None,
+        };
+        let solid = Piece {
+            rect: Rect::new(8, 8, 6, 13),
+            body: PieceBody::Solid([9, 9, 9]),
+        };
+        let bytes = write(&header, &[&solid]);
+        assert_eq!(bytes.len(), HEADER_LEN + 12);
+        assert_eq!(bytes[1] & (FLAG_POINTER | FLAG_SIZE), 0);
+        let update = parse(&bytes).expect("parses");
+        assert_eq!(update.header, header);
+        assert_eq!(update.pieces, vec![solid]);
     }
 
     #[test]
@@ -455,10 +514,9 @@ mod tests {
         let header = UpdateHeader {
             full: false,
             video: true,
-            width: 640,
-            height: 480,
+            size: Some((640, 480)),
             seq: 12,
-            pointer: PointerHeader::default(),
+            pointer: Some(PointerHeader::default()),
         };
         let start = Piece {
             rect: Rect::new(0, 0, 640, 480),
@@ -472,7 +530,7 @@ mod tests {
             body: PieceBody::VideoPicture(Bytes::from_static(b"moof mdat")),
         };
         let bytes = write(&header, &[&start, &picture]);
-        assert_eq!(bytes[1], FLAG_VIDEO);
+        assert_eq!(bytes[1], FLAG_VIDEO | FLAG_POINTER | FLAG_SIZE);
         let update = parse(&bytes).expect("parses");
         assert_eq!(update.header, header);
         assert_eq!(update.pieces, vec![start, picture]);
@@ -519,12 +577,13 @@ mod tests {
         let header = UpdateHeader {
             full: false,
             video: false,
-            width: 64,
-            height: 64,
+            size: None,
             seq: 2,
-            pointer: PointerHeader::default(),
+            pointer: None,
         };
         let bytes = write(&header, &[&piece]);
+        // Bits and colours, two colours, a byte a row: nothing else.
+        assert_eq!(bytes.len(), HEADER_LEN + 9 + 2 + 6 + 13);
         let update = parse(&bytes).expect("parses");
         assert_eq!(update.pieces, vec![piece.clone()]);
         let mut canvas = crate::pixels::Picture::filled(64, 64, [0, 0, 0]);
@@ -561,21 +620,38 @@ mod tests {
 
     #[test]
     fn few_colour_pieces_that_do_not_add_up_are_refused() {
-        let piece = |bits: u8, colours: u8, packed: usize| {
-            let mut body = vec![bits, colours];
-            body.extend(std::iter::repeat_n(7, usize::from(colours) * 3 + packed));
-            indexed_body(&body, Rect::new(0, 0, 6, 13))
+        // A 6x13 piece of kind 5 with `bits`, `colours`, and `packed` bytes of rows.
+        let update = |bits: u8, colours: u8, packed: usize| {
+            let header = UpdateHeader {
+                full: false,
+                video: false,
+                size: None,
+                seq: 3,
+                pointer: None,
+            };
+            let mut bytes = write(&header, &[]).to_vec();
+            bytes[2] = 1; // one piece
+            for side in [0u16, 0, 6, 13] {
+                bytes.extend_from_slice(&side.to_le_bytes());
+            }
+            bytes.extend_from_slice(&[5, bits, colours]);
+            bytes.extend(std::iter::repeat_n(7, usize::from(colours) * 3 + packed));
+            parse(&bytes)
         };
         assert!(
-            piece(1, 2, 13).is_some(),
+            update(1, 2, 13).is_ok(),
             "6 pixels a row at 1 bit: a byte a row"
         );
-        assert!(piece(1, 2, 12).is_none(), "a row short");
-        assert!(piece(4, 16, 39).is_some());
-        assert!(piece(3, 2, 13).is_none(), "3 bits a pixel");
-        assert!(piece(1, 0, 13).is_none(), "no colours");
-        assert!(piece(4, 17, 39).is_none(), "17 colours");
-        assert!(indexed_body(&[1], Rect::new(0, 0, 1, 1)).is_none());
+        assert!(
+            matches!(update(1, 2, 12), Err(WireError::Truncated(_))),
+            "a row short"
+        );
+        assert!(update(4, 16, 39).is_ok());
+        assert_eq!(update(3, 2, 13), Err(WireError::Indexed), "3 bits a pixel");
+        assert_eq!(update(1, 0, 13), Err(WireError::Indexed), "no colours");
+        assert_eq!(update(4, 17, 39), Err(WireError::Indexed), "17 colours");
+        // More bytes than the piece needs are not part of it: the update ends with bytes left.
+        assert!(update(1, 2, 14).is_err(), "a row too many");
     }
 
     #[test]
@@ -587,20 +663,23 @@ mod tests {
     #[test]
     fn short_or_foreign_bytes_are_refused() {
         assert_eq!(parse(&[]), Err(WireError::Truncated(0)));
-        assert_eq!(parse(&[2; 40]), Err(WireError::Version(2)));
+        assert_eq!(
+            parse(&[1; 40]),
+            Err(WireError::Version(1)),
+            "the old header"
+        );
         let mut bytes = write(
             &UpdateHeader {
                 full: false,
                 video: false,
-                width: 1,
-                height: 1,
+                size: None,
                 seq: 1,
-                pointer: PointerHeader::default(),
+                pointer: None,
             },
             &[],
         )
         .to_vec();
-        bytes[6] = 1;
+        bytes[2] = 1; // one piece
         assert_eq!(parse(&bytes), Err(WireError::Truncated(HEADER_LEN)));
     }
 }

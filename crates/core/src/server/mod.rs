@@ -38,6 +38,7 @@ pub use access::Access;
 pub use error::ServerError;
 pub use limits::Limits;
 pub(crate) use listen::{raise_open_file_limit, serve};
+pub use push::STATUS_RECORD;
 
 use crate::state::ShareState;
 use host::HostCheck;

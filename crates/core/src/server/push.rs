@@ -15,6 +15,11 @@
 //! last drawn, lossless. Its `after` names that canvas: a page that reconnects mid-motion gets
 //! the run's start again and keeps its canvas.
 //!
+//! The stream opens with what the page would read from `status` (a status record: the byte
+//! `0xA3`, then that JSON) and carries it again whenever it changes, so a page that reads the
+//! stream need not ask for `status` (half of what a typing presenter cost a page was its
+//! status polls), and learns of a pause, or of sound turned on, at once.
+//!
 //! A page that plays the share's sound asks with `audio=1`: between the updates come sound
 //! records (`crate::audio::record`), the start and then each fragment as it is made, at most a
 //! few behind (a page plays sound at the live edge). A muted page does not ask, and costs no
@@ -59,7 +64,13 @@ enum Next {
     Frame(Option<Arc<Frame>>),
     /// A sound record, framed.
     Sound(Bytes),
+    /// What the page is told changed: a status record, framed.
+    Status(Bytes),
 }
+
+/// The first byte of a status record (sound records start with `0xA1` and `0xA2`, updates with
+/// their version).
+pub const STATUS_RECORD: u8 = 0xA3;
 
 /// A record's length prefix.
 const PREFIX: usize = 4;
@@ -79,7 +90,11 @@ pub async fn stream(
     // Counted as watching for as long as the stream is open.
     let visit = admit_viewer(&state, gate.as_deref(), peer, mode)?;
     let listener = sound.then(|| state.share.audio.listen());
+    let mut told = state.share.told_viewers.subscribe();
+    // The page hears where the share stands first.
+    told.mark_changed();
     let pusher = Pusher {
+        told,
         state,
         machine: peer.0.map(crate::net::machine_of),
         holding: None,
@@ -124,6 +139,8 @@ fn parse_switch(name: &str, value: Option<&str>) -> Result<bool, ServerError> {
 /// One viewer's stream: what it has, and when it may have the next update.
 struct Pusher {
     state: AppState,
+    /// What viewers are told; a change goes out as a status record.
+    told: tokio::sync::watch::Receiver<crate::state::ViewerStatus>,
     visit: Visit,
     /// The last frame this stream carried, as tiles or video.
     after: u64,
@@ -166,7 +183,7 @@ impl Pusher {
         let frame = match self.next_frame_or_sound().await {
             Next::Frame(Some(frame)) => frame,
             Next::Frame(None) => return Ok(Bytes::from_static(&[0; PREFIX])),
-            Next::Sound(record) => return Ok(record),
+            Next::Sound(record) | Next::Status(record) => return Ok(record),
         };
         let update = self.update_for(&frame).await?;
         // Counted like any frame answer's bytes: a stream that stops reading would hold it
@@ -198,6 +215,9 @@ impl Pusher {
     /// meanwhile.
     async fn next_frame_or_sound(&mut self) -> Next {
         loop {
+            if self.told.has_changed().unwrap_or(false) {
+                return Next::Status(self.status_record());
+            }
             if let Some(record) = self.next_sound_record() {
                 return Next::Sound(record);
             }
@@ -219,6 +239,7 @@ impl Pusher {
                     None => std::future::pending().await,
                 }
             };
+            let told = self.told.changed();
             tokio::select! {
                 frame = waiting => {
                     self.waiting = None;
@@ -226,8 +247,22 @@ impl Pusher {
                     return Next::Frame(frame);
                 }
                 () = sound => {}
+                // The share's end closes the watch: the frame wait says so.
+                Ok(()) = told => return Next::Status(self.status_record()),
             }
         }
+    }
+
+    /// What the page is told now, framed.
+    fn status_record(&mut self) -> Bytes {
+        let mut bytes = vec![STATUS_RECORD];
+        let told = self.told.borrow_and_update().clone();
+        // A struct of plain fields always serialises; an empty object would do no harm.
+        if serde_json::to_writer(&mut bytes, &told).is_err() {
+            bytes.extend_from_slice(b"{}");
+        }
+        self.visit.served_bytes(bytes.len());
+        record(&bytes)
     }
 
     /// A sound record waiting, framed by its length.
