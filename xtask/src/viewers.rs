@@ -274,17 +274,23 @@ fn watch_stream(
         let mut counted_bytes = stream.wire_bytes();
         loop {
             let waited = Instant::now();
-            let next = stream.next_update(end);
+            // Every record, not only updates: bytes are counted as they come (sound comes on a
+            // still screen with no update for the whole run).
+            let next = stream.next_record(end);
             // Bytes count from `from`: those of the headers and the first update before it do not.
             if Instant::now() >= from {
                 received.bytes += stream.wire_bytes() - counted_bytes;
             }
             counted_bytes = stream.wire_bytes();
             match next {
-                Ok(Some(update)) => {
-                    // As the page does: `after` names the tiles drawn, not the video played
-                    // (nor sound, whose records are not updates).
-                    if update.first() == Some(&1) && !is_video(&update) {
+                Ok(Some(record)) => {
+                    // Sound and status records are not updates.
+                    let Some(update) = Some(record).filter(|r| r.first() == Some(&WIRE_VERSION))
+                    else {
+                        continue;
+                    };
+                    // As the page does: `after` names the tiles drawn, not the video played.
+                    if !is_video(&update) {
                         after = seq_of(&update).unwrap_or(after);
                     }
                     if Instant::now() >= from {
@@ -307,6 +313,9 @@ fn watch_stream(
     }
     received
 }
+
+/// The first byte of an update (`crates/core/src/frame/wire.rs`; xtask does not link the engine).
+const WIRE_VERSION: u8 = 2;
 
 /// Where an update puts the pointer, across (`None` when it leaves the pointer as it was).
 fn pointer_x(update: &[u8]) -> Option<u16> {

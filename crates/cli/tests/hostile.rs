@@ -817,7 +817,6 @@ fn a_stream_reader_that_pauses_is_not_queued_for_and_catches_up() {
     });
 }
 
-/// The presenter removes the share's one viewer (this test's address).
 /// A screen of `colour` shared at 30 fps, and how to reach it.
 fn shared_at_30_fps(colour: &str) -> (Xvfb, Served, Target) {
     let xvfb = Xvfb::start().expect("Xvfb");
@@ -827,6 +826,7 @@ fn shared_at_30_fps(colour: &str) -> (Xvfb, Served, Target) {
     (xvfb, served, target)
 }
 
+/// The presenter removes the share's one viewer (this test's address).
 fn remove_the_viewer(served: &Served, target: &Target) {
     let viewers_url = served.control_url.replace("/settings", "/viewers");
     let viewers: serde_json::Value =

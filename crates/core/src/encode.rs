@@ -72,9 +72,10 @@ pub struct Indexed {
 }
 
 impl Indexed {
-    /// Its size in an update, after the piece's kind (see `frame::wire`).
+    /// Its size in an update, after the piece's kind (see `frame::wire`: bits, colours, the
+    /// palette and the rows, no length).
     pub fn wire_len(&self) -> usize {
-        4 + 2 + self.palette.len() + self.packed.len()
+        2 + self.palette.len() + self.packed.len()
     }
 }
 
@@ -100,7 +101,7 @@ pub fn lossless_of(picture: &Picture, rect: Rect) -> Result<Lossless, EncodeErro
     };
     let indexed = indexed_of(&rgb, &palette, rect.width, rect.height);
     // An indexed PNG is never under 80 bytes (its signature, header, palette, data and end
-    // chunks): no need to make one to know the indices win.
+    // chunks), 84 with its length: no need to make one to know the indices win.
     if indexed.wire_len() <= 80 {
         return Ok(Lossless::Indexed(indexed));
     }

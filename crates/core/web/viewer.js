@@ -114,6 +114,7 @@
       pieces: [],
     };
     let at = 12;
+    if ((flags & 3) && !(flags & 8)) throw new Error("a whole or video update without its size");
     if (flags & 8) {
       if (buffer.byteLength < at + 4) throw new Error("update cut short");
       update.width = data.getUint16(at, true);
@@ -162,6 +163,7 @@
       }
       update.pieces.push(piece);
     }
+    if (at !== buffer.byteLength) throw new Error("bytes after the update's last piece");
     return update;
   }
 
@@ -733,7 +735,9 @@
         if (res.status === 404) { endShare(); return; }
         if (res.status === 401 || res.status === 403) { await refused(res); return; }
         if (!res.ok) throw new Error(`HTTP ${res.status}`);
-        applyStatus(await res.json(), "poll");
+        const told = await res.json();
+        // The stream's first record may have come meanwhile: it is newer than this answer.
+        if (!statusPushed) applyStatus(told, "poll");
       } catch { statusOk = false; }
       render();
       await new Promise((r) => setTimeout(r, statusOk ? 2000 : 1000));

@@ -1,11 +1,14 @@
 //! Sound on the push stream: records of their own between the updates.
 //!
-//! An update's first byte is its version (1); a sound record's first byte is its tag:
+//! An update's first byte is its version (`frame::wire::VERSION`); a sound record's first byte
+//! is its tag:
 //!
 //! ```text
 //! 0xA1 sound start:    u8 codec length, the `codecs` string (ASCII), the MP4 init segment
 //! 0xA2 sound fragment: one MP4 media segment (moof + mdat) of a few 20 ms Opus packets
 //! ```
+//!
+//! (`0xA3` starts the stream's status records, `server::push`.)
 //!
 //! A page that gets a start (again) appends it before the fragments after it; fragments carry
 //! their time on the share's clock, the one the video's pictures are stamped with, so a page

@@ -241,6 +241,8 @@ pub enum WireError {
     Truncated(usize),
     #[error("{0} bytes follow the last piece")]
     Trailing(usize),
+    #[error("a whole-screen or video update does not say the screen's size")]
+    SizeMissing,
     #[error("update version {0} is not one this reader knows")]
     Version(u8),
     #[error("piece kind {0} is unknown")]
@@ -339,6 +341,8 @@ pub fn parse(bytes: &[u8]) -> Result<Update, WireError> {
     let seq = u64::from(reader.u32()?) | (u64::from(reader.u32()?) << 32);
     let size = if flags & FLAG_SIZE != 0 {
         Some((reader.u16()?, reader.u16()?))
+    } else if flags & (FLAG_FULL | FLAG_VIDEO) != 0 {
+        return Err(WireError::SizeMissing);
     } else {
         None
     };
@@ -667,6 +671,11 @@ mod tests {
             parse(&[1; 40]),
             Err(WireError::Version(1)),
             "the old header"
+        );
+        // Full (flag bit 0) without the size.
+        assert_eq!(
+            parse(&[VERSION, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]),
+            Err(WireError::SizeMissing)
         );
         let mut bytes = write(
             &UpdateHeader {
