@@ -648,22 +648,9 @@ fn today() -> String {
         .unwrap_or_default()
 }
 
-fn report(
-    pipeline: &[(String, f64)],
-    scenes: &[(Scene, Vec<Run>)],
-    browsers: Option<&Result<Browsers, String>>,
-    loads: Option<&(Load, Load)>,
-) -> String {
-    let mut out = String::new();
-    out.push_str("# Benchmarks\n\n");
-    out.push_str(&format!(
-        "Measured by `cargo xtask bench` on {} ({}).\n\
-         Screens: private 1920x1080 Xvfbs with a photo-like wallpaper (gradients and grain).\n\
-         These machines are shared and noisy: read the ratios within one run, not the last digit.\n\n",
-        today(),
-        machine()
-    ));
-    out.push_str(
+/// The pixel path's steps, and what they say against the ways they replaced.
+fn pipeline_section(pipeline: &[(String, f64)]) -> String {
+    let mut out = String::from(
         "## The pixel path, step by step (mean of the runs)\n\n| step | result |\n|---|---:|\n",
     );
     for (name, value) in pipeline {
@@ -707,17 +694,41 @@ fn report(
         window_before,
         window_step(&["all changed (x11"]) / window_before,
     ));
+    out
+}
+
+fn report(
+    pipeline: &[(String, f64)],
+    scenes: &[(Scene, Vec<Run>)],
+    browsers: Option<&Result<Browsers, String>>,
+    loads: Option<&(Load, Load)>,
+) -> String {
+    let mut out = String::new();
+    out.push_str("# Benchmarks\n\n");
     out.push_str(&format!(
-        "\n## Scenes shared at {SHARE_FPS} fps to viewers that behave like the page\n\n\
-         Each viewer holds one keep-alive connection. On the stream (the page today) it opens one\n\
-         response and reads updates as they are pushed; on the long poll (the page's fallback) it\n\
-         asks for the next update when the last has arrived, no faster than {SHARE_FPS} per second.\n\
-         Counted over {} s after a {} s warm-up (the first, whole-screen update is not counted);\n\
-         bytes are what arrives on the wire, HTTP headers and chunked framing included. CPU is the\n\
-         presenter process (capture, encode, serve); peak memory is its VmHWM.\n",
-        MEASURED.as_secs(),
-        WARM_UP.as_secs()
+        "Measured by `cargo xtask bench` on {} ({}).\n\
+         Screens: private 1920x1080 Xvfbs with a photo-like wallpaper (gradients and grain).\n\
+         These machines are shared and noisy: read the ratios within one run, not the last digit.\n\n",
+        today(),
+        machine()
     ));
+    // `--only` runs leave sections out whole rather than print them empty.
+    if !pipeline.is_empty() {
+        out.push_str(&pipeline_section(pipeline));
+    }
+    if !scenes.is_empty() {
+        out.push_str(&format!(
+            "\n## Scenes shared at {SHARE_FPS} fps to viewers that behave like the page\n\n\
+             Each viewer holds one keep-alive connection. On the stream (the page today) it opens one\n\
+             response and reads updates as they are pushed; on the long poll (the page's fallback) it\n\
+             asks for the next update when the last has arrived, no faster than {SHARE_FPS} per second.\n\
+             Counted over {} s after a {} s warm-up (the first, whole-screen update is not counted);\n\
+             bytes are what arrives on the wire, HTTP headers and chunked framing included. CPU is the\n\
+             presenter process (capture, encode, serve); peak memory is its VmHWM.\n",
+            MEASURED.as_secs(),
+            WARM_UP.as_secs()
+        ));
+    }
     for (scene, runs) in scenes {
         out.push_str(&format!(
             "\n### {}\n\n| path | viewers | updates/s per viewer | Mbit/s per viewer | presenter CPU | peak memory | errors |\n\

@@ -92,10 +92,12 @@ pub fn sound() -> anyhow::Result<SoundBench> {
         let end = Instant::now() + Duration::from_secs(45);
         let listeners = server.viewers(Path::Sound, 100, "listener", 30, Instant::now(), end)?;
         let (sound, _) = timed_sound(&session, &server, None, Duration::from_secs(20))?;
-        drop(server);
+        // The listeners end on their own at `end`; the server outlives them, or each would
+        // spend its remaining seconds reconnecting to nothing.
         for listener in listeners {
             let _ = listener.join();
         }
+        drop(server);
         (
             percentile(&sound, 0.5),
             percentile(&sound, 0.95),
