@@ -149,11 +149,28 @@ impl ViewerStatus {
     }
 }
 
+/// What viewers are told now, shared by every open stream: the first to send it frames the
+/// status record, the others send the same bytes.
+#[derive(Debug)]
+pub(crate) struct Told {
+    pub(crate) status: ViewerStatus,
+    pub(crate) record: std::sync::OnceLock<bytes::Bytes>,
+}
+
+impl Told {
+    fn new(status: ViewerStatus) -> Arc<Self> {
+        Arc::new(Told {
+            status,
+            record: std::sync::OnceLock::new(),
+        })
+    }
+}
+
 /// The share's shared state. Handlers and the `Share` handle hold it in an `Arc`.
 pub struct ShareState {
     pub(crate) settings: watch::Sender<Settings>,
     /// What viewers are told, changed only when it changes (pushed on each viewer's stream).
-    pub(crate) told_viewers: watch::Sender<ViewerStatus>,
+    pub(crate) told_viewers: watch::Sender<Arc<Told>>,
     pub(crate) frames: watch::Sender<Option<Arc<Frame>>>,
     pub(crate) capture: watch::Sender<CaptureStatus>,
     pub(crate) demand: Arc<Demand>,
@@ -188,11 +205,11 @@ impl std::fmt::Debug for ShareState {
 impl ShareState {
     pub(crate) fn new(settings: Settings, screens: Arc<dyn Screens>, long_poll: Duration) -> Self {
         let epoch = std::time::Instant::now();
-        let told_viewers = watch::Sender::new(ViewerStatus::of(
+        let told_viewers = watch::Sender::new(Told::new(ViewerStatus::of(
             &settings,
             &CaptureStatus::default(),
             false,
-        ));
+        )));
         Self {
             settings: watch::Sender::new(settings),
             told_viewers,
@@ -384,8 +401,10 @@ impl ShareState {
     fn refresh_viewer_status(&self) {
         let now = self.viewer_status();
         self.told_viewers.send_if_modified(|told| {
-            let changed = *told != now;
-            *told = now;
+            let changed = told.status != now;
+            if changed {
+                *told = Told::new(now);
+            }
             changed
         });
     }

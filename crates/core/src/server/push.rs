@@ -140,7 +140,7 @@ fn parse_switch(name: &str, value: Option<&str>) -> Result<bool, ServerError> {
 struct Pusher {
     state: AppState,
     /// What viewers are told; a change goes out as a status record.
-    told: tokio::sync::watch::Receiver<crate::state::ViewerStatus>,
+    told: tokio::sync::watch::Receiver<Arc<crate::state::Told>>,
     visit: Visit,
     /// The last frame this stream carried, as tiles or video.
     after: u64,
@@ -253,16 +253,22 @@ impl Pusher {
         }
     }
 
-    /// What the page is told now, framed.
+    /// What the page is told now, framed (once for every stream).
     fn status_record(&mut self) -> Bytes {
-        let mut bytes = vec![STATUS_RECORD];
         let told = self.told.borrow_and_update().clone();
-        // A struct of plain fields always serialises; an empty object would do no harm.
-        if serde_json::to_writer(&mut bytes, &told).is_err() {
-            bytes.extend_from_slice(b"{}");
-        }
-        self.visit.served_bytes(bytes.len());
-        record(&bytes)
+        let framed = told
+            .record
+            .get_or_init(|| {
+                let mut bytes = vec![STATUS_RECORD];
+                // A struct of plain fields always serialises; an empty object would do no harm.
+                if serde_json::to_writer(&mut bytes, &told.status).is_err() {
+                    bytes.extend_from_slice(b"{}");
+                }
+                record(&bytes)
+            })
+            .clone();
+        self.visit.served_bytes(framed.len().saturating_sub(PREFIX));
+        framed
     }
 
     /// A sound record waiting, framed by its length.
