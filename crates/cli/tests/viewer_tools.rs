@@ -1,6 +1,6 @@
-//! A viewer's own tools in real headless Chromium, against the real binary on a private Xvfb:
-//! looking back at pictures shown earlier, snapshots, following the presenter's pointer while
-//! zoomed in, and a presenter who turns looking back off.
+//! A viewer's own tools in real headless Chromium (looking back also in WebKit), against the
+//! real binary on a private Xvfb: looking back at pictures shown earlier, snapshots, following
+//! the presenter's pointer while zoomed in, and a presenter who turns looking back off.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -158,21 +158,40 @@ async fn window_shows(browser: &Browser, colour: [u8; 3], what: &str) -> anyhow:
 #[tokio::test]
 async fn a_viewer_looks_back_at_an_earlier_slide_while_the_share_goes_on() -> anyhow::Result<()> {
     let xvfb = Xvfb::start()?;
-    show_slide(&xvfb, 0)?;
-    let served = Served::start(BIN, &xvfb, &["--fps", "15"])?;
     let browser = Browser::start().await?;
+    looks_back_at_an_earlier_slide(&xvfb, &browser).await?;
+    browser.close().await
+}
+
+/// The same in WebKit (Safari's engine): its own `CompressionStream`, canvas and keys.
+#[tokio::test]
+async fn in_webkit_a_viewer_looks_back_at_an_earlier_slide() -> anyhow::Result<()> {
+    let xvfb = Xvfb::start()?;
+    // Its window on a display of its own: on the shared one it would be filmed too.
+    let desk = Xvfb::start()?;
+    let browser = Browser::start_webkit(desk.display()).await?;
+    looks_back_at_an_earlier_slide(&xvfb, &browser).await?;
+    browser.close().await
+}
+
+/// Three slides, then a blinking caret, on `xvfb`; the page in `browser` keeps the slides and
+/// not the blinks, steps back to the first pixel for pixel while the share goes on underneath,
+/// counts what came meanwhile, and returns to live by button and by `Esc`.
+async fn looks_back_at_an_earlier_slide(xvfb: &Xvfb, browser: &Browser) -> anyhow::Result<()> {
+    show_slide(xvfb, 0)?;
+    let served = Served::start(BIN, xvfb, &["--fps", "15"])?;
     browser.client().goto(served.viewer_url()).await?;
 
-    live_is_the_screen(&browser, &xvfb, "the first slide").await?;
+    live_is_the_screen(browser, xvfb, "the first slide").await?;
     let first = xvfb.screenshot()?;
-    wait_kept(&browser, 1).await?;
-    show_slide(&xvfb, 1)?;
-    live_is_the_screen(&browser, &xvfb, "the second slide").await?;
-    wait_kept(&browser, 2).await?;
+    wait_kept(browser, 1).await?;
+    show_slide(xvfb, 1)?;
+    live_is_the_screen(browser, xvfb, "the second slide").await?;
+    wait_kept(browser, 2).await?;
     // A caret blinking on the third slide is not a new picture each time it blinks.
-    show_slide(&xvfb, 2)?;
-    live_is_the_screen(&browser, &xvfb, "the third slide").await?;
-    wait_kept(&browser, 3).await?;
+    show_slide(xvfb, 2)?;
+    live_is_the_screen(browser, xvfb, "the third slide").await?;
+    wait_kept(browser, 3).await?;
     let third = xvfb.screenshot()?;
     // Eight blinks of a 12x24 caret: enough change for the page to look again, too little
     // (and back where it was) for a new picture.
@@ -183,45 +202,45 @@ async fn a_viewer_looks_back_at_an_earlier_slide_while_the_share_goes_on() -> an
             SLIDES[2]
         };
         xvfb.fill(500, 400, 12, 24, colour)?;
-        live_is_the_screen(&browser, &xvfb, &format!("blink {blink}")).await?;
+        live_is_the_screen(browser, xvfb, &format!("blink {blink}")).await?;
     }
-    let stills = body_count(&browser, "stills").await;
+    let stills = body_count(browser, "stills").await;
     eventually(
         PATIENCE,
         "the page to look at the screen after the blinks",
-        || async { (body_count(&browser, "stills").await > stills).then_some(()) },
+        || async { (body_count(browser, "stills").await > stills).then_some(()) },
     )
     .await?;
     assert_eq!(
-        body_count(&browser, "kept").await,
+        body_count(browser, "kept").await,
         3,
         "a blinking caret is not a slide"
     );
     assert!(
-        visible(&browser, "look-back").await,
+        visible(browser, "look-back").await,
         "the Look back button shows"
     );
-    assert!(!visible(&browser, "lookback").await, "live at first");
+    assert!(!visible(browser, "lookback").await, "live at first");
 
     // ← twice: the live screen is the third slide, so the first step shows the second.
-    press(&browser, &key(Key::Left)).await?;
-    looking_at(&browser, "(2 of 3)", "looking at the second slide").await?;
-    press(&browser, &key(Key::Left)).await?;
-    looking_at(&browser, "(1 of 3)", "looking at the first slide").await?;
-    let said = text_of(&browser, "lookback-text").await;
+    press(browser, &key(Key::Left)).await?;
+    looking_at(browser, "(2 of 3)", "looking at the second slide").await?;
+    press(browser, &key(Key::Left)).await?;
+    looking_at(browser, "(1 of 3)", "looking at the first slide").await?;
+    let said = text_of(browser, "lookback-text").await;
     assert!(said.starts_with("You are looking at "), "{said}");
-    canvas_is(&browser, "past", &first, "the first slide, pixel for pixel").await?;
-    window_shows(&browser, SLIDES[0], "the window to show the first slide").await?;
+    canvas_is(browser, "past", &first, "the first slide, pixel for pixel").await?;
+    window_shows(browser, SLIDES[0], "the window to show the first slide").await?;
     // The share is on the third slide meanwhile, and live updates keep arriving.
     assert_eq!(
         browser.canvas("screen").await?,
         third,
         "live is the third slide"
     );
-    show_slide(&xvfb, 3)?;
-    live_is_the_screen(&browser, &xvfb, "the fourth slide, underneath").await?;
+    show_slide(xvfb, 3)?;
+    live_is_the_screen(browser, xvfb, "the fourth slide, underneath").await?;
     eventually(PATIENCE, "the page to say a new picture came", || async {
-        (text_of(&browser, "to-live").await == "Back to live (1 new)").then_some(())
+        (text_of(browser, "to-live").await == "Back to live (1 new)").then_some(())
     })
     .await?;
     assert_eq!(
@@ -229,29 +248,29 @@ async fn a_viewer_looks_back_at_an_earlier_slide_while_the_share_goes_on() -> an
         first,
         "still looking at the first slide"
     );
-    window_shows(&browser, SLIDES[0], "the first slide still in view").await?;
+    window_shows(browser, SLIDES[0], "the first slide still in view").await?;
 
     // → steps forward; Back to live returns in one click.
-    press(&browser, &key(Key::Right)).await?;
-    looking_at(&browser, "(2 of 4)", "looking at the second slide again").await?;
-    click(&browser, "to-live").await?;
+    press(browser, &key(Key::Right)).await?;
+    looking_at(browser, "(2 of 4)", "looking at the second slide again").await?;
+    click(browser, "to-live").await?;
     eventually(PATIENCE, "live again", || async {
-        (!visible(&browser, "lookback").await && !visible(&browser, "past").await).then_some(())
+        (!visible(browser, "lookback").await && !visible(browser, "past").await).then_some(())
     })
     .await?;
-    window_shows(&browser, SLIDES[3], "the window to show the live slide").await?;
+    window_shows(browser, SLIDES[3], "the window to show the live slide").await?;
     // Esc is the key for it too.
-    press(&browser, &key(Key::Left)).await?;
+    press(browser, &key(Key::Left)).await?;
     eventually(PATIENCE, "looking back again", || async {
-        visible(&browser, "lookback").await.then_some(())
+        visible(browser, "lookback").await.then_some(())
     })
     .await?;
-    press(&browser, &key(Key::Escape)).await?;
+    press(browser, &key(Key::Escape)).await?;
     eventually(PATIENCE, "live after Esc", || async {
-        (!visible(&browser, "lookback").await).then_some(())
+        (!visible(browser, "lookback").await).then_some(())
     })
     .await?;
-    browser.close().await
+    Ok(())
 }
 
 /// A fresh folder for one browser's downloads.
