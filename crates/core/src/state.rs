@@ -466,3 +466,47 @@ impl ShareState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::synthetic::SyntheticScreens;
+
+    fn share() -> ShareState {
+        ShareState::new(
+            Settings::default(),
+            Arc::new(SyntheticScreens::new(&[(64, 48)])),
+            Duration::from_secs(1),
+        )
+    }
+
+    #[test]
+    fn streams_are_woken_only_when_what_viewers_are_told_changes() {
+        let state = share();
+        let mut told = state.told_viewers.subscribe();
+        let before = told.borrow_and_update().clone();
+
+        // Every grab changes the capture's status; viewers are told none of it.
+        state.capture.send_modify(|capture| {
+            capture.grabs += 1;
+            capture.grab_ms = 4.2;
+        });
+        state.refresh_viewer_status();
+        assert!(!told.has_changed().unwrap_or(true), "a grab is not news");
+        assert!(Arc::ptr_eq(&before, &told.borrow()), "nor framed again");
+
+        // A pause is.
+        state
+            .settings
+            .send_modify(|settings| settings.paused = true);
+        state.refresh_viewer_status();
+        assert!(told.has_changed().unwrap_or(false), "a pause is news");
+        let now = told.borrow_and_update().clone();
+        assert!(now.status.paused);
+        assert_eq!(now.status, state.viewer_status(), "what `status` answers");
+        assert!(
+            now.record.get().is_none(),
+            "framed by the first stream to send it"
+        );
+    }
+}
