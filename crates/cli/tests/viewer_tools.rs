@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fantoccini::Locator;
-use fantoccini::actions::{Actions, InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+use fantoccini::actions::{
+    Actions, InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction, WheelAction, WheelActions,
+};
 use fantoccini::key::Key;
 use screenshare_testkit::{Browser, Served, Xvfb, close_to, eventually};
 use serde_json::{Value, json};
@@ -436,16 +438,28 @@ async fn pointer_arrives(browser: &Browser, x: i32, y: i32) -> anyhow::Result<()
     .await
 }
 
-#[tokio::test]
-async fn zoomed_in_the_view_follows_the_pointer_until_moved_by_hand() -> anyhow::Result<()> {
+/// A slide shared at 30 fps with the X pointer near its top left, and a Chromium page (its
+/// window `window` big when given) that shows both.
+async fn a_page_on_a_slide_pointer_top_left(
+    window: Option<(u32, u32)>,
+) -> anyhow::Result<(Xvfb, Served, Browser)> {
     let xvfb = Xvfb::start()?;
     show_slide(&xvfb, 0)?;
     xvfb.move_pointer(20, 20)?;
     let served = Served::start(BIN, &xvfb, &["--fps", "30"])?;
     let browser = Browser::start().await?;
+    if let Some((width, height)) = window {
+        browser.client().set_window_size(width, height).await?;
+    }
     browser.client().goto(served.viewer_url()).await?;
     live_is_the_screen(&browser, &xvfb, "the slide").await?;
     pointer_arrives(&browser, 20, 20).await?;
+    Ok((xvfb, served, browser))
+}
+
+#[tokio::test]
+async fn zoomed_in_the_view_follows_the_pointer_until_moved_by_hand() -> anyhow::Result<()> {
+    let (xvfb, _served, browser) = a_page_on_a_slide_pointer_top_left(None).await?;
 
     // + three times: 1.5, 2, 3.
     press(&browser, "+++").await?;
@@ -511,6 +525,90 @@ async fn zoomed_in_the_view_follows_the_pointer_until_moved_by_hand() -> anyhow:
     // 0 fits the whole screen again.
     press(&browser, "0").await?;
     view_becomes(&browser, "zoom", "1.00", "fitted again").await?;
+    browser.close().await
+}
+
+/// At 1:1 in a window smaller than the shared screen the page scrolls; it follows the pointer
+/// by scrolling, until the viewer scrolls themselves (the wheel here), and `P` follows again.
+#[tokio::test]
+async fn at_one_to_one_in_a_small_window_the_view_follows_the_pointer() -> anyhow::Result<()> {
+    let (xvfb, _served, browser) = a_page_on_a_slide_pointer_top_left(Some((420, 340))).await?;
+    assert!(
+        !visible(&browser, "follow").await,
+        "no Follow button while the whole screen fits"
+    );
+
+    press(&browser, "z").await?;
+    eventually(PATIENCE, "the 1:1 view to offer Follow", || async {
+        visible(&browser, "follow").await.then_some(())
+    })
+    .await?;
+    let overflow = script(
+        &browser,
+        "const s = document.getElementById('stage'); \
+         return [s.scrollWidth - s.clientWidth, s.scrollHeight - s.clientHeight];",
+    )
+    .await;
+    assert!(
+        overflow[0].as_i64().unwrap_or(0) > 100 && overflow[1].as_i64().unwrap_or(0) > 100,
+        "the 640x480 screen at 1:1 overflows the small window: {overflow}"
+    );
+    // Corner to corner: every position the page hears of comes into view.
+    for step in 0..=8 {
+        let (x, y) = (20 + step * 75, 20 + step * 55);
+        xvfb.move_pointer(x as i16, y as i16)?;
+        pointer_arrives(&browser, x, y).await?;
+        eventually(
+            PATIENCE,
+            &format!("the pointer at ({x}, {y}) in view"),
+            || async { pointer_in_window(&browser, x, y).await.2.then_some(()) },
+        )
+        .await?;
+    }
+
+    // The viewer scrolls back to the top left with the wheel: following stops, and the view
+    // stays there while the pointer moves on.
+    let wheel = WheelActions::new("wheel".to_owned()).then(WheelAction::Scroll {
+        duration: None,
+        x: 100,
+        y: 100,
+        delta_x: -2000,
+        delta_y: -2000,
+    });
+    browser
+        .client()
+        .perform_actions(Actions::from(wheel))
+        .await?;
+    view_becomes(&browser, "follow", "false", "following to stop").await?;
+    let scrolled = || async {
+        script(
+            &browser,
+            "const s = document.getElementById('stage'); return [s.scrollLeft, s.scrollTop];",
+        )
+        .await
+    };
+    eventually(PATIENCE, "the view at the top left", || async {
+        (scrolled().await == json!([0, 0])).then_some(())
+    })
+    .await?;
+    xvfb.move_pointer(600, 440)?;
+    pointer_arrives(&browser, 600, 440).await?;
+    assert_eq!(
+        scrolled().await,
+        json!([0, 0]),
+        "the view stays where the viewer scrolled it"
+    );
+    assert!(
+        !pointer_in_window(&browser, 600, 440).await.2,
+        "the pointer went out of view"
+    );
+    // P follows again.
+    press(&browser, "p").await?;
+    view_becomes(&browser, "follow", "true", "following again").await?;
+    eventually(PATIENCE, "the pointer back in view", || async {
+        pointer_in_window(&browser, 600, 440).await.2.then_some(())
+    })
+    .await?;
     browser.close().await
 }
 

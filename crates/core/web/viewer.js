@@ -554,7 +554,7 @@
     $("zoom-level").textContent = `${Math.round(zoom.scale * 100)}%`;
     $("zoom-out").disabled = zoom.scale <= 1;
     $("zoom-in").disabled = zoom.scale >= MAX_ZOOM;
-    $("follow").hidden = zoom.scale <= 1;
+    $("follow").hidden = !canFollow();
     $("follow").setAttribute("aria-pressed", String(zoom.follow));
     view$.dataset.follow = String(zoom.follow);
   }
@@ -749,7 +749,7 @@
     if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
     else document.documentElement.requestFullscreen().catch(() => {});
   }
-  function toggleFit() { view.fit = !view.fit; resetZoom(); save(); render(); }
+  function toggleFit() { view.fit = !view.fit; resetZoom(); save(); render(); followPointer(); }
 
   // Zoom into the shared screen: pinch on a phone, keys (+ − 0), the bar's buttons or Ctrl and
   // the wheel; drag (or Shift and the arrows) to pan, double-tap to fit again. The zoom is this
@@ -823,7 +823,8 @@
   // Keeps the pointer in the middle part of the view: at once back inside when it left the view
   // (so it is never out of sight), then gliding the rest of the way.
   function followPointer() {
-    if (!zoom.follow || zoom.scale <= 1 || !view.fit || lookback.current) return;
+    if (!view.fit) { followByScrolling(); return; }
+    if (!zoom.follow || zoom.scale <= 1 || lookback.current) return;
     const spot = pointerOnStage();
     if (!spot) return;
     const w = stage.clientWidth, h = stage.clientHeight, mx = w * 0.25, my = h * 0.25;
@@ -850,6 +851,50 @@
     const moved = Math.abs(zoom.x - before.x) + Math.abs(zoom.y - before.y);
     if (Math.abs(zoom.target.x - zoom.x) + Math.abs(zoom.target.y - zoom.y) < 0.5 || (moved < 0.01 && t > 0)) { zoom.target = null; return; }
     zoom.frame = requestAnimationFrame(glide);
+  }
+  // At 1:1 the stage scrolls where the picture is larger than the window: following scrolls it
+  // so the pointer stays in the middle half, and the viewer's own scrolling stops following (as
+  // a drag does when zoomed). A scroll that leaves the stage anywhere but where following last
+  // put it is the viewer's.
+  const scrolls = () => !view.fit && (stage.scrollWidth > stage.clientWidth + 1 || stage.scrollHeight > stage.clientHeight + 1);
+  const canFollow = () => (view.fit ? zoom.scale > 1 : scrolls());
+  const scroll = { placed: null, target: null, frame: 0, last: 0 };
+  function scrollStage(left, top) {
+    stage.scrollTo(left, top);
+    scroll.placed = { left: stage.scrollLeft, top: stage.scrollTop };
+  }
+  stage.addEventListener("scroll", () => {
+    if (view.fit || !zoom.follow) return;
+    const placed = scroll.placed;
+    if (placed && Math.abs(stage.scrollLeft - placed.left) <= 1 && Math.abs(stage.scrollTop - placed.top) <= 1) return;
+    zoom.follow = false;
+    scroll.target = null;
+    renderTools();
+  }, { passive: true });
+  function followByScrolling() {
+    if (!zoom.follow || lookback.current || !scrolls() || pointer.shape === 0) return;
+    const w = stage.clientWidth, h = stage.clientHeight;
+    const x = view$.offsetLeft + pointer.x - stage.scrollLeft, y = view$.offsetTop + pointer.y - stage.scrollTop;
+    const shift = (at, size) => (at < size / 4 ? size / 4 - at : at > size * 3 / 4 ? size * 3 / 4 - at : 0);
+    const dx = shift(x, w), dy = shift(y, h);
+    if (dx === 0 && dy === 0) return;
+    // Out of sight: there at once; in sight, gliding.
+    if (x < 0 || y < 0 || x > w || y > h) { scroll.target = null; scrollStage(stage.scrollLeft - dx, stage.scrollTop - dy); return; }
+    scroll.target = { left: stage.scrollLeft - dx, top: stage.scrollTop - dy };
+    if (!scroll.frame) { scroll.last = performance.now(); scroll.frame = requestAnimationFrame(glideScroll); }
+  }
+  function glideScroll(now) {
+    scroll.frame = 0;
+    if (!scroll.target || !zoom.follow || view.fit) return;
+    const t = 1 - Math.exp(-(now - scroll.last) / 120);
+    scroll.last = now;
+    const from = { left: stage.scrollLeft, top: stage.scrollTop };
+    // At least a pixel a frame (scroll positions may be whole pixels), the last two at once.
+    const step = (at, to) => (Math.abs(to - at) < 2 ? to : at + Math.sign(to - at) * Math.max(1, Math.abs(to - at) * t));
+    scrollStage(step(from.left, scroll.target.left), step(from.top, scroll.target.top));
+    // Arrived, or held by the stage's edge.
+    if (stage.scrollLeft === from.left && stage.scrollTop === from.top) { scroll.target = null; return; }
+    scroll.frame = requestAnimationFrame(glideScroll);
   }
   function stopGlide() { zoom.target = null; if (zoom.frame) { cancelAnimationFrame(zoom.frame); zoom.frame = 0; } }
 
@@ -947,13 +992,17 @@
     else if (key === "+" || key === "=") zoomStep(1);
     else if (key === "-" || key === "_") zoomStep(-1);
     else if (key === "0") resetZoom();
-    else if (key === "p" || key === "P") { if (zoom.scale > 1) toggleFollow(); }
+    else if (key === "p" || key === "P") { if (canFollow()) toggleFollow(); }
     else if ((key === "m" || key === "M") && sound.offered && !soundBroken) toggleSound();
     else return;
     // A key used here does not also scroll the page or press a focused button.
     if (key.startsWith("Arrow") || key === " ") e.preventDefault();
   });
-  window.addEventListener("resize", () => { clampPan(); applyZoom(); });
+  window.addEventListener("resize", () => {
+    // A larger window pulls a scroll near the far edge back: its doing, not the viewer's.
+    if (scroll.placed) scroll.placed = { left: stage.scrollLeft, top: stage.scrollTop };
+    clampPan(); applyZoom(); followPointer();
+  });
   document.addEventListener("fullscreenchange", () => { $("fullscreen").textContent = document.fullscreenElement ? "Exit fullscreen" : "Fullscreen"; });
   window.addEventListener("online", interrupt);
 
