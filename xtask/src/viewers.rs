@@ -283,12 +283,11 @@ fn watch_stream(
             }
             counted_bytes = stream.wire_bytes();
             match next {
-                Ok(Some(record)) => {
+                Ok(Some(update)) => {
                     // Sound and status records are not updates.
-                    let Some(update) = Some(record).filter(|r| r.first() == Some(&WIRE_VERSION))
-                    else {
+                    if update.first() != Some(&WIRE_VERSION) {
                         continue;
-                    };
+                    }
                     // As the page does: `after` names the tiles drawn, not the video played.
                     if !is_video(&update) {
                         after = seq_of(&update).unwrap_or(after);

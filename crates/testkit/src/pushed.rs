@@ -10,6 +10,9 @@ use anyhow::{Context, bail};
 
 /// The first byte of a status record (`crates/core/src/server/push.rs`).
 const STATUS: u8 = 0xA3;
+/// The first bytes of sound records, a start and a fragment (`crates/core/src/audio/record.rs`).
+const SOUND_START: u8 = 0xA1;
+const SOUND_FRAGMENT: u8 = 0xA2;
 
 /// An open `stream` response: records read off its chunked body as they come.
 #[derive(Debug)]
@@ -133,7 +136,11 @@ impl PushedStream {
     pub fn next_update(&mut self, deadline: Instant) -> anyhow::Result<Option<Vec<u8>>> {
         loop {
             match self.next_record(deadline)? {
-                Some(record) if matches!(record.first(), Some(&(STATUS | 0xA1 | 0xA2))) => {}
+                Some(record)
+                    if matches!(
+                        record.first(),
+                        Some(&(STATUS | SOUND_START | SOUND_FRAGMENT))
+                    ) => {}
                 other => return Ok(other),
             }
         }
